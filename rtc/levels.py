@@ -1,0 +1,206 @@
+"""Kinetix levels and the "L" symbolic continuous environment of the paper (kinetix-env 3.0.2).
+
+Level files are loaded by absolute path (kinetix resolves relative paths against its own package,
+not the working directory). ``Level`` bundles the loaded state with its parameters; ``reset`` gives
+its first observation; ``render_level`` draws it; ``level_choices`` lists the levels the app offers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_WORLDS = PROJECT_ROOT / "worlds"
+DEFAULT_LEVEL = "worlds/l/grasp_easy.json"
+OBS_DIM = 679
+ACTION_DIM = 6
+RENDER_SIZE = 512  # the paper renders at 512x512
+
+# The paper's levels that kinetix-env also ships (the other four exist only in the paper's set).
+PAPER_LEVELS_IN_KINETIX = (
+    "car_launch",
+    "chain_lander",
+    "grasp_easy",
+    "h17_unicycle",
+    "hard_lunar_lander",
+    "mjc_half_cheetah",
+    "mjc_swimmer",
+    "mjc_walker",
+)
+
+
+class LevelError(ValueError):
+    """A level file that cannot be used, with a message naming it and what is accepted."""
+
+
+def static_env_params_l():
+    """Size "L": 12 polygons, 4 circles, 6 joints, 2 thrusters, 4 motor and 2 thruster bindings."""
+    from kinetix.environment.env_state import StaticEnvParams
+
+    return StaticEnvParams(
+        num_polygons=12,
+        num_circles=4,
+        num_joints=6,
+        num_thrusters=2,
+        num_motor_bindings=4,
+        num_thruster_bindings=2,
+        frame_skip=2,
+    )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Level:
+    """A loaded Kinetix level: its file, initial state and parameters."""
+
+    path: Path
+    state: Any
+    static_params: Any
+    env_params: Any
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def key(self) -> str:
+        from rtc.checkpoints import level_key
+
+        return level_key(self.path)
+
+
+def _comparable(static_params: Any) -> Any:
+    # Loading forces screen size and downscale; they only affect rendering.
+    return static_params.replace(screen_dim=(500, 500), downscale=4)
+
+
+def load_level(path: str | Path) -> Level:
+    """Load a Kinetix level JSON (any folder) as an "L"-size level, or raise ``LevelError`` saying why."""
+    from kinetix.util.saving import load_from_json_file
+
+    path = Path(path).expanduser().absolute()
+    if path.suffix != ".json":
+        raise LevelError(f"level {path} is not a .json file; accepted: a Kinetix level JSON")
+    if not path.is_file():
+        raise LevelError(f"level file {path} does not exist")
+    try:
+        json.loads(path.read_text())
+        state, static_params, env_params = load_from_json_file(str(path))
+    except Exception as err:  # kinetix raises KeyError/TypeError/... for malformed files
+        raise LevelError(f"level {path} is not a valid Kinetix level ({type(err).__name__}: {err})") from None
+    expected = static_env_params_l()
+    if _comparable(static_params) != _comparable(expected):
+        raise LevelError(
+            f"level {path.name} has static parameters {static_params}, but policies here use size 'L' "
+            f"({expected}); its observation would not have {OBS_DIM} floats"
+        )
+    return Level(path, state, expected, env_params)
+
+
+@functools.cache
+def make_env(auto_reset: bool = False):
+    """The paper's environment: size "L", continuous actions, flat symbolic observations."""
+    from kinetix.environment import make_kinetix_env
+    from kinetix.environment.env_state import EnvParams
+    from kinetix.environment.spaces import ActionType, ObservationType
+
+    return make_kinetix_env(
+        ActionType.CONTINUOUS,
+        ObservationType.SYMBOLIC_FLAT,
+        None,
+        EnvParams(),
+        static_env_params_l(),
+        auto_reset=auto_reset,
+    )
+
+
+def reset(level: Level, rng: jax.Array | None = None) -> tuple[jax.Array, Any]:
+    """Reset the environment to ``level``; returns ``(obs [679], env_state)``."""
+    rng = jax.random.key(0) if rng is None else rng
+    return make_env().reset(rng, level.env_params, override_reset_state=level.state)
+
+
+def check_obs_dim(level: Level, obs_dim: int) -> None:
+    """Refuse a policy whose observation size differs from what the level produces."""
+    if obs_dim != OBS_DIM:
+        raise LevelError(
+            f"the policy expects observations of {obs_dim} floats, but level {level.name} (size 'L', "
+            f"symbolic flat) gives {OBS_DIM}; pick a checkpoint trained on size-'L' levels"
+        )
+
+
+@functools.cache
+def _pixel_renderer():
+    from kinetix.environment.env_state import EnvParams
+    from kinetix.render.renderer_pixels import make_render_pixels
+
+    static = static_env_params_l().replace(screen_dim=(RENDER_SIZE, RENDER_SIZE), downscale=1)
+    return jax.jit(make_render_pixels(EnvParams(), static))
+
+
+def render_state(env_state: Any) -> np.ndarray:
+    """An ``[H, W, 3]`` uint8 picture of an environment state, upright (y axis pointing up)."""
+    pixels = np.asarray(_pixel_renderer()(env_state))
+    return np.ascontiguousarray(np.clip(pixels, 0, 255).astype(np.uint8).transpose(1, 0, 2)[::-1])
+
+
+def render_level(level: Level) -> np.ndarray:
+    """The level's initial state as an ``[H, W, 3]`` uint8 image."""
+    return render_state(level.state)
+
+
+def kinetix_levels_folder() -> Path:
+    """Where kinetix-env installs its own "L" levels."""
+    import kinetix
+
+    return Path(kinetix.__file__).parent / "levels" / "l"
+
+
+def level_choices(folders: list[Path] | None = None) -> dict[str, Path]:
+    """Levels to offer, by display name (``worlds/l/x.json`` style): project ``worlds/`` first, then kinetix's."""
+    folders = [PROJECT_WORLDS] if folders is None else folders
+    choices: dict[str, Path] = {}
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*.json")):
+            choices.setdefault(str(Path(folder.name) / path.relative_to(folder)), path)
+    for path in sorted(kinetix_levels_folder().glob("*.json")):
+        choices.setdefault(f"kinetix/l/{path.name}", path)
+    return choices
+
+
+def resolve_level_path(level: str | Path) -> Path:
+    """A user's level argument as an absolute path: as given if it exists, else under the project root."""
+    path = Path(level).expanduser()
+    if path.is_absolute() or path.exists():
+        return path.absolute()
+    return PROJECT_ROOT / path
+
+
+def export_worlds(destination: Path = PROJECT_WORLDS / "l", names: tuple[str, ...] = PAPER_LEVELS_IN_KINETIX) -> list[Path]:
+    """Copy the paper's levels that kinetix-env ships into ``destination`` (how ``worlds/l`` was made)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in names:
+        target = destination / f"{name}.json"
+        shutil.copyfile(kinetix_levels_folder() / f"{name}.json", target)
+        written.append(target)
+    return written
+
+
+def random_actions(rng: jax.Array, steps: int) -> jnp.ndarray:
+    """Uniform valid actions ``[steps, 6]``: motors in [-1, 1], thrusters in [0, 1]."""
+    low = jnp.array([-1.0] * 4 + [0.0] * 2)
+    return jax.random.uniform(rng, (steps, ACTION_DIM), minval=low, maxval=1.0)
+
+
+if __name__ == "__main__":
+    for written_path in export_worlds():
+        print(written_path.relative_to(PROJECT_ROOT))
