@@ -257,20 +257,22 @@ def policy_from_pure_dict(params: dict, source: str = "checkpoint") -> FlowPolic
         raise CheckpointError(f"{source}: {err}") from None
     model = abstract_policy(config, obs_dim, action_dim)
     graphdef, state = nnx.split(model)
-    expected = dict(jax.tree_util.tree_leaves_with_path(state.to_pure_dict()))
+    expected = dict(jax.tree_util.tree_leaves_with_path(nnx.to_pure_dict(state)))
     found = dict(jax.tree_util.tree_leaves_with_path(params))
     fmt = jax.tree_util.keystr
     missing = sorted(fmt(k) for k in expected.keys() - found.keys())
     extra = sorted(fmt(k) for k in found.keys() - expected.keys())
     if missing or extra:
-        raise CheckpointError(f"{source}: parameter names do not match FlowPolicy (missing {missing}, unexpected {extra})")
+        raise CheckpointError(
+            f"{source}: parameter names do not match FlowPolicy (missing {missing}, unexpected {extra})"
+        )
     for key, leaf in expected.items():
         if tuple(leaf.shape) != tuple(found[key].shape):
             raise CheckpointError(
                 f"{source}: parameter {fmt(key)} has shape {found[key].shape}, expected {leaf.shape} "
                 f"for config {config} with obs_dim={obs_dim}, action_dim={action_dim}"
             )
-    state.replace_by_pure_dict(params)
+    nnx.replace_by_pure_dict(state, params)
     return nnx.merge(graphdef, state)
 
 
@@ -286,7 +288,7 @@ def save_policy(
 
     path = Path(path).absolute()
     path.mkdir(parents=True, exist_ok=True)
-    pure = nnx.state(policy).to_pure_dict()
+    pure = nnx.to_pure_dict(nnx.state(policy))
     pure = jax.tree_util.tree_map(np.asarray, _stringify_keys(pure))
     with ocp.StandardCheckpointer() as checkpointer:
         checkpointer.save(path / PARAMS_DIR, pure, force=True)
@@ -326,7 +328,7 @@ def _load_project_policy(path: Path) -> FlowPolicy:
     metadata = read_metadata(path)
     config = ModelConfig(**metadata["config"])
     model = abstract_policy(config, metadata["obs_dim"], metadata["action_dim"])
-    target = _stringify_keys(nnx.state(model).to_pure_dict())
+    target = _stringify_keys(nnx.to_pure_dict(nnx.state(model)))
     target = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
     with ocp.StandardCheckpointer() as checkpointer:
         try:

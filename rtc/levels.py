@@ -184,7 +184,9 @@ def resolve_level_path(level: str | Path) -> Path:
     return PROJECT_ROOT / path
 
 
-def export_worlds(destination: Path = PROJECT_WORLDS / "l", names: tuple[str, ...] = PAPER_LEVELS_IN_KINETIX) -> list[Path]:
+def export_worlds(
+    destination: Path = PROJECT_WORLDS / "l", names: tuple[str, ...] = PAPER_LEVELS_IN_KINETIX
+) -> list[Path]:
     """Copy the paper's levels that kinetix-env ships into ``destination`` (how ``worlds/l`` was made)."""
     destination.mkdir(parents=True, exist_ok=True)
     written = []

@@ -18,7 +18,7 @@ from flax import nnx
 from rtc import sampler
 from rtc.sampler import SCHEDULES, get_prefix_weights, schedule_index
 
-__all__ = ["ModelConfig", "FlowPolicy", "get_prefix_weights", "SCHEDULES", "schedule_index"]
+__all__ = ["SCHEDULES", "FlowPolicy", "ModelConfig", "get_prefix_weights", "schedule_index"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,9 +95,7 @@ class FlowPolicy(nnx.Module):
         self.action_dim = action_dim
         self.in_proj = nnx.Linear(action_dim + obs_dim, c, rngs=rngs)
         self.mlp_stack = nnx.List([MixerBlock(config, rngs=rngs) for _ in range(config.num_layers)])
-        self.time_mlp = nnx.Sequential(
-            nnx.Linear(c, c, rngs=rngs), nnx.swish, nnx.Linear(c, c, rngs=rngs), nnx.swish
-        )
+        self.time_mlp = nnx.Sequential(nnx.Linear(c, c, rngs=rngs), nnx.swish, nnx.Linear(c, c, rngs=rngs), nnx.swish)
         self.final_norm = nnx.LayerNorm(c, use_scale=False, use_bias=False, rngs=rngs)
         self.final_adaln = nnx.Linear(c, 2 * c, kernel_init=nnx.initializers.zeros_init(), rngs=rngs)
         self.out_proj = nnx.Linear(c, action_dim, rngs=rngs)

@@ -1,0 +1,146 @@
+"""Command line: plot what RTC did at every denoising step for one run, checkpoint and level.
+
+    python examples/visualize_flow_matching.py <run_path> [--level-path worlds/l/grasp_easy.json]
+        [--config.step -1] [--config.num-flow-steps 20] [--config.inference-delay 3]
+        [--config.execute-horizon 6] [--config.max-guidance-weight 5.0]
+        [--config.prefix-attention-schedule exp|linear|ones|zeros] [--config.action-dim-indices 0 1 2]
+        [--output-dir rtc_plots] [--seed 0]
+
+Also installed as ``rtc-visualize``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from rtc.sampler import SCHEDULES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="visualize_flow_matching.py",
+        description="Run RTC with tracking on a checkpoint and a Kinetix level, and save every plot and array.",
+    )
+    parser.add_argument("run_path", type=Path, help="training run folder (<run>/<epoch>/policies/<level_key>)")
+    parser.add_argument("--level-path", default="worlds/l/grasp_easy.json", help="Kinetix level JSON")
+    parser.add_argument("--config.step", dest="step", type=int, default=-1, help="epoch; -1 = latest")
+    parser.add_argument("--config.num-flow-steps", dest="num_flow_steps", type=int, default=20)
+    parser.add_argument("--config.inference-delay", dest="inference_delay", type=int, default=3)
+    parser.add_argument("--config.execute-horizon", dest="execute_horizon", type=int, default=6)
+    parser.add_argument("--config.max-guidance-weight", dest="max_guidance_weight", type=float, default=5.0)
+    parser.add_argument(
+        "--config.prefix-attention-schedule", dest="prefix_attention_schedule", choices=SCHEDULES, default="exp"
+    )
+    parser.add_argument(
+        "--config.action-dim-indices", dest="action_dim_indices", type=int, nargs="+", default=[0, 1, 2]
+    )
+    parser.add_argument("--output-dir", type=Path, default=Path("rtc_plots"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--legacy-threefry",
+        action="store_true",
+        help="draw noise as jax 0.4 did (jax_threefry_partitionable=False), to reproduce the paper's samples",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Do the work of one invocation; returns a summary (raises ``ValueError`` subclasses on bad input)."""
+    import jax
+    import numpy as np
+
+    if args.legacy_threefry:
+        jax.config.update("jax_threefry_partitionable", False)
+    from rtc import levels, pipeline, plots
+    from rtc.checkpoints import CheckpointError, load_policy, match_level_key, read_run
+
+    pipeline.enable_compilation_cache()
+    started = time.perf_counter()
+    with tqdm(total=4, desc="visualize", unit="phase", file=sys.stderr) as bar:
+        bar.set_postfix_str("loading checkpoint")
+        run_info = read_run(args.run_path)
+        if run_info is None:
+            raise CheckpointError(
+                f"{args.run_path} is not a training run: expected <run>/<epoch>/policies/<level_key>.pkl "
+                "(paper format) or <run>/<epoch>/policies/<level_key>/metadata.json (project format)"
+            )
+        epoch = run_info.resolve_epoch(args.step)
+        level_path = levels.resolve_level_path(args.level_path)
+        key = match_level_key(level_path, run_info.levels(epoch))
+        policy = load_policy(run_info.checkpoint(epoch, key))
+        bar.update()
+
+        bar.set_postfix_str("resetting level")
+        level = levels.load_level(level_path)
+        settings = pipeline.RTCSettings(
+            num_flow_steps=args.num_flow_steps,
+            inference_delay=args.inference_delay,
+            execute_horizon=args.execute_horizon,
+            max_guidance_weight=args.max_guidance_weight,
+            prefix_attention_schedule=args.prefix_attention_schedule,
+            seed=args.seed,
+        )
+        for warning in settings.validate(policy.action_chunk_size):
+            tqdm.write(f"warning: {warning}", file=sys.stderr)
+        for index in args.action_dim_indices:
+            if not 0 <= index < policy.action_dim:
+                raise ValueError(
+                    f"--config.action-dim-indices {index} is out of range; accepted 0..{policy.action_dim - 1}"
+                )
+        bar.update()
+
+        bar.set_postfix_str("sampling (compiles on first use)")
+        result = pipeline.inspect(policy, level, settings)
+        bar.update()
+
+        bar.set_postfix_str("saving plots")
+        out = args.output_dir
+        paths = plots.save_tracking_plots(
+            result.tracked,
+            out,
+            prefix="rtc",
+            action_dim_indices=args.action_dim_indices,
+            plain_action=result.plain["action"],
+        )
+        paths += plots.save_tracking_plots(
+            result.plain, out, prefix="plain", action_dim_indices=args.action_dim_indices
+        )
+        np.savez(out / "rtc_tracked.npz", **result.arrays())
+        summary = {
+            "run": str(run_info.path),
+            "epoch": epoch,
+            "level": str(level_path),
+            "level_key": key,
+            "settings": settings.to_dict(),
+            "legacy_threefry": bool(args.legacy_threefry),
+            "warnings": list(result.warnings),
+            "metrics": result.summary,
+            "files": [Path(p).name for p in paths] + ["rtc_tracked.npz", "summary.json"],
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        bar.update()
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        summary = run(args)
+    except (ValueError, OSError) as err:  # CheckpointError and LevelError are ValueErrors
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"Saved {len(summary['files'])} files to {args.output_dir}/ in {summary['seconds']} s")
+    for name, value in summary["metrics"].items():
+        print(f"  {name:32s} {value:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

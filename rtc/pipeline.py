@@ -1,0 +1,115 @@
+"""One inspection: a policy, a level and RTC settings in; tracked RTC and plain samples out.
+
+Shared by the command line, the app and the benchmarks, so all three show the same numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from rtc import levels, metrics, protocol
+from rtc.model import FlowPolicy
+from rtc.sampler import SCHEDULES
+
+
+@dataclasses.dataclass(frozen=True)
+class RTCSettings:
+    """What the user chooses; defaults are those of the tracking documentation (d=3, s=6, 20 steps)."""
+
+    num_flow_steps: int = 20
+    inference_delay: int = 3
+    execute_horizon: int = 6
+    max_guidance_weight: float = 5.0
+    prefix_attention_schedule: str = "exp"
+    seed: int = 0
+    batch_size: int = 1
+
+    def validate(self, chunk_size: int) -> list[str]:
+        """Raise ``ValueError`` naming a refused value and what is accepted; return warnings."""
+        if not 1 <= self.num_flow_steps <= 1000:
+            raise ValueError(f"num_flow_steps={self.num_flow_steps} is out of range; accepted: 1..1000")
+        if not 1 <= self.batch_size <= 4096:
+            raise ValueError(f"batch_size={self.batch_size} is out of range; accepted: 1..4096")
+        if self.prefix_attention_schedule not in SCHEDULES:
+            raise ValueError(
+                f"prefix_attention_schedule={self.prefix_attention_schedule!r} is not accepted; "
+                f"choose one of {', '.join(SCHEDULES)}"
+            )
+        if not (np.isfinite(self.max_guidance_weight) and self.max_guidance_weight >= 0):
+            raise ValueError(f"max_guidance_weight={self.max_guidance_weight} is not accepted; use a finite value >= 0")
+        if self.seed < 0:
+            raise ValueError(f"seed={self.seed} is not accepted; use an integer >= 0")
+        return protocol.validate_timing(self.inference_delay, self.execute_horizon, chunk_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Inspection:
+    """Tracked arrays (numpy) of one RTC sample and of the plain sample from the same noise."""
+
+    settings: RTCSettings
+    tracked: dict[str, np.ndarray]
+    plain: dict[str, np.ndarray]
+    obs: np.ndarray
+    first_chunk: np.ndarray
+    warnings: tuple[str, ...]
+
+    @property
+    def summary(self) -> dict[str, float]:
+        return metrics.summarize(self.tracked, self.plain["action"])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Everything as flat arrays for ``np.savez``: ``rtc/<key>``, ``plain/<key>``, ``obs``, ``first_chunk``."""
+        out = {f"rtc/{k}": v for k, v in self.tracked.items()}
+        out.update({f"plain/{k}": v for k, v in self.plain.items()})
+        out.update(obs=self.obs, first_chunk=self.first_chunk)
+        return out
+
+
+def inspect(policy: FlowPolicy, level: levels.Level, settings: RTCSettings) -> Inspection:
+    """Run the paper's protocol to the second chunk, then RTC and plain sampling with tracking on."""
+    warnings = settings.validate(policy.action_chunk_size)
+    levels.check_obs_dim(level, policy.obs_dim)
+    first_rng, sample_rng = jax.random.split(jax.random.key(settings.seed))
+    situation = protocol.protocol_situation(
+        policy, level, settings.num_flow_steps, settings.execute_horizon, first_rng, settings.batch_size
+    )
+    noise = policy.initial_noise(sample_rng, settings.batch_size)
+    _, tracked = policy.realtime_action(
+        None,
+        situation.obs,
+        settings.num_flow_steps,
+        situation.prev_action_chunk,
+        settings.inference_delay,
+        protocol.prefix_attention_horizon(settings.execute_horizon, policy.action_chunk_size),
+        settings.prefix_attention_schedule,
+        settings.max_guidance_weight,
+        return_tracking=True,
+        noise=noise,
+    )
+    _, plain = policy.action(None, situation.obs, settings.num_flow_steps, return_tracking=True, noise=noise)
+    return Inspection(
+        settings=settings,
+        tracked=jax.tree.map(np.asarray, tracked),
+        plain=jax.tree.map(np.asarray, plain),
+        obs=np.asarray(situation.obs),
+        first_chunk=np.asarray(situation.first_chunk),
+        warnings=tuple(warnings),
+    )
+
+
+def enable_compilation_cache(path: str | os.PathLike[str] | None = None) -> Path:
+    """Keep compiled programs on disk (``RTC_JAX_CACHE`` or ``~/.cache/rtc-inspector/jax``) across processes."""
+    folder = Path(path or os.environ.get("RTC_JAX_CACHE") or Path.home() / ".cache" / "rtc-inspector" / "jax")
+    folder.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    return folder

@@ -1,0 +1,118 @@
+"""The paper's chunked-execution protocol: how previous chunks are formed and actions executed.
+
+Per chunk, with inference delay ``d`` and execute horizon ``s`` (``d <= s <= H``): the new chunk is
+sampled from the observation at the chunk start; the executed actions are ``prev[:d]`` then
+``new[d:s]``; the next call's previous chunk is ``new[s:]`` padded with zeros to ``H``, and its
+prefix attention horizon is ``H - s``. The first chunk comes from plain sampling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from rtc import levels
+from rtc.model import FlowPolicy
+
+
+def validate_timing(inference_delay: int, execute_horizon: int, chunk_size: int) -> list[str]:
+    """Check ``0 <= d <= s <= H`` (raise ``ValueError`` naming the value) and return warnings.
+
+    The paper sweeps ``s <= H - d``; beyond it the prefix horizon ``H - s`` is shorter than the
+    delay, so frozen actions from index ``H - s`` on get no guidance (they still execute from the
+    previous chunk). That is accepted with a warning.
+    """
+    if not 0 <= inference_delay <= chunk_size:
+        raise ValueError(f"inference delay d={inference_delay} is out of range; accepted: 0..{chunk_size} (chunk size)")
+    if not max(1, inference_delay) <= execute_horizon <= chunk_size:
+        raise ValueError(
+            f"execute horizon s={execute_horizon} is out of range; accepted: max(1, d)={max(1, inference_delay)}"
+            f"..{chunk_size} (it must cover the delay d={inference_delay} and fit in the chunk of {chunk_size})"
+        )
+    warnings = []
+    if execute_horizon > chunk_size - inference_delay:
+        warnings.append(
+            f"execute horizon s={execute_horizon} > chunk size - delay = {chunk_size - inference_delay}: the prefix "
+            f"horizon H - s = {chunk_size - execute_horizon} is shorter than the delay d={inference_delay}, so the "
+            f"frozen actions at indices {chunk_size - execute_horizon}..{inference_delay - 1} get no guidance"
+        )
+    return warnings
+
+
+def prefix_attention_horizon(execute_horizon: int, chunk_size: int) -> int:
+    """The paper's choice ``p = H - s``: guide the part of the previous chunk that is still unexecuted."""
+    return chunk_size - execute_horizon
+
+
+def next_prev_chunk(chunk: jax.Array, execute_horizon: int | jax.Array) -> jax.Array:
+    """``chunk[..., s:, :]`` shifted to the front and zero-padded to the chunk length."""
+    horizon = chunk.shape[-2]
+    index = jnp.arange(horizon) + execute_horizon
+    shifted = jnp.take(chunk, jnp.clip(index, 0, horizon - 1), axis=-2)
+    return jnp.where((index < horizon)[:, None], shifted, 0.0)
+
+
+def executed_actions(prev_chunk: jax.Array, new_chunk: jax.Array, inference_delay: int | jax.Array) -> jax.Array:
+    """The whole chunk as the robot runs it: ``prev[:d]`` then ``new[d:]`` (execution stops at ``s``)."""
+    frozen = (jnp.arange(new_chunk.shape[-2]) < inference_delay)[:, None]
+    return jnp.where(frozen, prev_chunk, new_chunk)
+
+
+@jax.jit
+def _advance(env_state: Any, actions: jax.Array, num_actions: jax.Array, env_params: Any) -> tuple[jax.Array, Any]:
+    env = levels.make_env()
+
+    def body(i, carry):
+        _, state = carry
+        obs, state, *_ = env.step_env(jax.random.key(0), state, actions[i], env_params)
+        return obs, state
+
+    obs = env.get_obs(env_state)
+    return jax.lax.fori_loop(0, num_actions, body, (obs, env_state))
+
+
+def advance(level: levels.Level, env_state: Any, actions: jax.Array, num_actions: int) -> tuple[jax.Array, Any]:
+    """Execute ``actions[:num_actions]`` from ``env_state``; returns ``(obs, env_state)`` (compiled once)."""
+    return _advance(env_state, jnp.asarray(actions), jnp.asarray(num_actions, jnp.int32), level.env_params)
+
+
+@dataclasses.dataclass(frozen=True)
+class Situation:
+    """What the sampler sees at the second chunk of an episode, built by the paper's protocol."""
+
+    obs: jax.Array  # [B, obs_dim], the observation after executing the first chunk's s actions
+    prev_action_chunk: jax.Array  # [B, H, A], first chunk[s:] zero-padded
+    first_chunk: jax.Array  # [1, H, A], the plain sample at the reset observation
+    reset_obs: jax.Array  # [obs_dim]
+    env_state: Any
+
+
+def protocol_situation(
+    policy: FlowPolicy,
+    level: levels.Level,
+    num_steps: int,
+    execute_horizon: int,
+    rng: jax.Array,
+    batch_size: int = 1,
+) -> Situation:
+    """Reset ``level``, sample the first chunk plainly, execute its first ``s`` actions, form the previous chunk.
+
+    Every batch element shares the observation and previous chunk, so a batch shows how the
+    sampler's output varies with its noise alone.
+    """
+    levels.check_obs_dim(level, policy.obs_dim)
+    reset_obs, env_state = levels.reset(level)
+    first_chunk = policy.action(rng, reset_obs[None], num_steps)
+    obs, env_state = advance(level, env_state, first_chunk[0], execute_horizon)
+    prev = next_prev_chunk(first_chunk, execute_horizon)
+    batch = (batch_size, *prev.shape[1:])
+    return Situation(
+        obs=jnp.broadcast_to(obs, (batch_size, obs.shape[-1])),
+        prev_action_chunk=jnp.broadcast_to(prev, batch),
+        first_chunk=first_chunk,
+        reset_obs=reset_obs,
+        env_state=env_state,
+    )

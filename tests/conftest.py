@@ -1,0 +1,61 @@
+"""Shared fixtures: paths to ../shared, small models, the legacy-threefry switch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import pytest
+from flax import nnx
+
+from rtc.model import FlowPolicy, ModelConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("RTC_SHARED", PROJECT_ROOT.parent / "shared")).resolve()
+DEMO_RUN = PROJECT_ROOT / "runs" / "demo"
+SMALL_CONFIG = ModelConfig(
+    channel_dim=32, channel_hidden_dim=64, token_hidden_dim=16, num_layers=2, action_chunk_size=8
+)
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, failing (not skipping) when the reference material is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"reference material {path} is missing; set RTC_SHARED to the shared/ folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fixture_run() -> Path:
+    return shared_path("fixtures", "upstream_small_run")
+
+
+@pytest.fixture(scope="session")
+def shared_worlds() -> Path:
+    return shared_path("worlds", "l")
+
+
+@pytest.fixture
+def legacy_threefry():
+    """Draw noise as jax 0.4.35 did, for comparisons with the paper's stack."""
+    previous = jax.config.jax_threefry_partitionable
+    jax.config.update("jax_threefry_partitionable", False)
+    yield
+    jax.config.update("jax_threefry_partitionable", previous)
+
+
+def random_policy(obs_dim: int = 10, action_dim: int = 6, seed: int = 0, perturb: float = 0.3) -> FlowPolicy:
+    """A small policy whose zero-initialised adaLN kernels are perturbed, so every layer matters."""
+    policy = FlowPolicy(obs_dim, action_dim, SMALL_CONFIG, rngs=nnx.Rngs(seed))
+    graphdef, state = nnx.split(policy)
+    leaves, treedef = jax.tree.flatten(state)
+    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+    leaves = [leaf + perturb * jax.random.normal(k, leaf.shape) for leaf, k in zip(leaves, keys, strict=True)]
+    return nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
+
+
+@pytest.fixture(scope="session")
+def small_policy() -> FlowPolicy:
+    return random_policy()

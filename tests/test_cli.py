@@ -1,0 +1,100 @@
+"""The documented command line, on the demo run and on the paper-format fixture run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rtc import cli
+from tests.conftest import DEMO_RUN, PROJECT_ROOT
+
+EXAMPLE = PROJECT_ROOT / "examples" / "visualize_flow_matching.py"
+
+
+def test_documented_defaults():
+    args = cli.build_parser().parse_args(["runs/demo"])
+    assert (args.step, args.num_flow_steps, args.inference_delay, args.execute_horizon) == (-1, 20, 3, 6)
+    assert (args.max_guidance_weight, args.prefix_attention_schedule) == (5.0, "exp")
+    assert args.action_dim_indices == [0, 1, 2]
+    assert str(args.output_dir) == "rtc_plots" and args.seed == 0
+    assert args.level_path == "worlds/l/grasp_easy.json"
+
+
+def test_cli_on_the_demo_run_saves_plots_and_arrays(tmp_path, capsys):
+    out = tmp_path / "plots"
+    code = cli.main(
+        [
+            str(DEMO_RUN),
+            "--output-dir",
+            str(out),
+            "--config.num-flow-steps",
+            "8",
+            "--config.action-dim-indices",
+            "0",
+            "4",
+            "--config.prefix-attention-schedule",
+            "linear",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["level_key"] == "worlds_l_grasp_easy"
+    assert summary["settings"]["prefix_attention_schedule"] == "linear"
+    assert any("shorter than the delay" in w for w in summary["warnings"])  # d=3, s=6, H=8
+    for name in summary["files"]:
+        assert (out / name).is_file(), name
+    assert "rtc_flow_steps_b0_h0_a4.png" in summary["files"]
+    data = np.load(out / "rtc_tracked.npz")
+    assert data["rtc/x_t"].shape == (8, 1, 8, 6)
+    np.testing.assert_array_equal(data["rtc/x_t"][0], data["plain/x_t"][0])
+    assert summary["metrics"]["weighted_prefix_error_rtc"] < summary["metrics"]["weighted_prefix_error_plain"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--config.execute-horizon", "9"], "execute horizon s=9 is out of range"),
+        (["--config.inference-delay", "5", "--config.execute-horizon", "4"], "execute horizon s=4"),
+        (["--config.step", "7"], "epoch 7 is not in run"),
+        (["--level-path", "worlds/l/mjc_walker.json"], "no policy for level"),
+        (["--config.action-dim-indices", "6"], "action-dim-indices 6 is out of range; accepted 0..5"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, capsys, extra, message):
+    assert cli.main([str(DEMO_RUN), "--output-dir", str(tmp_path), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_example_script_on_the_paper_run_with_an_absolute_level_path(tmp_path, fixture_run, shared_worlds):
+    level = shared_worlds / "hard_lunar_lander.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLE),
+            str(fixture_run),
+            "--level-path",
+            str(level),
+            "--output-dir",
+            str(tmp_path),
+            "--config.num-flow-steps",
+            "10",
+            "--config.inference-delay",
+            "2",
+            "--config.execute-horizon",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["level_key"] == "worlds_l_hard_lunar_lander" and summary["epoch"] == 3
+    assert summary["warnings"] == []
+    assert "Saved" in result.stdout

@@ -1,0 +1,112 @@
+"""Levels and environment: observations equal the paper's stack for all 12 levels; clear refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rtc import levels
+from tests.conftest import shared_path
+
+PAPER_LEVELS = sorted(p.stem for p in shared_path("worlds", "l").glob("*.json"))
+
+
+@jax.jit
+def _ten_steps(state, env_params):
+    env = levels.make_env()
+
+    def body(state, k):
+        action = jnp.sin(0.7 * jnp.arange(6) + 0.3 * k)
+        obs, state, *_ = env.step_env(jax.random.key(k), state, action, env_params)
+        return state, obs
+
+    return jax.lax.scan(body, state, jnp.arange(10))[1]
+
+
+@pytest.fixture(scope="module")
+def upstream_obs():
+    return np.load(shared_path("fixtures", "upstream_obs.npz"))
+
+
+def test_there_are_twelve_paper_levels():
+    assert len(PAPER_LEVELS) == 12
+
+
+@pytest.mark.parametrize("name", PAPER_LEVELS)
+def test_observations_match_the_paper_stack(upstream_obs, shared_worlds, name):
+    level = levels.load_level(shared_worlds / f"{name}.json")
+    assert level.key == f"worlds_l_{name}"
+    obs, state = levels.reset(level, jax.random.key(0))
+    expected = upstream_obs[level.key]
+    assert obs.shape == (levels.OBS_DIM,)
+    np.testing.assert_array_equal(obs, expected[0])
+    np.testing.assert_allclose(_ten_steps(state, level.env_params), expected[1:], rtol=0, atol=2e-5)
+
+
+def test_project_worlds_are_the_kinetix_levels_of_the_paper():
+    shipped = sorted(p.stem for p in (levels.PROJECT_WORLDS / "l").glob("*.json"))
+    assert shipped == sorted(levels.PAPER_LEVELS_IN_KINETIX)
+    for name in shipped:
+        assert (levels.PROJECT_WORLDS / "l" / f"{name}.json").read_bytes() == (
+            levels.kinetix_levels_folder() / f"{name}.json"
+        ).read_bytes()
+
+
+def test_level_choices_offer_project_then_kinetix_levels(tmp_path):
+    shutil.copy(shared_path("worlds", "l", "catapult.json"), tmp_path / "catapult.json")
+    choices = levels.level_choices([levels.PROJECT_WORLDS, tmp_path])
+    names = list(choices)
+    assert names[0].startswith("worlds/l/")
+    assert f"{tmp_path.name}/catapult.json" in choices
+    assert "kinetix/l/h4_cartpole.json" in choices
+
+
+def test_render_level_draws_the_scene(shared_worlds):
+    image = levels.render_level(levels.load_level(shared_worlds / "grasp_easy.json"))
+    assert image.shape == (levels.RENDER_SIZE, levels.RENDER_SIZE, 3)
+    assert image.dtype == np.uint8
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 5  # floor, shapes, background
+    floor, sky = image[-5].mean(axis=0), image[5].mean(axis=0)
+    assert not np.allclose(floor, sky)  # upright: the floor is at the bottom
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.json", None, "does not exist"),
+        ("level.txt", "{}", "not a .json file"),
+        ("broken.json", "{not json", "not a valid Kinetix level"),
+        ("empty.json", "{}", "not a valid Kinetix level"),
+    ],
+)
+def test_bad_level_files_are_refused_with_the_reason(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(levels.LevelError, match=message):
+        levels.load_level(path)
+
+
+def test_a_level_of_another_size_is_refused(tmp_path):
+    medium = levels.kinetix_levels_folder().parent / "m" / "arm_left.json"
+    with pytest.raises(levels.LevelError, match="policies here use size 'L'.*679"):
+        levels.load_level(medium)
+
+
+def test_a_policy_with_another_observation_size_is_refused(shared_worlds):
+    level = levels.load_level(shared_worlds / "grasp_easy.json")
+    with pytest.raises(levels.LevelError, match="expects observations of 100 floats.*gives 679"):
+        levels.check_obs_dim(level, 100)
+    levels.check_obs_dim(level, 679)
+
+
+def test_level_json_parse_is_checked_before_kinetix(tmp_path):
+    data = json.loads(shared_path("worlds", "l", "grasp_easy.json").read_text())
+    path = tmp_path / "copy.json"
+    path.write_text(json.dumps(data))
+    assert levels.load_level(path).name == "copy"

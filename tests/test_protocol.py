@@ -1,0 +1,74 @@
+"""The paper's chunked-execution protocol: previous chunks, executed actions, timing rules."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rtc import levels, protocol
+from rtc.pipeline import RTCSettings, inspect
+from tests.conftest import random_policy
+
+
+def test_next_prev_chunk_shifts_and_pads_with_zeros():
+    chunk = jnp.arange(2 * 8 * 6, dtype=jnp.float32).reshape(2, 8, 6)
+    prev = protocol.next_prev_chunk(chunk, 5)
+    np.testing.assert_array_equal(prev[:, :3], chunk[:, 5:])
+    np.testing.assert_array_equal(prev[:, 3:], 0)
+    np.testing.assert_array_equal(protocol.next_prev_chunk(chunk, 8), 0)
+
+
+def test_executed_actions_take_the_frozen_part_from_the_previous_chunk():
+    prev, new = jnp.zeros((1, 8, 6)), jnp.ones((1, 8, 6))
+    executed = protocol.executed_actions(prev, new, 3)
+    np.testing.assert_array_equal(executed[0, :3], 0)
+    np.testing.assert_array_equal(executed[0, 3:], 1)
+
+
+@pytest.mark.parametrize(
+    ("d", "s", "message"),
+    [
+        (9, 9, "inference delay d=9 is out of range; accepted: 0..8"),
+        (3, 2, "execute horizon s=2 is out of range; accepted: max\\(1, d\\)=3..8"),
+        (0, 0, "execute horizon s=0 is out of range"),
+        (2, 9, "execute horizon s=9"),
+    ],
+)
+def test_refused_timings_name_the_value(d, s, message):
+    with pytest.raises(ValueError, match=message):
+        protocol.validate_timing(d, s, 8)
+
+
+def test_documented_defaults_are_accepted_with_a_warning():
+    (warning,) = protocol.validate_timing(3, 6, 8)
+    assert "prefix horizon H - s = 2 is shorter than the delay d=3" in warning
+    assert protocol.validate_timing(2, 5, 8) == []
+    assert protocol.validate_timing(0, 8, 8) == []
+
+
+def test_inspection_follows_the_protocol(shared_worlds):
+    policy = random_policy(obs_dim=levels.OBS_DIM, seed=4)
+    level = levels.load_level(shared_worlds / "grasp_easy.json")
+    settings = RTCSettings(num_flow_steps=5, inference_delay=2, execute_horizon=5, batch_size=3, seed=1)
+    result = inspect(policy, level, settings)
+    prev = result.tracked["prev_action_chunk"]
+    np.testing.assert_array_equal(prev[:, :3], np.broadcast_to(result.first_chunk[:, 5:], (3, 3, 6)))
+    np.testing.assert_array_equal(prev[:, 3:], 0)
+    assert int(result.tracked["prefix_attention_horizon"]) == 3
+    # the observation is the one after executing the first chunk's 5 actions
+    reset_obs, state = levels.reset(level)
+    obs, _ = protocol.advance(level, state, result.first_chunk[0], 5)
+    np.testing.assert_allclose(result.obs, np.broadcast_to(obs, (3, obs.shape[-1])), atol=1e-6)
+    assert not np.allclose(result.obs[0], reset_obs)
+    # RTC and plain share their starting noise
+    np.testing.assert_array_equal(result.tracked["x_t"][0], result.plain["x_t"][0])
+    assert result.warnings == ()
+    summary = result.summary
+    assert summary["weighted_prefix_error_rtc"] < summary["weighted_prefix_error_plain"]
+
+
+def test_inspection_refuses_a_policy_of_another_observation_size(shared_worlds):
+    level = levels.load_level(shared_worlds / "grasp_easy.json")
+    with pytest.raises(levels.LevelError, match="expects observations of 10 floats"):
+        inspect(random_policy(obs_dim=10), level, RTCSettings(num_flow_steps=2))
