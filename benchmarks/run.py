@@ -1,0 +1,333 @@
+"""Benchmark suite: every speed and memory target of the project, measured side by side in one run.
+
+    python benchmarks/run.py                 # everything (about 10 minutes on 2 CPU cores)
+    python benchmarks/run.py --only tracking guidance recompiles
+    python benchmarks/run.py --quick         # fewer repeats and sizes, for a smoke run
+
+Prints a table and writes a JSON summary (``--json``, default ``benchmarks/results/latest.json``).
+Ratios are measured interleaved (A, B, A, B, ...) so load on a shared machine hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from rtc.model import FlowPolicy, ModelConfig  # noqa: E402
+
+
+@dataclasses.dataclass
+class Row:
+    """One measured figure, with its target when the issue sets one."""
+
+    section: str
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    ok: bool | None = None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function, timed in turn so that machine load hits all of them alike."""
+    for fn in fns.values():
+        jax.block_until_ready(fn())
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+@contextlib.contextmanager
+def count_compiles() -> Iterator[list[int]]:
+    """Count XLA backend compilations inside the block (reads jax's monitoring events)."""
+    counter = [0]
+
+    def listener(event: str, duration: float, **kwargs) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            counter[0] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield counter
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def full_policy(chunk_size: int = 8, seed: int = 0) -> FlowPolicy:
+    return FlowPolicy(679, 6, ModelConfig(action_chunk_size=chunk_size), rngs=nnx.Rngs(seed))
+
+
+def inputs(batch: int, chunk_size: int = 8) -> tuple[jax.Array, jax.Array]:
+    obs = jax.random.normal(jax.random.key(0), (batch, 679))
+    prev = jax.random.normal(jax.random.key(1), (batch, chunk_size, 6))
+    return obs, prev
+
+
+# ------------------------------------------------------------------------------------------------
+# Sections
+
+
+def bench_tracking(quick: bool) -> list[Row]:
+    """Target 1: tracking on vs off, and target 2: guidance overhead against plain sampling."""
+    policy = full_policy()
+    rows = []
+    for batch in (1, 64):
+        obs, prev = inputs(batch)
+
+        def rtc(track: bool, obs=obs, prev=prev):
+            out = policy.realtime_action(jax.random.key(2), obs, 20, prev, 3, 2, "exp", 5.0, track)
+            return out[0] if track else out
+
+        medians = interleaved_medians(
+            {
+                "tracked": lambda: rtc(True),
+                "untracked": lambda: rtc(False),
+                "plain": lambda obs=obs: policy.action(jax.random.key(2), obs, 20),
+            },
+            repeats=5 if quick else 21,
+        )
+        ratio = medians["tracked"] / medians["untracked"]
+        rows += [
+            Row("tracking", f"realtime_action tracked, batch {batch}", medians["tracked"] * 1e3, "ms"),
+            Row("tracking", f"realtime_action untracked, batch {batch}", medians["untracked"] * 1e3, "ms"),
+            Row("tracking", f"tracked / untracked, batch {batch}", ratio, "x", "<= 1.05", ratio <= 1.05),
+            Row("guidance", f"plain action, batch {batch}", medians["plain"] * 1e3, "ms"),
+        ]
+        overhead = medians["untracked"] / medians["plain"]
+        target = ("< 3.5", overhead < 3.5) if batch == 64 else ("", None)
+        rows.append(Row("guidance", f"realtime / plain, batch {batch}", overhead, "x", *target))
+    return rows
+
+
+def bench_recompiles(quick: bool) -> list[Row]:
+    """Target 3: settings changes compile nothing; a new step count or batch compiles once."""
+    policy = full_policy()
+    obs, prev = inputs(4)
+    changes = [
+        ("schedule", {"prefix_attention_schedule": "linear"}),
+        ("schedule", {"prefix_attention_schedule": "zeros"}),
+        ("delay", {"inference_delay": 1}),
+        ("execute horizon", {"prefix_attention_horizon": 5}),
+        ("guidance weight", {"max_guidance_weight": 1.5}),
+        ("seed", {"rng": jax.random.key(9)}),
+    ]
+    base = {
+        "rng": jax.random.key(0),
+        "inference_delay": 3,
+        "prefix_attention_horizon": 2,
+        "prefix_attention_schedule": "exp",
+        "max_guidance_weight": 5.0,
+    }
+    jax.block_until_ready(policy.realtime_action(obs=obs, num_steps=10, prev_action_chunk=prev, **base))  # compile
+    rows = []
+    for label, change in changes:
+        args = base | change
+        with count_compiles() as compiled:
+            jax.block_until_ready(policy.realtime_action(obs=obs, num_steps=10, prev_action_chunk=prev, **args))
+        rows.append(Row("recompiles", f"change {label}", compiled[0], "compiles", "0", compiled[0] == 0))
+    for label, (steps, batch) in {"new flow-step count": (12, 4), "new batch size": (10, 8)}.items():
+        obs_b, prev_b = inputs(batch)
+        counts = []
+        for _ in range(2):
+            with count_compiles() as compiled:
+                jax.block_until_ready(
+                    policy.realtime_action(obs=obs_b, num_steps=steps, prev_action_chunk=prev_b, **base)
+                )
+            counts.append(compiled[0])
+        rows.append(
+            Row(
+                "recompiles",
+                f"{label} (first call, then again)",
+                counts[0],
+                "compiles",
+                "1 then 0",
+                counts[0] >= 1 and counts[1] == 0,
+            )
+        )
+    return rows
+
+
+def bench_throughput(quick: bool) -> list[Row]:
+    """Target 7: seeds per second by batch size, and how cost grows with flow steps and chunk size."""
+    rows = []
+    policy = full_policy()
+    batches = (1, 16, 256) if quick else (1, 4, 16, 64, 256, 1024)
+    for batch in batches:
+        obs, prev = inputs(batch)
+        seconds = median_seconds(
+            lambda obs=obs, prev=prev: policy.realtime_action(jax.random.key(0), obs, 10, prev, 3, 2, "exp", 5.0),
+            repeats=3 if quick else 5,
+        )
+        rows.append(Row("throughput", f"RTC seeds/s, batch {batch}, 10 steps", batch / seconds, "seeds/s"))
+    obs, prev = inputs(64)
+    for steps in (5, 10, 20) if quick else (5, 10, 20, 40):
+        seconds = median_seconds(
+            lambda steps=steps: policy.realtime_action(jax.random.key(0), obs, steps, prev, 3, 2, "exp", 5.0), 3
+        )
+        rows.append(Row("throughput", f"RTC batch 64, {steps} flow steps", seconds * 1e3, "ms"))
+    for chunk in (4, 8, 16):
+        chunk_policy = full_policy(chunk)
+        obs_c, prev_c = inputs(64, chunk)
+        seconds = median_seconds(
+            lambda p=chunk_policy, o=obs_c, y=prev_c: p.realtime_action(jax.random.key(0), o, 10, y, 1, 2, "exp", 5.0),
+            3,
+        )
+        rows.append(Row("throughput", f"RTC batch 64, 10 steps, chunk {chunk}", seconds * 1e3, "ms"))
+    rows += bench_env_throughput(quick)
+    return rows
+
+
+def bench_env_throughput(quick: bool) -> list[Row]:
+    """Environment steps per second of batched closed-loop rollouts (demo policy, RTC, 5 flow steps)."""
+    from rtc import levels
+
+    rows = []
+    level = levels.load_level(levels.resolve_level_path("worlds/l/grasp_easy.json"))
+    try:
+        from rtc import rollout
+    except ImportError:
+        rollout = None
+    if rollout is None or not hasattr(rollout, "benchmark_rollout"):
+        # Plain batched stepping, the ceiling for any rollout.
+        env = levels.make_env()
+        _, state = levels.reset(level)
+
+        @jax.jit
+        def run(states, actions):
+            step = jax.vmap(lambda s, a: env.step_env(jax.random.key(0), s, a, level.env_params)[1])
+            return jax.lax.scan(lambda s, a: (step(s, a), None), states, actions)[0]
+
+        for batch in (1, 16, 64) if quick else (1, 16, 64, 256):
+            states = jax.tree.map(lambda x, b=batch: np.broadcast_to(x, (b, *x.shape)), state)
+            actions = jax.random.uniform(jax.random.key(0), (32, batch, 6))
+            seconds = median_seconds(lambda s=states, a=actions: run(s, a), 3)
+            rows.append(Row("throughput", f"env steps/s, open loop, batch {batch}", 32 * batch / seconds, "steps/s"))
+        return rows
+    for batch in (1, 16) if quick else (1, 16, 64):
+        steps_per_second = rollout.benchmark_rollout(level, episodes=batch)
+        rows.append(Row("throughput", f"env steps/s, closed-loop RTC, {batch} episodes", steps_per_second, "steps/s"))
+    return rows
+
+
+def bench_cli(quick: bool) -> list[Row]:
+    """Target 5: the documented example on the demo run, whole process (first run may fill the compile cache)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as out:
+        command = [
+            sys.executable,
+            str(ROOT / "examples" / "visualize_flow_matching.py"),
+            str(ROOT / "runs" / "demo"),
+            "--output-dir",
+            out,
+        ]
+        for attempt in ("first run", "second run (compile cache warm)"):
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+            seconds = time.perf_counter() - start
+            target = ("<= 12", seconds <= 12) if attempt.startswith("second") else ("", None)
+            rows.append(Row("cli", f"visualize_flow_matching on runs/demo, {attempt}", seconds, "s", *target))
+    return rows
+
+
+def bench_app(quick: bool) -> list[Row]:
+    """Targets 4, 6, 8: app latency, bundle build, memory (run in a fresh process: see benchmarks/app_bench.py)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "app_bench.py"), *(["--quick"] if quick else [])],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if result.returncode != 0:
+        print(result.stderr[-4000:], file=sys.stderr)
+        return [Row("app", "app benchmark failed (see stderr)", float("nan"), "", "runs", False)]
+    return [Row(**row) for row in json.loads(result.stdout.strip().splitlines()[-1])]
+
+
+SECTIONS: dict[str, Callable[[bool], list[Row]]] = {
+    "tracking": bench_tracking,
+    "recompiles": bench_recompiles,
+    "throughput": bench_throughput,
+    "cli": bench_cli,
+    "app": bench_app,
+}
+
+
+def machine() -> dict:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "devices": [str(d) for d in jax.devices()],
+        "backend": jax.default_backend(),
+    }
+
+
+def print_table(rows: list[Row]) -> None:
+    width = max(len(r.name) for r in rows) + 2
+    print(f"{'section':12s} {'measure':{width}s} {'value':>12s} {'unit':10s} {'target':10s} ok")
+    for r in rows:
+        mark = "" if r.ok is None else ("yes" if r.ok else "NO")
+        print(f"{r.section:12s} {r.name:{width}s} {r.value:12.3f} {r.unit:10s} {r.target:10s} {mark}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=sorted(SECTIONS), help="sections to run (default: all)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
+    args = parser.parse_args(argv)
+    rows: list[Row] = []
+    for name in args.only or list(SECTIONS):
+        print(f"== {name}", file=sys.stderr, flush=True)
+        rows += SECTIONS[name](args.quick)
+    print_table(rows)
+    summary = {
+        "machine": machine(),
+        "quick": args.quick,
+        "rows": [r.as_dict() for r in rows],
+        "all_targets_met": all(r.ok for r in rows if r.ok is not None),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({"all_targets_met": summary["all_targets_met"], "json": str(args.json)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
