@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -195,12 +194,6 @@ def export_worlds(
         shutil.copyfile(kinetix_levels_folder() / f"{name}.json", target)
         written.append(target)
     return written
-
-
-def random_actions(rng: jax.Array, steps: int) -> jnp.ndarray:
-    """Uniform valid actions ``[steps, 6]``: motors in [-1, 1], thrusters in [0, 1]."""
-    low = jnp.array([-1.0] * 4 + [0.0] * 2)
-    return jax.random.uniform(rng, (steps, ACTION_DIM), minval=low, maxval=1.0)
 
 
 if __name__ == "__main__":
