@@ -1,0 +1,196 @@
+"""App figures for ``benchmarks/run.py`` (run in a fresh process; prints its rows as JSON on the last line).
+
+- warm latency: a settings change to every figure of the x_t page built, server side (AppTest rerun),
+  on a full-size model (random weights, saved in the project's format in a temporary run root);
+- cold start: ``streamlit run`` in a fresh process until headless Chromium shows the first chart;
+- bundle: building the whole-report zip;
+- memory: peak resident memory after 100 distinct selections against after the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def row(name: str, value: float, unit: str, target: str = "", ok: bool | None = None) -> dict:
+    return {"section": "app", "name": name, "value": value, "unit": unit, "target": target, "ok": ok}
+
+
+def make_full_size_run(root: Path) -> None:
+    """A run with a full-size (paper config) policy for grasp_easy, random weights, project format."""
+    from flax import nnx
+
+    from rtc.checkpoints import save_policy
+    from rtc.model import FlowPolicy, ModelConfig
+
+    policy = FlowPolicy(679, 6, ModelConfig(), rngs=nnx.Rngs(0))
+    save_policy(policy, root / "full_size" / "0" / "policies" / "worlds_l_grasp_easy", level="worlds/l/grasp_easy.json")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def warm_latency_and_memory(root: Path, selections: int) -> list[dict]:
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["RTC_RUNS_ROOTS"] = str(root)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=900)
+    at.query_params.update({"run": "full_size", "steps": "20"})
+    at.run()
+    at.switch_page("pages/x_t.py").run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    after_first = peak_rss_mb()
+
+    changes = [
+        ("w_schedule", "selectbox", ["linear", "ones", "zeros", "exp"]),
+        ("w_max_guidance_weight", "number_input", [2.0, 3.5, 7.0, 5.0]),
+        ("w_seed", "number_input", [1, 2, 3, 4]),
+        ("w_delay", "number_input", [2, 1, 2, 3]),
+    ]
+    times = []
+    for key, kind, values in changes:
+        for value in values:
+            widget = getattr(at.sidebar, kind)(key=key)
+            start = time.perf_counter()
+            widget.set_value(value).run()
+            times.append(time.perf_counter() - start)
+            assert not at.exception and not at.error, (at.exception, at.error)
+    warm = statistics.median(times)
+    rows = [
+        row("settings change -> x_t page built (server, full-size, median)", warm, "s", "<= 0.5", warm <= 0.5),
+        row("settings change -> x_t page built (server, full-size, max)", max(times), "s"),
+    ]
+
+    for seed in range(100, 100 + selections):
+        at.sidebar.number_input(key="w_seed").set_value(seed).run()
+    after_many = peak_rss_mb()
+    ratio = after_many / after_first
+    rows += [
+        row("peak RSS after the first selection", after_first, "MB"),
+        row(f"peak RSS after {selections} more selections", after_many, "MB"),
+        row("peak RSS ratio (many / first)", ratio, "x", "<= 1.5", ratio <= 1.5),
+    ]
+    return rows
+
+
+def bundle_time() -> list[dict]:
+    """The whole-report zip for the demo run (as the app's download button builds it)."""
+    from rtc import bundle, levels, pipeline
+    from rtc.checkpoints import load_policy, read_run
+
+    policy = load_policy(read_run(ROOT / "runs" / "demo").checkpoint(-1, "worlds_l_grasp_easy"))
+    level = levels.load_level(levels.resolve_level_path("worlds/l/grasp_easy.json"))
+    result = pipeline.inspect(policy, level, pipeline.RTCSettings())
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        figures, charts, sections = bundle.report_content(result, 0, 0, (0, 1, 2))
+        data = bundle.build_bundle(result, figures, charts, {"run": "demo"}, sections=sections)
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    return [
+        row("whole-report bundle build (median of 3)", seconds, "s", "<= 3", seconds <= 3),
+        row("whole-report bundle size", len(data) / 2**20, "MB"),
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cold_start(cache: Path, label: str) -> list[dict]:
+    """Fresh ``streamlit run`` process until Chromium shows the overview's first chart, on the demo run."""
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    env = {**os.environ, "RTC_RUNS_ROOTS": str(ROOT / "runs"), "RTC_JAX_CACHE": str(cache)}
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "streamlit_app.py",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+    ]
+    start = time.perf_counter()
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                if time.perf_counter() - start > 120:
+                    raise TimeoutError("server did not become healthy") from None
+                time.sleep(0.1)
+        healthy = time.perf_counter() - start
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("[data-testid='stImage'] img, .vega-embed canvas, .vega-embed svg", timeout=180_000)
+            drawn = time.perf_counter() - start
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return [
+        row(f"cold start ({label}): process -> /_stcore/health", healthy, "s"),
+        row(f"cold start ({label}): process -> first page drawn (Chromium)", drawn, "s", "<= 20", drawn <= 20),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="rtc_app_bench_"))
+    try:
+        rows = []
+        if shutil.which("chromium") or Path(CHROMIUM).exists():
+            rows += cold_start(root / "jax_cache", "empty compile cache")
+            rows += cold_start(root / "jax_cache", "compile cache filled by the previous start")
+        make_full_size_run(root)
+        rows += bundle_time()
+        rows += warm_latency_and_memory(root, selections=20 if args.quick else 100)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

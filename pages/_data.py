@@ -1,0 +1,84 @@
+"""Cached loading for the app: checkpoints, levels, pictures and inspections (Streamlit caches around rtc/).
+
+Loading a checkpoint or a level happens once per process (``st.cache_resource``); results are
+cached per selection (``st.cache_data`` with ``max_entries``). Only the number of flow steps and
+the batch size are compiled in; schedule, delay, horizon, guidance weight and seed are traced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from rtc import app_state, levels, pipeline
+from rtc.checkpoints import RunInfo, load_policy
+from rtc.model import FlowPolicy
+
+
+@st.cache_resource(show_spinner=False)
+def setup_process() -> Path:
+    """Once per server process: the on-disk JAX compilation cache."""
+    return pipeline.enable_compilation_cache()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def runs_under(roots: tuple[str, ...]) -> dict[str, RunInfo]:
+    """Runs under the roots by id (rescanned at most every 30 s, so new epochs appear)."""
+    return app_state.find_runs([Path(r) for r in roots])
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def level_candidates(folders: tuple[str, ...]) -> list[Path]:
+    """Level files offered: the configured folders, then kinetix's own levels."""
+    paths = app_state.level_files([Path(f) for f in folders])
+    kinetix = levels.kinetix_levels_folder()
+    return paths + (sorted(kinetix.glob("*.json")) if kinetix.is_dir() else [])
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def policy(path: str, mtime: float) -> FlowPolicy:
+    """A checkpoint as a ready policy (``mtime`` invalidates a rewritten checkpoint)."""
+    return load_policy(path)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def level(path: str) -> levels.Level:
+    """A Kinetix level, loaded once."""
+    return levels.load_level(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def level_picture(path: str) -> np.ndarray:
+    """The level's initial state as an image."""
+    return levels.render_level(level(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def level_picture_png(path: str) -> bytes:
+    """The level picture as PNG bytes (for bundles)."""
+    buffer = io.BytesIO()
+    Image.fromarray(level_picture(path)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@st.cache_resource(show_spinner=False)
+def compiled_shapes() -> set[tuple]:
+    """Sampler shapes compiled in this process (to say when a first compile is coming)."""
+    return set()
+
+
+def mtime(path: Path) -> float:
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def inspection(checkpoint: str, checkpoint_mtime: float, level_path: str, settings: tuple) -> pipeline.Inspection:
+    """One tracked RTC sample and its plain twin for a selection."""
+    names = [f.name for f in dataclasses.fields(pipeline.RTCSettings)]
+    chosen = pipeline.RTCSettings(**dict(zip(names, settings, strict=True)))
+    return pipeline.inspect(policy(checkpoint, checkpoint_mtime), level(level_path), chosen)

@@ -1,0 +1,214 @@
+"""What every page shares: the selection made in the sidebar, the page frame, figures, charts and downloads."""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+
+import streamlit as st
+
+from pages import _data
+from rtc import app_state, bundle, pipeline
+from rtc.app_state import Limits, Target, View
+from rtc.checkpoints import RunInfo
+
+CONTEXT_KEY = "rtc_context"
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """The sidebar's selection, resolved to files, for the pages to draw."""
+
+    target: Target
+    view: View
+    run: RunInfo
+    checkpoint: Path
+    level_path: Path | None
+    level_note: str
+    limits: Limits
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def settings(self) -> pipeline.RTCSettings:
+        return self.view.settings()
+
+    def meta(self, page: str) -> dict:
+        """What a bundle's manifest says about this selection."""
+        return {
+            "title": f"RTC report — {self.target.run}, epoch {self.target.epoch}, {self.target.level}",
+            "page": page,
+            "run": self.target.run,
+            "epoch": self.target.epoch,
+            "level": self.target.level,
+            "level_file": self.level_note,
+            "checkpoint": self.checkpoint.relative_to(self.run.path).as_posix(),
+            "view": {
+                "batch_index": self.view.batch_index,
+                "horizon_index": self.view.horizon_index,
+                "action_dims": list(self.view.dims),
+            },
+            "selection": app_state.describe(self.target, self.view),
+            "link_query": "?" + urllib.parse.urlencode(app_state.to_query(self.target, self.view), safe="/,"),
+        }
+
+
+def set_context(context: Context | None) -> None:
+    st.session_state[CONTEXT_KEY] = context
+
+
+def get_context() -> Context | None:
+    return st.session_state.get(CONTEXT_KEY)
+
+
+def unexpected(err: Exception) -> None:
+    """Show an unexpected exception as a short error (the traceback goes to the server log only)."""
+    traceback.print_exception(err)
+    st.error(
+        f"Something went wrong while drawing this page ({type(err).__name__}: {err}). "
+        "Try other settings; if it persists, the server log has the details."
+    )
+
+
+def compute(context: Context) -> pipeline.Inspection:
+    """The cached inspection of ``context``, saying what happens when it is slow (first compile, level load)."""
+    if context.level_path is None:
+        raise app_state.SelectionError(context.level_note)
+    settings = context.settings
+    shape = (context.checkpoint.as_posix(), settings.num_flow_steps, settings.batch_size)
+    args = (
+        str(context.checkpoint),
+        _data.mtime(context.checkpoint),
+        str(context.level_path),
+        dataclasses.astuple(settings),
+    )
+    compiled = _data.compiled_shapes()
+    if shape in compiled:
+        with st.spinner("Sampling…"):
+            return _data.inspection(*args)
+    placeholder = st.empty()
+    with placeholder.status(
+        f"Compiling the sampler for {settings.num_flow_steps} flow steps, batch {settings.batch_size} "
+        "(first time only; later changes of schedule, delay, horizon, weight or seed reuse it)…",
+        expanded=True,
+    ) as status:
+        status.write(f"Loading level {context.level_note} and the Kinetix simulator…")
+        _data.level(str(context.level_path))
+        status.write("Sampling the first chunk, executing it, then RTC and plain sampling with tracking…")
+        result = _data.inspection(*args)
+    compiled.add(shape)
+    placeholder.empty()
+    return result
+
+
+def downloads(page: str, context: Context, result: pipeline.Inspection) -> None:
+    """Two lazy download buttons: this page's figures, and the whole report."""
+    view, stem = context.view, app_state.file_stem(context.target, context.view)
+    look = (view.batch_index, view.horizon_index, view.dims)
+    level_path = context.level_path
+
+    def pictures() -> dict[str, bytes]:  # rendered on click only (the first render of a level is slow)
+        return {f"level_{level_path.stem}": _data.level_picture_png(str(level_path))}
+
+    def page_zip() -> bytes:
+        figures = bundle.page_figures(page, result, *look)
+        charts = bundle.page_charts(page, result, *look)
+        sections = {page: [*charts, *figures]}
+        return bundle.build_bundle(result, figures, charts, context.meta(page), sections=sections, pictures=pictures())
+
+    def report_zip() -> bytes:
+        figures, charts, sections = bundle.report_content(result, *look)
+        meta = context.meta("report")
+        return bundle.build_bundle(result, figures, charts, meta, sections=sections, pictures=pictures())
+
+    left, right = st.columns(2)
+    left.download_button(
+        "Download this page's figures (zip: PNG, SVG, PDF, data, report.html)",
+        data=page_zip,
+        file_name=f"rtc_{page}_{stem}.zip",
+        mime="application/zip",
+        on_click="ignore",
+        key=f"download_page_{page}",
+        icon=":material/download:",
+    )
+    right.download_button(
+        "Download the whole report (all pages, zip)",
+        data=report_zip,
+        file_name=f"rtc_report_{stem}.zip",
+        mime="application/zip",
+        on_click="ignore",
+        key=f"download_report_{page}",
+        icon=":material/folder_zip:",
+    )
+
+
+def figure(fig) -> None:
+    """A matplotlib figure from ``rtc.plots``."""
+    st.pyplot(fig)
+
+
+def chart(chart_obj, key: str) -> None:
+    """An Altair chart (hover, zoom, legend toggles)."""
+    st.altair_chart(chart_obj, key=key)
+
+
+def _through_entrypoint() -> None:
+    """Rerun through ``streamlit_app.py`` when Streamlit ran a page file alone.
+
+    A fresh server whose first request is a page URL (a shared link) runs that file directly, as in
+    Streamlit's older ``pages/`` mode, until some run has called ``st.navigation``; the sidebar would
+    then be missing. Switching that mode off and rerunning runs the entrypoint, which shows the page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def page(page_key: str, body: Callable[[Context, pipeline.Inspection], None]) -> None:
+    """Draw one page: title, one line on how to read it, then ``body`` (errors shown, never a traceback)."""
+    _through_entrypoint()
+    title, what = bundle.PAGES[page_key]
+    st.title(title)
+    st.markdown(what)
+    context = get_context()
+    if context is None:
+        st.info("Choose a run in the sidebar to start.")
+        return
+    st.caption(app_state.describe(context.target, context.view))
+    if context.error:
+        st.error(f"Refused setting: {context.error}. Change it in the sidebar to draw this page.")
+        return
+    try:
+        result = compute(context)
+        downloads(page_key, context, result)
+        body(context, result)
+    except (ValueError, OSError) as err:  # CheckpointError, LevelError, SelectionError, bad indices
+        st.error(str(err))
+    except Exception as err:
+        unexpected(err)
+
+
+def show_page_content(page_key: str, context: Context, result: pipeline.Inspection, *, figure_note: str = "") -> None:
+    """The page's interactive charts, then its matplotlib figures (several figures go in tabs)."""
+    view = context.view
+    look = (view.batch_index, view.horizon_index, view.dims)
+    for name, chart_obj in bundle.page_charts(page_key, result, *look).items():
+        chart(chart_obj, key=f"chart_{page_key}_{name}")
+    st.subheader("Figure", help="The matplotlib figure from rtc.plots, as in the command line and the bundle.")
+    if figure_note:
+        st.caption(figure_note)
+    figures = bundle.page_figures(page_key, result, *look)
+    if len(figures) == 1:
+        figure(next(iter(figures.values())))
+        return
+    # Only the open tab is drawn (switching tabs reruns), so several figures cost no more than one.
+    tabs = st.tabs([f"action dim {a}" for a in view.dims], key=f"figure_tabs_{page_key}", on_change="rerun")
+    for tab, fig in zip(tabs, figures.values(), strict=True):
+        if tab.open is not False:
+            with tab:
+                figure(fig)

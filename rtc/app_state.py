@@ -1,0 +1,384 @@
+"""What the report app shows, as plain data: run roots, level files, and the selection in the URL.
+
+Streamlit-free, so it can be unit-tested. The app never takes a path from the URL: a link names a
+run by its id (looked up among the runs found under the configured roots), an epoch and a level
+key of that run, and every file it reads is checked to resolve inside a run root.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from rtc.checkpoints import RunInfo, discover_runs, level_key
+from rtc.pipeline import RTCSettings
+from rtc.sampler import SCHEDULES
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RUNS_ROOTS_ENV = "RTC_RUNS_ROOTS"
+LEVEL_DIRS_ENV = "RTC_LEVEL_DIRS"
+DEFAULT_RUN = "runs/demo"
+DEFAULT_LEVEL_KEY = "worlds_l_grasp_easy"
+
+# Ranges the sidebar accepts (the sampler itself accepts more; these keep the app responsive).
+MAX_FLOW_STEPS = 200
+MAX_BATCH = 64
+MAX_GUIDANCE_WEIGHT = 100.0
+MAX_SEED = 2**31 - 1
+
+
+class SelectionError(ValueError):
+    """A selection the app refuses, with a message naming the value and what is accepted."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Where runs and levels come from
+
+
+def _split_dirs(value: str | None) -> list[Path]:
+    return [Path(part).expanduser() for part in (value or "").split(os.pathsep) if part.strip()]
+
+
+def _unique_dirs(paths: Iterable[Path]) -> list[Path]:
+    seen: dict[Path, None] = {}
+    for path in paths:
+        if path.is_dir():
+            seen.setdefault(path.resolve(), None)
+    return list(seen)
+
+
+def run_roots(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> list[Path]:
+    """Resolved run roots: ``RTC_RUNS_ROOTS`` (os.pathsep-separated) or the project's ``runs/`` and ``./logs-bc``."""
+    environ = os.environ if environ is None else environ
+    configured = _split_dirs(environ.get(RUNS_ROOTS_ENV))
+    if configured:
+        return _unique_dirs(configured)
+    cwd = Path.cwd() if cwd is None else cwd
+    return _unique_dirs([PROJECT_ROOT / "runs", cwd / "logs-bc", PROJECT_ROOT / "logs-bc"])
+
+
+def level_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Folders searched for level files: the project's ``worlds/`` then those in ``RTC_LEVEL_DIRS``."""
+    environ = os.environ if environ is None else environ
+    return _unique_dirs([PROJECT_ROOT / "worlds", *_split_dirs(environ.get(LEVEL_DIRS_ENV))])
+
+
+def is_within(path: Path, root: Path) -> bool:
+    """Whether ``path`` resolves (symlinks followed) inside ``root``."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _contained(path: Path, roots: Iterable[Path]) -> bool:
+    return any(is_within(path, root) for root in roots)
+
+
+def find_runs(roots: list[Path]) -> dict[str, RunInfo]:
+    """Runs under ``roots`` by id (the run folder relative to its root's parent), skipping symlink escapes."""
+    runs: dict[str, RunInfo] = {}
+    for root in roots:
+        for run in discover_runs(root):
+            if not is_within(run.path, root):
+                continue
+            run_id = run.path.resolve().relative_to(root.parent).as_posix()
+            if run_id in runs:
+                run_id = str(run.path.resolve())
+            runs[run_id] = run
+    return runs
+
+
+def checked_checkpoint(run: RunInfo, epoch: int, key: str, roots: list[Path]) -> Path:
+    """The checkpoint path of ``key`` at ``epoch``, refusing any file that resolves outside the run roots."""
+    path = run.checkpoint(epoch, key)
+    files = [path, *path.rglob("*")] if path.is_dir() else [path]
+    outside = [f for f in files if not _contained(f, roots)]
+    if outside:
+        raise SelectionError(
+            f"checkpoint {path.name} of run {run.name} points outside the configured run roots "
+            f"({outside[0]} resolves to {outside[0].resolve()}); set {RUNS_ROOTS_ENV} to include it"
+        )
+    return path
+
+
+def level_files(folders: list[Path]) -> list[Path]:
+    """Every ``*.json`` level file in ``folders``, in folder order."""
+    return [path for folder in folders for path in sorted(folder.rglob("*.json"))]
+
+
+def find_level_file(key: str, candidates: Iterable[Path]) -> Path | None:
+    """The level file for checkpoint key ``key``: an exact key match first, else the longest unique name match."""
+    candidates = list(candidates)
+    for path in candidates:
+        if level_key(path) == key:
+            return path
+    by_name = [p for p in candidates if key == p.stem or key.endswith("_" + p.stem)]
+    if not by_name:
+        return None
+    longest = max(len(p.stem) for p in by_name)
+    best = {p.stem: p for p in by_name if len(p.stem) == longest}
+    return next(iter(best.values())) if len(best) == 1 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# The selection
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Which policy and level: a run id, an epoch of it and a level key it has a policy for."""
+
+    run: str
+    epoch: int
+    level: str
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """RTC settings and what to look at."""
+
+    schedule: str = RTCSettings.prefix_attention_schedule
+    delay: int = RTCSettings.inference_delay
+    execute_horizon: int = RTCSettings.execute_horizon
+    flow_steps: int = RTCSettings.num_flow_steps
+    max_guidance_weight: float = RTCSettings.max_guidance_weight
+    seed: int = RTCSettings.seed
+    batch_size: int = RTCSettings.batch_size
+    batch_index: int = 0
+    horizon_index: int = 0
+    dims: tuple[int, ...] = (0, 1, 2)
+
+    def settings(self) -> RTCSettings:
+        return RTCSettings(
+            num_flow_steps=self.flow_steps,
+            inference_delay=self.delay,
+            execute_horizon=self.execute_horizon,
+            max_guidance_weight=self.max_guidance_weight,
+            prefix_attention_schedule=self.schedule,
+            seed=self.seed,
+            batch_size=self.batch_size,
+        )
+
+
+# URL parameter names; short so links stay readable.
+TARGET_PARAMS = {"run": "run", "epoch": "epoch", "level": "level"}
+VIEW_PARAMS = {
+    "schedule": "schedule",
+    "delay": "d",
+    "execute_horizon": "s",
+    "flow_steps": "steps",
+    "max_guidance_weight": "w",
+    "seed": "seed",
+    "batch_size": "batch",
+    "batch_index": "b",
+    "horizon_index": "h",
+    "dims": "dims",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Sizes of the loaded policy that bound the view."""
+
+    chunk_size: int
+    action_dim: int
+
+
+def default_target(runs: Mapping[str, RunInfo], has_level_file: Callable[[str], bool] | None = None) -> Target:
+    """The demo run if present (else the first), its latest epoch, and its first level with a level file."""
+    if not runs:
+        raise SelectionError(f"no training runs found; set {RUNS_ROOTS_ENV} to folders that hold runs")
+    run_id = DEFAULT_RUN if DEFAULT_RUN in runs else next(iter(runs))
+    run = runs[run_id]
+    epoch = run.latest_epoch
+    keys = run.levels(epoch)
+    usable = [k for k in keys if has_level_file is None or has_level_file(k)] or keys
+    level = DEFAULT_LEVEL_KEY if DEFAULT_LEVEL_KEY in usable else usable[0]
+    return Target(run_id, epoch, level)
+
+
+def _int(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise SelectionError(f"{name}={text!r} is not an integer") from None
+
+
+def _in_range(value: float, low: float, high: float, name: str, what: str = "") -> float:
+    if not low <= value <= high:
+        raise SelectionError(f"{name}={value} is out of range; accepted: {low}..{high}{what}")
+    return value
+
+
+def parse_target(
+    params: Mapping[str, str], runs: Mapping[str, RunInfo], has_level_file: Callable[[str], bool] | None = None
+) -> tuple[Target, list[str]]:
+    """The run, epoch and level named in ``params``; anything unknown falls back to a default, with a notice."""
+    default = default_target(runs, has_level_file)
+    notices: list[str] = []
+    run_id = params.get("run", default.run)
+    if run_id not in runs:
+        notices.append(f"run {run_id!r} was not found under the run roots; showing {default.run}")
+        run_id = default.run
+    run = runs[run_id]
+    epoch = run.latest_epoch
+    if "epoch" in params:
+        try:
+            asked = _int(params["epoch"], "epoch")
+            if asked not in run.epochs:
+                raise SelectionError(f"epoch {asked} is not in run {run_id} (available: {sorted(run.epochs)})")
+            epoch = asked
+        except SelectionError as err:
+            notices.append(f"{err}; showing the latest epoch {epoch}")
+    keys = run.levels(epoch)
+    usable = [k for k in keys if has_level_file is None or has_level_file(k)] or keys
+    fallback = DEFAULT_LEVEL_KEY if DEFAULT_LEVEL_KEY in usable else usable[0]
+    level = params.get("level", fallback)
+    if level not in keys:
+        notices.append(f"level {level!r} has no policy in run {run_id} at epoch {epoch}; showing {fallback}")
+        level = fallback
+    return Target(run_id, epoch, level), notices
+
+
+def _check_timing(view: View, limits: Limits) -> list[str]:
+    try:
+        return view.settings().validate(limits.chunk_size)
+    except ValueError as err:
+        raise SelectionError(str(err)) from None
+
+
+def _check_dims(view: View, limits: Limits) -> None:
+    if not view.dims:
+        raise SelectionError(f"no action dimension chosen; pick at least one of 0..{limits.action_dim - 1}")
+    for dim in view.dims:
+        _in_range(dim, 0, limits.action_dim - 1, "action dimension", f" (the policy has {limits.action_dim})")
+
+
+# Each check with the fields it resets when a link's value is refused, in dependency order.
+_CHECKS: tuple[tuple[tuple[str, ...], Callable[[View, Limits], object]], ...] = (
+    (("flow_steps",), lambda v, _: _in_range(v.flow_steps, 1, MAX_FLOW_STEPS, "flow steps")),
+    (("batch_size",), lambda v, _: _in_range(v.batch_size, 1, MAX_BATCH, "batch size")),
+    (
+        ("max_guidance_weight",),
+        lambda v, _: _in_range(v.max_guidance_weight, 0.0, MAX_GUIDANCE_WEIGHT, "maximum guidance weight"),
+    ),
+    (("seed",), lambda v, _: _in_range(v.seed, 0, MAX_SEED, "seed")),
+    (
+        ("batch_index",),
+        lambda v, _: _in_range(v.batch_index, 0, v.batch_size - 1, "batch element", f" (batch size {v.batch_size})"),
+    ),
+    (
+        ("horizon_index",),
+        lambda v, lim: _in_range(
+            v.horizon_index, 0, lim.chunk_size - 1, "horizon index", f" (chunk size {lim.chunk_size})"
+        ),
+    ),
+    (("dims",), _check_dims),
+    (("delay", "execute_horizon"), _check_timing),
+)
+
+
+def check_view(view: View, limits: Limits) -> list[str]:
+    """Raise ``SelectionError`` for a value the app refuses (naming it and the accepted range); return warnings."""
+    for _, check in _CHECKS[:-1]:
+        check(view, limits)
+    return _check_timing(view, limits)
+
+
+def _parse_field(name: str, text: str) -> object:
+    if name == "schedule":
+        if text not in SCHEDULES:
+            raise SelectionError(f"schedule={text!r} is not accepted; choose one of {', '.join(SCHEDULES)}")
+        return text
+    if name == "max_guidance_weight":
+        try:
+            return float(text)
+        except ValueError:
+            raise SelectionError(f"maximum guidance weight {text!r} is not a number") from None
+    if name == "dims":
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        return tuple(dict.fromkeys(_int(p, "action dimension") for p in parts))
+    return _int(text, name.replace("_", " "))
+
+
+def default_view(limits: Limits) -> View:
+    """The documented defaults (d=3, s=6, 20 steps, exp, w_max=5), looking at the first three action dims."""
+    h = limits.chunk_size
+    return View(
+        delay=min(View.delay, h),
+        execute_horizon=min(View.execute_horizon, h),
+        dims=tuple(range(min(3, limits.action_dim))),
+    )
+
+
+def parse_view(params: Mapping[str, str], limits: Limits) -> tuple[View, list[str]]:
+    """Settings and what to look at from ``params``; a refused value falls back to its default, with a notice."""
+    default = default_view(limits)
+    values: dict[str, object] = {}
+    notices: list[str] = []
+    for field, param in VIEW_PARAMS.items():
+        if param not in params:
+            continue
+        try:
+            values[field] = _parse_field(field, params[param])
+        except SelectionError as err:
+            notices.append(f"{err}; using the default")
+    view = dataclasses.replace(default, **values)
+    for fields, check in _CHECKS:
+        try:
+            check(view, limits)
+        except SelectionError as err:
+            view = dataclasses.replace(view, **{f: getattr(default, f) for f in fields})
+            notices.append(f"{err}; using the default")
+    return view, notices
+
+
+def schedule_note(view: View, limits: Limits) -> str | None:
+    """Why the schedule has no effect, when the guided prefix ``H - s`` lies inside the frozen part ``d``."""
+    prefix = limits.chunk_size - view.execute_horizon
+    if prefix > view.delay:
+        return None
+    return (
+        f"With s = {view.execute_horizon}, the guided prefix (H - s = {prefix}) lies inside the frozen part "
+        f"(d = {view.delay}), so every schedule gives the same weights (1 on the first {prefix}). "
+        f"Lower s to {limits.chunk_size - view.delay - 1} or less to see the schedule act."
+    )
+
+
+def to_query(target: Target, view: View) -> dict[str, str]:
+    """The URL query parameters of a selection (the inverse of ``parse_target`` + ``parse_view``)."""
+    query = {"run": target.run, "epoch": str(target.epoch), "level": target.level}
+    for field, param in VIEW_PARAMS.items():
+        value = getattr(view, field)
+        if field == "dims":
+            query[param] = ",".join(str(d) for d in value)
+        elif field == "max_guidance_weight":
+            query[param] = f"{value:g}"
+        else:
+            query[param] = str(value)
+    return query
+
+
+def describe(target: Target, view: View) -> str:
+    """A one-line description of a selection, for captions and manifests."""
+    return (
+        f"{target.run} · epoch {target.epoch} · {target.level} · {view.schedule} schedule, "
+        f"d={view.delay}, s={view.execute_horizon}, {view.flow_steps} flow steps, w_max={view.max_guidance_weight:g}, "
+        f"seed {view.seed}, batch {view.batch_size}"
+    )
+
+
+def file_stem(target: Target, view: View) -> str:
+    """A file-name-safe stem naming a selection: ``demo_e1_grasp_easy_exp_d3_s6_n20_w5_seed0``."""
+    run = Path(target.run).name
+    level = target.level.removeprefix("worlds_l_")
+    weight = f"{view.max_guidance_weight:g}".replace(".", "p")
+    raw = (
+        f"{run}_e{target.epoch}_{level}_{view.schedule}_d{view.delay}_s{view.execute_horizon}"
+        f"_n{view.flow_steps}_w{weight}_seed{view.seed}"
+    )
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in raw)

@@ -1,0 +1,401 @@
+"""Figure bundles: one zip with every figure (PNG, SVG, PDF), the tracked arrays, a manifest and an offline report.
+
+Layout of a bundle::
+
+    figures/png/<name>.png, figures/svg/<name>.svg, figures/pdf/<name>.pdf
+    charts/<name>.vl.json        the interactive charts as Vega-Lite specs
+    data/tracked.npz             every tracked array (``rtc/<key>``, ``plain/<key>``, ``obs``, ``first_chunk``)
+    report.html                  self-contained: inline JavaScript, specs and images; opens offline
+    manifest.json                selection, settings, package versions, time and sha256 of every other file
+
+``page_figures``/``page_charts`` say which figures and charts each app page shows, so a page's
+bundle holds exactly what the page draws. Nothing here imports streamlit.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import functools
+import hashlib
+import html
+import importlib.metadata
+import io
+import json
+import platform
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import altair as alt
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+from rtc import charts, plots
+from rtc.pipeline import Inspection
+
+FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
+REPORT_META = ("selection", "run", "epoch", "level", "level_file", "checkpoint", "view", "link_query")
+PNG_DPI = 120
+BUNDLE_FORMAT = "rtc-inspector-bundle"
+PACKAGES = (
+    "rtc-inspector",
+    "jax",
+    "jaxlib",
+    "flax",
+    "kinetix-env",
+    "numpy",
+    "matplotlib",
+    "altair",
+    "pandas",
+    "streamlit",
+    "vl-convert-python",
+)
+
+# Every page of the app: title and the one line that says what it shows and how to read it.
+PAGES: dict[str, tuple[str, str]] = {
+    "overview": (
+        "Overview",
+        "The new chunk RTC samples (blue) against the previous chunk it continues (red) and a plain sample "
+        "from the same noise (grey): purple marks the frozen actions (i < d), orange the rest of the guided prefix.",
+    ),
+    "x_t": (
+        "State x_t",
+        "How each action entry moves from noise (t = 0) to the final action (t = 1), one line per horizon "
+        "index: guided indices should end on their dotted previous-chunk value; plain (dashed) is free.",
+    ),
+    "v_t": (
+        "Velocity v_t",
+        "The network's velocity at every step, before guidance is added: where RTC (solid) and plain (dashed) "
+        "differ, guidance has already moved x_t to a different place.",
+    ),
+    "correction": (
+        "RTC correction",
+        "The guidance term at every step: the correction (VJP of the weighted error, solid) and what is "
+        "actually added to v_t after the guidance weight (dashed); it reaches unguided indices too, through "
+        "the network's Jacobian.",
+    ),
+    "error": (
+        "Error over steps",
+        "How far the denoiser's prediction x_1_pred is from the previous chunk on the guided indices, "
+        "weighted by the prefix weights (log scale): guidance pulls it down; where it stays high, the new "
+        "chunk does not continue the previous one.",
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# What each page shows
+
+
+def page_figures(
+    page: str, inspection: Inspection, batch_index: int, horizon_index: int, dims: Sequence[int]
+) -> dict[str, Figure]:
+    """The matplotlib figures of ``page`` by file-name stem (``rtc_…``/``plain_…`` say which sample)."""
+    b, h, dims = int(batch_index), int(horizon_index), [int(a) for a in dims]
+    rtc, plain = inspection.tracked, inspection.plain
+    if page == "overview":
+        return {f"rtc_chunk_overview_b{b}": plots.plot_chunk_overview(rtc, b, dims, plain["action"])}
+    if page == "x_t":
+        return {f"rtc_comparison_grid_b{b}_h{h}": plots.plot_comparison_grid(rtc, b, dims, h)}
+    if page == "v_t":
+        return {f"plain_comparison_grid_b{b}_h{h}": plots.plot_comparison_grid(plain, b, dims, h)}
+    if page == "correction":
+        return {f"rtc_flow_steps_b{b}_h{h}_a{a}": plots.plot_flow_matching_steps(rtc, b, a, h) for a in dims}
+    if page == "error":
+        return {f"rtc_error_b{b}": plots.plot_error_over_steps(rtc, b)}
+    raise ValueError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
+
+
+def page_charts(
+    page: str, inspection: Inspection, batch_index: int, horizon_index: int, dims: Sequence[int]
+) -> dict[str, alt.TopLevelMixin]:
+    """The Altair charts of ``page`` by file-name stem."""
+    b, h, dims = int(batch_index), int(horizon_index), [int(a) for a in dims]
+    rtc, plain = inspection.tracked, inspection.plain
+    if page == "overview":
+        return {f"chunk_b{b}": charts.chunk_chart(rtc, plain["action"], b, dims)}
+    if page == "x_t":
+        return {f"x_t_over_steps_b{b}": charts.x_t_chart(rtc, plain, b, dims, h)}
+    if page == "v_t":
+        return {f"v_t_over_steps_b{b}": charts.v_t_chart(rtc, plain, b, dims, h)}
+    if page == "correction":
+        return {
+            f"correction_over_steps_b{b}": charts.correction_chart(rtc, b, dims, h),
+            "guidance_weight": charts.guidance_weight_chart(rtc),
+        }
+    if page == "error":
+        return {f"error_over_steps_b{b}": charts.error_chart(rtc, b)}
+    raise ValueError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
+
+
+def report_content(
+    inspection: Inspection,
+    batch_index: int,
+    horizon_index: int,
+    dims: Sequence[int],
+    pages: Sequence[str] = tuple(PAGES),
+) -> tuple[dict[str, Figure], dict[str, alt.TopLevelMixin], dict[str, list[str]]]:
+    """Figures and charts of several pages (default: all), and which names belong to which page."""
+    figures: dict[str, Figure] = {}
+    chart_specs: dict[str, alt.TopLevelMixin] = {}
+    sections: dict[str, list[str]] = {}
+    for page in pages:
+        page_figs = page_figures(page, inspection, batch_index, horizon_index, dims)
+        page_chs = page_charts(page, inspection, batch_index, horizon_index, dims)
+        figures.update(page_figs)
+        chart_specs.update(page_chs)
+        sections[page] = [*page_chs, *page_figs]
+    return figures, chart_specs, sections
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def render_figure(fig: Figure, formats: Sequence[str] = FORMATS, dpi: int = PNG_DPI) -> dict[str, bytes]:
+    """``fig`` as bytes per format; the layout is computed by the first save and reused by the others.
+
+    SVG text stays text (editable, smaller); viewers draw it in their own sans-serif font.
+    """
+    engine = fig.get_layout_engine()
+    out: dict[str, bytes] = {}
+    try:
+        for fmt in formats:
+            buffer = io.BytesIO()
+            with matplotlib.rc_context({"svg.fonttype": "none"}):
+                fig.savefig(buffer, format=fmt, dpi=dpi, metadata=_metadata(fmt))
+            out[fmt] = buffer.getvalue()
+            fig.set_layout_engine("none")  # positions are fixed now; skip re-solving the layout
+        return out
+    finally:
+        fig.set_layout_engine(engine)
+
+
+def _metadata(fmt: str) -> dict[str, Any] | None:
+    # No creation dates in SVG/PDF, so identical figures give identical bytes.
+    if fmt == "svg":
+        return {"Date": None}
+    if fmt == "pdf":
+        return {"CreationDate": None}
+    return None
+
+
+def chart_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
+    """The Vega-Lite spec of ``chart`` with its data inlined (no row limit)."""
+    with alt.data_transformers.disable_max_rows():
+        return chart.to_dict()
+
+
+@functools.cache
+def vega_javascript() -> str | None:
+    """Vega, Vega-Lite and vega-embed as one script (from vl-convert-python), or None if it is not installed."""
+    try:
+        import vl_convert
+    except ImportError:
+        return None
+    version = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    supported = vl_convert.get_vegalite_versions()
+    return vl_convert.javascript_bundle(vl_version=version if version in supported else None)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape the numbers and figures."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+# ---------------------------------------------------------------------------------------------
+# The bundle
+
+
+def _npz(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buffer.getvalue()
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe to place inside a ``<script>`` element."""
+    return json.dumps(value).replace("</", "<\\/")
+
+
+def build_bundle(
+    inspection: Inspection,
+    figures: Mapping[str, Figure],
+    charts_by_name: Mapping[str, alt.TopLevelMixin],
+    meta: Mapping[str, Any],
+    *,
+    sections: Mapping[str, Sequence[str]] | None = None,
+    pictures: Mapping[str, bytes] | None = None,
+    formats: Sequence[str] = FORMATS,
+    now: datetime.datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> bytes:
+    """A zip of ``figures`` in every format, ``charts_by_name`` as specs, the arrays, a manifest and report.html.
+
+    ``meta`` describes the selection (run, checkpoint, level, settings, ...) and is copied into the
+    manifest; ``sections`` groups names by page for the report (default: one section with everything);
+    ``pictures`` are PNG images (e.g. the level) stored under ``images/`` and shown at the top of the report.
+    """
+    files: dict[str, tuple[bytes, str]] = {}
+    for name, data in (pictures or {}).items():
+        files[f"images/{name}.png"] = (data, f"picture {name} (PNG)")
+    images: dict[str, bytes] = {}
+    for name, fig in figures.items():
+        if progress:
+            progress(f"rendering figure {name}")
+        for fmt, data in render_figure(fig, formats).items():
+            files[f"figures/{fmt}/{name}.{fmt}"] = (data, f"figure {name} as {fmt.upper()}")
+            if fmt == "png":
+                images[name] = data
+    specs = {name: chart_spec(chart) for name, chart in charts_by_name.items()}
+    for name, spec in specs.items():
+        files[f"charts/{name}.vl.json"] = (
+            json.dumps(spec, indent=1).encode(),
+            f"interactive chart {name} (Vega-Lite spec with data)",
+        )
+    files["data/tracked.npz"] = (
+        _npz(inspection.arrays()),
+        "tracked arrays: rtc/<key> (RTC sample), plain/<key> (plain sample, same noise), obs, first_chunk",
+    )
+    created = (now or datetime.datetime.now(datetime.timezone.utc)).isoformat(timespec="seconds")
+    if progress:
+        progress("writing report.html")
+    report = report_html(
+        inspection, specs, images, meta, sections or {"report": [*specs, *images]}, created, pictures or {}
+    )
+    files["report.html"] = (report.encode(), "self-contained report: interactive charts and figures, opens offline")
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "version": 1,
+        "created": created,
+        **{k: v for k, v in meta.items() if k not in ("format", "version", "created", "files")},
+        "settings": inspection.settings.to_dict(),
+        "seed": inspection.settings.seed,
+        "warnings": list(inspection.warnings),
+        "summary": inspection.summary,
+        "packages": package_versions(),
+        "files": [
+            {"path": path, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "content": what}
+            for path, (data, what) in files.items()
+        ],
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", json.dumps(manifest, indent=2, default=_json_default) + "\n")
+        for path, (data, _) in files.items():
+            compress = zipfile.ZIP_STORED if path.endswith((".png", ".npz")) else zipfile.ZIP_DEFLATED
+            archive.writestr(path, data, compress_type=compress)
+    return buffer.getvalue()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# report.html
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; color: #222; }
+h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ddd; padding-bottom: 0.3rem; }
+p.what { color: #444; } table { border-collapse: collapse; margin: 0.5rem 0 1rem; }
+td, th { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; font-size: 0.9rem; }
+.warning { background: #fff6e0; border-left: 4px solid #f0a500; padding: 0.5rem 0.8rem; }
+.chart { margin: 1rem 0; overflow-x: auto; }
+img.figure { max-width: min(100%, 950px); border: 1px solid #eee; margin: 0.5rem 0; display: block; }
+img.picture { width: 280px; border: 1px solid #eee; }
+.note { color: #666; font-size: 0.85rem; }
+"""
+
+
+def _image(name: str, png: bytes, css: str = "figure") -> str:
+    encoded = base64.b64encode(png).decode()
+    label = html.escape(name)
+    return f'<img class="{css}" alt="{label}" title="{label}" src="data:image/png;base64,{encoded}">'
+
+
+def _table(rows: Mapping[str, Any]) -> str:
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows.items())
+    return f"<table>{body}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.5g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def report_html(
+    inspection: Inspection,
+    specs: Mapping[str, dict[str, Any]],
+    images: Mapping[str, bytes],
+    meta: Mapping[str, Any],
+    sections: Mapping[str, Sequence[str]],
+    created: str,
+    pictures: Mapping[str, bytes] | None = None,
+) -> str:
+    """One HTML file with the selection, the summary, every interactive chart and every figure (PNG inline)."""
+    javascript = vega_javascript()
+    script = javascript.replace("</script", "<\\/script") if javascript else None
+    title = str(meta.get("title", "RTC report"))
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style>",
+        f"<script>{script}</script>" if script else "",
+        "</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="note">Created {html.escape(created)}. Flow time t runs from 0 (noise) to 1 (data). '
+        "Hover a chart for values, drag or scroll to pan and zoom, click a legend entry to isolate it "
+        "(double-click to reset).</p>",
+        _table({k: v for k, v in meta.items() if k in REPORT_META}),
+        *(_image(name, data, "picture") for name, data in (pictures or {}).items()),
+        "<h2>Settings</h2>",
+        _table(inspection.settings.to_dict()),
+    ]
+    parts += [f'<p class="warning">{html.escape(w)}</p>' for w in inspection.warnings]
+    parts += ["<h2>Summary</h2>", _table(inspection.summary)]
+    if javascript is None:
+        parts.append(
+            '<p class="warning">The interactive charts need vl-convert-python when the bundle is built; '
+            "their specs are in charts/*.vl.json and the figures below are static.</p>"
+        )
+    chart_ids = {}
+    for page, names in sections.items():
+        heading, what = PAGES.get(page, (page, ""))
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        if what:
+            parts.append(f'<p class="what">{html.escape(what)}</p>')
+        for name in names:
+            if name in specs:
+                chart_ids[name] = f"chart-{len(chart_ids)}"
+                parts.append(f'<div class="chart" id="{chart_ids[name]}" data-name="{html.escape(name)}"></div>')
+            elif name in images:
+                parts.append(_image(name, images[name]))
+    specs_json = _script_json({chart_ids[n]: specs[n] for n in chart_ids})
+    parts.append(f'<script type="application/json" id="chart-specs">{specs_json}</script>')
+    if javascript:
+        parts.append(
+            "<script>const specs = JSON.parse(document.getElementById('chart-specs').textContent);"
+            "for (const [id, spec] of Object.entries(specs)) {"
+            "vegaEmbed('#' + id, spec, {actions: {export: true, source: false, compiled: false, editor: false}})"
+            ".catch((err) => { document.getElementById(id).textContent = 'chart failed: ' + err; }); }</script>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(p for p in parts if p)

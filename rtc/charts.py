@@ -1,0 +1,371 @@
+"""Interactive Altair views of one tracked RTC run (and its plain twin), for the app and the HTML report.
+
+Every chart is built from the same tracked arrays as the matplotlib figures in ``rtc.plots``: hover
+for values, drag/scroll to pan and zoom, click a legend entry to show only that series
+(shift-click for several, double-click to reset). Flow time runs from t = 0 (noise) to 1 (data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from rtc import plots
+
+__all__ = [
+    "chunk_chart",
+    "correction_chart",
+    "error_chart",
+    "guidance_weight_chart",
+    "steps_chart",
+    "steps_frame",
+    "v_t_chart",
+    "x_t_chart",
+]
+
+Tracked = Mapping[str, Any]
+WIDTH, HEIGHT = 280, 220
+FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")  # stretch to the page, keep the plot height
+H_TITLE = "horizon index h"
+INDEX_TITLE = "horizon index i (0 = next action to execute)"
+
+
+def _array(tracked: Tracked, key: str) -> np.ndarray:
+    if key not in tracked:
+        raise ValueError(f"this chart needs tracked[{key!r}], which the run lacks")
+    return np.asarray(tracked[key])
+
+
+def _check(name: str, value: int, size: int) -> int:
+    if not 0 <= int(value) < size:
+        raise IndexError(f"{name}={value} is out of range; accepted 0..{size - 1}")
+    return int(value)
+
+
+def steps_frame(
+    series: Mapping[str, np.ndarray],
+    time: np.ndarray,
+    batch_index: int,
+    dims: Sequence[int],
+    final: Mapping[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Long table of ``[steps, B, H, A]`` arrays: one row per series, step, horizon index and action dim.
+
+    ``final`` (per series, ``[B, H, A]``) appends the state after the last step at t = 1.
+    """
+    frames = []
+    for name, values in series.items():
+        values = np.asarray(values)
+        times = np.asarray(time, dtype=float)
+        if final is not None and name in final:
+            values = np.concatenate([values, np.asarray(final[name])[None]], axis=0)
+            times = np.append(times, 1.0)
+        steps, batch, horizon, action_dim = values.shape
+        b = _check("batch_index", batch_index, batch)
+        for a in dims:
+            _check("action dim", a, action_dim)
+            block = values[:, b, :, a]  # [steps, H]
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "series": name,
+                        "step": np.repeat(np.arange(steps), horizon),
+                        "t": np.repeat(times, horizon),
+                        "h": np.tile(np.arange(horizon), steps),
+                        "dim": f"action dim {a}",
+                        "value": block.reshape(-1).astype(float),
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _targets_frame(tracked: Tracked, batch_index: int, dims: Sequence[int]) -> pd.DataFrame:
+    """The previous chunk's value at every guided horizon index (weight > 0), per action dim."""
+    weights = _array(tracked, "prefix_weights")
+    prev = _array(tracked, "prev_action_chunk")
+    _check("batch_index", batch_index, prev.shape[0])
+    rows = [
+        {"h": h, "dim": f"action dim {a}", "target": float(prev[batch_index, h, a]), "weight": float(weights[h])}
+        for a in dims
+        for h in np.flatnonzero(weights > 0)
+    ]
+    return pd.DataFrame(rows, columns=["h", "dim", "target", "weight"])
+
+
+def steps_chart(
+    series: Mapping[str, np.ndarray],
+    time: np.ndarray,
+    batch_index: int,
+    dims: Sequence[int],
+    horizon_index: int,
+    *,
+    title: str,
+    y_title: str,
+    targets: pd.DataFrame | None = None,
+    final: Mapping[str, np.ndarray] | None = None,
+) -> alt.FacetChart:
+    """Lines over flow time, one colour per horizon index, one dash per series, one panel per action dim.
+
+    The chosen ``horizon_index`` is drawn thicker; ``targets`` (columns ``h, dim, target``) adds the
+    previous chunk's value as a dotted rule in the matching colour; ``final`` ends each line at t = 1.
+    """
+    names = list(series)
+    frame = steps_frame(series, time, batch_index, dims, final).assign(layer="line")
+    if targets is not None and len(targets):
+        frame = pd.concat([frame, targets.assign(layer="target", series="previous chunk (target)")], ignore_index=True)
+    pick = alt.selection_point(fields=["h"], bind="legend", name="pick_h")
+    color = alt.Color("h:O", title=H_TITLE, scale=alt.Scale(scheme="viridis"))
+    opacity = alt.condition(pick, alt.value(0.95), alt.value(0.08))
+    lines = (
+        alt.Chart()
+        .transform_filter(alt.datum.layer == "line")
+        .mark_line(point=alt.OverlayMarkDef(size=18))
+        .encode(
+            x=alt.X("t:Q", title=plots.TIME_LABEL, scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("value:Q", title=y_title),
+            color=color,
+            strokeDash=alt.StrokeDash(
+                "series:N",
+                title="series",
+                scale=alt.Scale(domain=names, range=[[1, 0], [6, 4], [2, 2]][: len(names)]),
+                legend=alt.Legend(labelLimit=300, symbolType="stroke", symbolStrokeWidth=2),
+            ),
+            strokeWidth=alt.condition(alt.datum.h == int(horizon_index), alt.value(3.0), alt.value(1.2)),
+            opacity=opacity,
+            detail="series:N",
+            tooltip=[
+                alt.Tooltip("series:N"),
+                alt.Tooltip("h:O", title="h"),
+                alt.Tooltip("step:Q"),
+                alt.Tooltip("t:Q", format=".3f"),
+                alt.Tooltip("value:Q", format=".4f"),
+            ],
+        )
+        .add_params(pick)
+        .interactive()
+    )
+    layers: list[alt.Chart] = [lines]
+    if targets is not None and len(targets):
+        rules = (
+            alt.Chart()
+            .transform_filter(alt.datum.layer == "target")
+            .mark_rule(strokeDash=[4, 3], strokeWidth=2)
+            .encode(
+                y="target:Q",
+                color=color,
+                opacity=opacity,
+                tooltip=[
+                    alt.Tooltip("series:N"),
+                    alt.Tooltip("h:O", title="h"),
+                    alt.Tooltip("target:Q", format=".4f"),
+                    alt.Tooltip("weight:Q", title="prefix weight", format=".3f"),
+                ],
+            )
+        )
+        layers.append(rules)
+    width = WIDTH if len(dims) < 3 else 2 * WIDTH // 3 + 40
+    layered = alt.layer(*layers, data=frame).properties(width=width, height=HEIGHT)
+    facet = alt.Facet("dim:N", title=None)
+    return layered.facet(facet=facet, columns=3, title=title).resolve_scale(y="independent")
+
+
+def x_t_chart(
+    tracked: Tracked, plain: Tracked, batch_index: int, dims: Sequence[int], horizon_index: int
+) -> alt.FacetChart:
+    """x_t of the RTC and plain samples over flow time, with the previous chunk at guided indices."""
+    series = {"RTC": _array(tracked, "x_t"), "plain": _array(plain, "x_t")}
+    return steps_chart(
+        series,
+        _array(tracked, "time"),
+        batch_index,
+        dims,
+        horizon_index,
+        title="State x_t over the denoising steps, ending at the final action at t = 1",
+        y_title="x_t",
+        targets=_targets_frame(tracked, batch_index, dims),
+        final={"RTC": _array(tracked, "action"), "plain": _array(plain, "action")},
+    )
+
+
+def v_t_chart(
+    tracked: Tracked, plain: Tracked, batch_index: int, dims: Sequence[int], horizon_index: int
+) -> alt.FacetChart:
+    """Velocity v_t (before guidance) of the RTC and plain samples over flow time."""
+    series = {"RTC": _array(tracked, "v_t"), "plain": _array(plain, "v_t")}
+    return steps_chart(
+        series,
+        _array(tracked, "time"),
+        batch_index,
+        dims,
+        horizon_index,
+        title="Velocity v_t before guidance (RTC solid, plain dashed)",
+        y_title="v_t",
+    )
+
+
+def correction_chart(tracked: Tracked, batch_index: int, dims: Sequence[int], horizon_index: int) -> alt.FacetChart:
+    """The guidance correction (VJP of the weighted error) and the applied term (× guidance weight)."""
+    series = {"correction": _array(tracked, "correction"), "applied = weight × correction": _array(tracked, "applied")}
+    return steps_chart(
+        series,
+        _array(tracked, "time"),
+        batch_index,
+        dims,
+        horizon_index,
+        title="RTC correction per step (solid: before the guidance weight; dashed: as applied)",
+        y_title="correction",
+    )
+
+
+def guidance_weight_chart(tracked: Tracked) -> alt.Chart:
+    """The guidance weight used at every step (clipped at the maximum guidance weight)."""
+    frame = pd.DataFrame(
+        {
+            "step": np.arange(len(_array(tracked, "time"))),
+            "t": _array(tracked, "time").astype(float),
+            "guidance weight": _array(tracked, "guidance_weight").astype(float),
+        }
+    )
+    return (
+        alt.Chart(frame, title="Guidance weight per step")
+        .mark_line(point=alt.OverlayMarkDef(color="black"), color="black")
+        .encode(
+            x=alt.X("t:Q", title=plots.TIME_LABEL, scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("guidance weight:Q"),
+            tooltip=["step:Q", alt.Tooltip("t:Q", format=".3f"), alt.Tooltip("guidance weight:Q", format=".4f")],
+        )
+        .properties(width=2 * WIDTH, height=HEIGHT - 40, autosize=FIT_WIDTH)
+        .interactive()
+    )
+
+
+def error_chart(tracked: Tracked, batch_index: int) -> alt.LayerChart:
+    """Norm of the weighted error per step: in total and per guided horizon index (log scale)."""
+    time = _array(tracked, "time").astype(float)
+    weights = _array(tracked, "prefix_weights")
+    total = plots.error_magnitude(tracked, batch_index)
+    per_index = plots.horizon_error_norms(tracked, batch_index)
+    rows = [
+        {"t": t, "step": i, "series": "all indices", "h": -1, "error": float(v)}
+        for i, (t, v) in enumerate(zip(time, total, strict=True))
+    ]
+    for h in np.flatnonzero(weights > 0):
+        rows += [
+            {"t": t, "step": i, "series": f"h={h} (w={weights[h]:.2f})", "h": int(h), "error": float(v)}
+            for i, (t, v) in enumerate(zip(time, per_index[:, h], strict=True))
+        ]
+    frame = pd.DataFrame(rows)
+    positive = frame[frame["error"] > 0]
+    scale = alt.Scale(type="log") if len(positive) == len(frame) and len(frame) else alt.Scale(type="symlog")
+    pick = alt.selection_point(fields=["series"], bind="legend", name="pick_series")
+    return (
+        alt.Chart(frame, title="‖weighted error‖ over the denoising steps (click the legend to isolate)")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("t:Q", title=plots.TIME_LABEL, scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("error:Q", title="‖weighted error‖₂", scale=scale),
+            color=alt.Color("series:N", title="horizon index", sort=alt.SortField("h")),
+            opacity=alt.condition(pick, alt.value(0.95), alt.value(0.08)),
+            tooltip=["series:N", "step:Q", alt.Tooltip("t:Q", format=".3f"), alt.Tooltip("error:Q", format=".3e")],
+        )
+        .add_params(pick)
+        .properties(width=2 * WIDTH, height=HEIGHT + 40, autosize=FIT_WIDTH)
+        .interactive()
+    )
+
+
+def chunk_chart(tracked: Tracked, plain_action: np.ndarray, batch_index: int, dims: Sequence[int]) -> alt.FacetChart:
+    """Previous chunk, RTC chunk and plain chunk over the horizon, frozen and guided regions shaded.
+
+    The previous chunk is drawn where it exists (i < H - s, its ``prefix_attention_horizon``), not its zero padding.
+    """
+    action = _array(tracked, "action")
+    prev = _array(tracked, "prev_action_chunk")
+    weights = _array(tracked, "prefix_weights")
+    delay = int(_array(tracked, "inference_delay"))
+    known = int(_array(tracked, "prefix_attention_horizon"))  # H - s: entries of the previous chunk that exist
+    plain_action = np.asarray(plain_action)
+    b = _check("batch_index", batch_index, action.shape[0])
+    horizon = action.shape[1]
+    index = np.arange(horizon)
+    guided = np.flatnonzero(weights[delay:] > 0) + delay
+    regions = []
+    if delay > 0:
+        regions.append((plots.FROZEN_LABEL, -0.5, delay - 0.5))
+    if guided.size:
+        regions.append((plots.GUIDED_LABEL, guided.min() - 0.5, guided.max() + 0.5))
+    frames = []
+    for a in dims:
+        _check("action dim", a, action.shape[2])
+        label = f"action dim {a}"
+        for name, chunk in (
+            (plots.TARGET_LABEL, prev),
+            ("RTC chunk (final action)", action),
+            (plots.PLAIN_LABEL, plain_action),
+        ):
+            rows = pd.DataFrame(
+                {"layer": "line", "dim": label, "series": name, "i": index, "value": chunk[b, :, a].astype(float)}
+            )
+            rows["weight"] = weights.astype(float)
+            # The previous chunk is zero padding from index H - s on: nothing to continue there.
+            frames.append(rows[index < known] if name == plots.TARGET_LABEL else rows)
+        frames.append(
+            pd.DataFrame(
+                [{"layer": "region", "dim": label, "region": r, "x0": x0, "x1": x1} for r, x0, x1 in regions],
+                columns=["layer", "dim", "region", "x0", "x1"],
+            )
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    pick = alt.selection_point(fields=["series"], bind="legend", name="pick_chunk")
+    shading = (
+        alt.Chart()
+        .transform_filter(alt.datum.layer == "region")
+        .mark_rect(opacity=0.15)
+        .encode(
+            x=alt.X("x0:Q", title=INDEX_TITLE, scale=alt.Scale(domain=[-0.5, horizon - 0.5], nice=False)),
+            x2="x1:Q",
+            color=alt.Color(
+                "region:N",
+                title="region",
+                scale=alt.Scale(range=["#9467bd", "#ff7f0e"]),
+                legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=400),
+            ),
+            tooltip=["region:N"],
+        )
+    )
+    lines = (
+        alt.Chart()
+        .transform_filter(alt.datum.layer == "line")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("i:Q", title=INDEX_TITLE, axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("value:Q", title="action"),
+            stroke=alt.Stroke(
+                "series:N",
+                title="chunk",
+                legend=alt.Legend(labelLimit=300),
+                # Drawn in this order, so the RTC chunk lies on top of the plain one.
+                scale=alt.Scale(
+                    domain=[plots.PLAIN_LABEL, plots.TARGET_LABEL, "RTC chunk (final action)"],
+                    range=["#7f7f7f", "#d62728", "#1f77b4"],
+                ),
+            ),
+            opacity=alt.condition(pick, alt.value(0.95), alt.value(0.1)),
+            tooltip=[
+                "series:N",
+                alt.Tooltip("i:Q", title="i"),
+                alt.Tooltip("value:Q", format=".4f"),
+                alt.Tooltip("weight:Q", title="prefix weight", format=".3f"),
+            ],
+        )
+        .add_params(pick)
+    )
+    layered = alt.layer(shading, lines, data=frame).properties(width=2 * WIDTH, height=150)
+    return layered.facet(row=alt.Row("dim:N", title=None), title="Action chunk over the horizon").resolve_scale(
+        y="independent"
+    )

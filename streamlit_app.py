@@ -1,0 +1,284 @@
+"""RTC inspector: pick a run, level and schedule; see every denoising step; share the link; download the figures.
+
+    streamlit run streamlit_app.py
+
+The sidebar holds every choice (shared by all pages) and mirrors it in the URL, so a copied link
+opens the same view. Run folders come from ``RTC_RUNS_ROOTS`` (default: ``runs/`` and ``./logs-bc``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:  # so that pages can import their shared helpers
+    sys.path.insert(0, str(ROOT))
+
+from pages import _data, _ui  # noqa: E402
+from rtc import app_state  # noqa: E402
+from rtc.app_state import Limits, Target, View  # noqa: E402
+from rtc.sampler import SCHEDULES  # noqa: E402
+
+PAGES = [
+    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("pages/x_t.py", title="State x_t", icon=":material/timeline:", url_path="x_t"),
+    st.Page("pages/v_t.py", title="Velocity v_t", icon=":material/speed:", url_path="v_t"),
+    st.Page("pages/correction.py", title="RTC correction", icon=":material/tune:", url_path="correction"),
+    st.Page("pages/error.py", title="Error over steps", icon=":material/trending_down:", url_path="error"),
+]
+
+# Session-state keys of the sidebar widgets, by View field.
+WIDGETS = {
+    "schedule": "w_schedule",
+    "delay": "w_delay",
+    "execute_horizon": "w_execute_horizon",
+    "flow_steps": "w_flow_steps",
+    "max_guidance_weight": "w_max_guidance_weight",
+    "seed": "w_seed",
+    "batch_size": "w_batch_size",
+    "batch_index": "w_batch_index",
+    "horizon_index": "w_horizon_index",
+    "dims": "w_dims",
+}
+NOTICES_KEY = "rtc_notices"
+
+
+def _query() -> dict[str, str]:
+    return {key: st.query_params[key] for key in st.query_params}
+
+
+def _level_file(key: str, candidates: list[Path]) -> Path | None:
+    return app_state.find_level_file(key, candidates)
+
+
+def _select_target(runs: dict, candidates: list[Path]) -> Target:
+    """Run, epoch and level selectors (restored from the link on a session's first run)."""
+    state = st.session_state
+    has_file = lambda key: _level_file(key, candidates) is not None  # noqa: E731
+    if "w_run" not in state:
+        target, notices = app_state.parse_target(_query(), runs, has_file)
+        state[NOTICES_KEY] = state.get(NOTICES_KEY, []) + notices
+        state.update(w_run=target.run, w_epoch=target.epoch, w_level=target.level)
+    if state["w_run"] not in runs:
+        state[NOTICES_KEY] = [*state.get(NOTICES_KEY, []), f"run {state['w_run']} is gone; showing another"]
+        state["w_run"] = app_state.default_target(runs, has_file).run
+    run_id = st.selectbox("Run", list(runs), key="w_run", help="Training runs found under RTC_RUNS_ROOTS.")
+    run = runs[run_id]
+    epochs = sorted(run.epochs, reverse=True)
+    if state.get("w_epoch") not in epochs:
+        state["w_epoch"] = run.latest_epoch
+    epoch = st.selectbox(
+        "Checkpoint epoch",
+        epochs,
+        key="w_epoch",
+        format_func=lambda e: f"{e} (latest)" if e == run.latest_epoch else str(e),
+    )
+    keys = run.levels(epoch)
+    if state.get("w_level") not in keys:
+        state["w_level"] = app_state.parse_target({"run": run_id, "epoch": str(epoch)}, runs, has_file)[0].level
+    level = st.selectbox(
+        "Level",
+        keys,
+        key="w_level",
+        format_func=lambda k: k if has_file(k) else f"{k} (no level file)",
+        help="Levels this checkpoint has a policy for.",
+    )
+    return Target(run_id, epoch, level)
+
+
+def _clamp_state(field: str, low: float, high: float) -> None:
+    key, state = WIDGETS[field], st.session_state
+    if not low <= state[key] <= high:
+        clamped = min(max(state[key], low), high)
+        state[NOTICES_KEY] = [*state.get(NOTICES_KEY, []), f"{field.replace('_', ' ')} {state[key]} -> {clamped}"]
+        state[key] = clamped
+
+
+def _select_view(limits: Limits) -> View:
+    """RTC settings and what-to-look-at selectors; values outside the widget ranges are clamped with a notice."""
+    state = st.session_state
+    if WIDGETS["schedule"] not in state:
+        view, notices = app_state.parse_view(_query(), limits)
+        state[NOTICES_KEY] = state.get(NOTICES_KEY, []) + notices
+        for field, key in WIDGETS.items():
+            value = getattr(view, field)
+            state[key] = list(value) if field == "dims" else value
+    h_max, a_max = limits.chunk_size, limits.action_dim
+    _clamp_state("delay", 0, h_max)
+    _clamp_state("execute_horizon", 1, h_max)
+    _clamp_state("horizon_index", 0, h_max - 1)
+    state[WIDGETS["dims"]] = [a for a in state[WIDGETS["dims"]] if 0 <= a < a_max]
+
+    st.subheader("RTC settings")
+    st.selectbox(
+        "Prefix schedule",
+        SCHEDULES,
+        key=WIDGETS["schedule"],
+        help="How guidance weights decay over the prefix: exp (paper), linear, ones (whole prefix), zeros (hard mask).",
+    )
+    left, right = st.columns(2)
+    left.number_input(
+        "Inference delay d",
+        0,
+        h_max,
+        step=1,
+        key=WIDGETS["delay"],
+        help=f"Actions frozen from the previous chunk while inference runs. Accepted: 0..{h_max} (chunk size).",
+    )
+    right.number_input(
+        "Execute horizon s",
+        1,
+        h_max,
+        step=1,
+        key=WIDGETS["execute_horizon"],
+        help=f"Actions executed per chunk. Accepted: d..{h_max}; the guided prefix is H - s = {h_max} - s.",
+    )
+    left.number_input(
+        "Flow steps",
+        1,
+        app_state.MAX_FLOW_STEPS,
+        step=1,
+        key=WIDGETS["flow_steps"],
+        help=f"Euler steps from noise to data. Accepted: 1..{app_state.MAX_FLOW_STEPS}. A new value compiles once.",
+    )
+    right.number_input(
+        "Max guidance weight",
+        0.0,
+        app_state.MAX_GUIDANCE_WEIGHT,
+        step=0.5,
+        key=WIDGETS["max_guidance_weight"],
+        help=f"Clip for the guidance weight (w_max). Accepted: 0..{app_state.MAX_GUIDANCE_WEIGHT:g}.",
+    )
+    left.number_input("Seed", 0, app_state.MAX_SEED, step=1, key=WIDGETS["seed"], help="Noise seed.")
+    right.number_input(
+        "Batch size",
+        1,
+        app_state.MAX_BATCH,
+        step=1,
+        key=WIDGETS["batch_size"],
+        help=f"Samples drawn from different noise for the same situation. Accepted: 1..{app_state.MAX_BATCH}.",
+    )
+
+    st.subheader("What to look at")
+    _clamp_state("batch_index", 0, state[WIDGETS["batch_size"]] - 1)
+    left, right = st.columns(2)
+    left.number_input(
+        "Batch element",
+        0,
+        state[WIDGETS["batch_size"]] - 1,
+        step=1,
+        key=WIDGETS["batch_index"],
+        help="Which sample of the batch the figures show.",
+    )
+    right.number_input(
+        "Horizon index h",
+        0,
+        h_max - 1,
+        step=1,
+        key=WIDGETS["horizon_index"],
+        help="Which action of the chunk the step-by-step figures follow (0 = next to execute).",
+    )
+    st.multiselect(
+        "Action dimensions",
+        list(range(a_max)),
+        key=WIDGETS["dims"],
+        format_func=lambda a: f"dim {a}",
+        help=f"Which of the {a_max} action dimensions to plot.",
+    )
+    values = {field: state[key] for field, key in WIDGETS.items()}
+    values["dims"] = tuple(values["dims"])
+    values["max_guidance_weight"] = float(values["max_guidance_weight"])
+    return View(**values)
+
+
+def sidebar() -> _ui.Context | None:
+    """Every selector; returns the resolved selection (or None when there is nothing to show)."""
+    st.title("RTC inspector")
+    st.caption("Real-time chunking, one denoising step at a time. The URL holds every choice: copy it to share.")
+    roots = app_state.run_roots()
+    runs = _data.runs_under(tuple(str(r) for r in roots))
+    if not runs:
+        st.error(
+            f"No training runs found under {', '.join(map(str, roots)) or 'the configured roots'}. "
+            f"Set {app_state.RUNS_ROOTS_ENV} to folders that hold <run>/<epoch>/policies/<level_key>."
+        )
+        return None
+    candidates = _data.level_candidates(tuple(str(d) for d in app_state.level_dirs()))
+    target = _select_target(runs, candidates)
+    level_path = _level_file(target.level, candidates)
+    if level_path is None:
+        note = (
+            f"No level file for {target.level} in the offered folders "
+            f"({', '.join(str(d) for d in app_state.level_dirs())} and kinetix's own levels). "
+            f"Add the folder that holds it to {app_state.LEVEL_DIRS_ENV}."
+        )
+        st.warning(note)
+    else:
+        note = _display_level(level_path)
+    run = runs[target.run]
+    checkpoint = app_state.checked_checkpoint(run, target.epoch, target.level, roots)
+    with st.spinner(f"Loading checkpoint {target.run} epoch {target.epoch}…"):
+        policy = _data.policy(str(checkpoint), _data.mtime(checkpoint))
+    limits = Limits(policy.action_chunk_size, policy.action_dim)
+    picture = st.empty()
+    view = _select_view(limits)
+    error, warnings = None, []
+    try:
+        warnings = app_state.check_view(view, limits)
+    except app_state.SelectionError as err:
+        error = str(err)
+        st.error(f"Refused: {err}")
+    for warning in warnings:
+        st.warning(warning)
+    schedule_note = None if error else app_state.schedule_note(view, limits)
+    if schedule_note:
+        st.info(schedule_note)
+    st.session_state["rtc_picture_slot"] = (picture, level_path)
+    st.query_params.from_dict(app_state.to_query(target, view))
+    return _ui.Context(target, view, run, checkpoint, level_path, note, limits, tuple(warnings), error)
+
+
+def _display_level(path: Path) -> str:
+    for folder in app_state.level_dirs():
+        if app_state.is_within(path, folder):
+            return (Path(folder.name) / path.resolve().relative_to(folder)).as_posix()
+    return f"kinetix/levels/l/{path.name}"
+
+
+def _level_picture_in_sidebar() -> None:
+    """Fill the sidebar's picture slot once a page has drawn (rendering the level is slow the first time)."""
+    slot = st.session_state.get("rtc_picture_slot")
+    if not slot or slot[1] is None:
+        return
+    placeholder, path = slot
+    try:
+        placeholder.image(_data.level_picture(str(path)), caption=_display_level(path), width="stretch")
+    except (ValueError, OSError) as err:
+        placeholder.warning(f"Cannot draw the level: {err}")
+
+
+def main() -> None:
+    st.set_page_config(page_title="RTC inspector", page_icon=":material/bolt:", layout="wide")
+    _data.setup_process()
+    navigation = st.navigation(PAGES)
+    with st.sidebar:
+        try:
+            context = sidebar()
+        except (ValueError, OSError) as err:
+            st.error(str(err))
+            context = None
+        except Exception as err:
+            _ui.unexpected(err)
+            context = None
+    _ui.set_context(context)
+    for notice in st.session_state.pop(NOTICES_KEY, []):
+        st.warning(f"From the link: {notice}", icon=":material/link_off:")
+    navigation.run()
+    with st.sidebar:
+        _level_picture_in_sidebar()
+
+
+main()

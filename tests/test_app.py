@@ -1,0 +1,282 @@
+"""The Streamlit app: selection parsing and run-root safety (pure), then every page through AppTest."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rtc import app_state
+from rtc.app_state import Limits, SelectionError, Target, View
+
+PROJECT = Path(__file__).resolve().parents[1]
+APP = PROJECT / "streamlit_app.py"
+SHARED = PROJECT / ".." / "shared"
+FIXTURE_RUN = SHARED / "fixtures" / "upstream_small_run"
+DEMO_RUN = PROJECT / "runs" / "demo"
+PAGES = ["pages/overview.py", "pages/x_t.py", "pages/v_t.py", "pages/correction.py", "pages/error.py"]
+TITLES = ["Overview", "State x_t", "Velocity v_t", "RTC correction", "Error over steps"]
+LIMITS = Limits(chunk_size=8, action_dim=6)
+FAST = {"steps": "4"}  # few flow steps keep the tests quick
+
+
+# ---------------------------------------------------------------------------------------------
+# rtc.app_state (no Streamlit)
+
+
+def test_run_roots_from_the_environment(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    env = {app_state.RUNS_ROOTS_ENV: os.pathsep.join([str(first), str(second), str(tmp_path / "missing")])}
+    assert app_state.run_roots(env) == [first.resolve(), second.resolve()]
+    assert app_state.run_roots({}, cwd=tmp_path) == [(PROJECT / "runs").resolve()]
+    (tmp_path / "logs-bc").mkdir()
+    assert app_state.run_roots({}, cwd=tmp_path)[-1] == (tmp_path / "logs-bc").resolve()
+
+
+def _fake_run(root: Path, name: str, epochs=(0, 2), keys=("worlds_l_grasp_easy",)) -> Path:
+    for epoch in epochs:
+        policies = root / name / str(epoch) / "policies"
+        policies.mkdir(parents=True, exist_ok=True)
+        for key in keys:
+            (policies / f"{key}.pkl").write_bytes(b"not read here")
+    return root / name
+
+
+def test_runs_are_named_by_id_and_symlink_escapes_are_skipped(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    _fake_run(root, "inside")
+    _fake_run(outside, "secret")
+    (root / "link").symlink_to(outside / "secret")
+    runs = app_state.find_runs([root.resolve()])
+    assert list(runs) == ["root/inside"]
+    assert runs["root/inside"].latest_epoch == 2
+
+
+def test_a_checkpoint_that_resolves_outside_the_roots_is_refused(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    run_dir = _fake_run(root, "run", epochs=(0,))
+    _fake_run(outside, "other", epochs=(0,), keys=("worlds_l_catapult",))
+    target = outside / "other" / "0" / "policies" / "worlds_l_catapult.pkl"
+    (run_dir / "0" / "policies" / "worlds_l_catapult.pkl").symlink_to(target)
+    run = app_state.find_runs([root])["root/run"]
+    assert app_state.checked_checkpoint(run, 0, "worlds_l_grasp_easy", [root]).name == "worlds_l_grasp_easy.pkl"
+    with pytest.raises(SelectionError, match="points outside the configured run roots"):
+        app_state.checked_checkpoint(run, 0, "worlds_l_catapult", [root])
+
+
+def test_level_keys_map_to_level_files(tmp_path):
+    candidates = app_state.level_files(app_state.level_dirs({}))
+    grasp = app_state.find_level_file("worlds_l_grasp_easy", candidates)
+    assert grasp == PROJECT / "worlds" / "l" / "grasp_easy.json"
+    assert app_state.find_level_file("worlds_l_catapult", candidates) is None
+    other = tmp_path / "levels" / "catapult.json"
+    other.parent.mkdir()
+    other.write_text("{}")
+    extra = app_state.level_files(app_state.level_dirs({app_state.LEVEL_DIRS_ENV: str(tmp_path / "levels")}))
+    assert app_state.find_level_file("worlds_l_catapult", extra) == other.resolve()
+
+
+def test_a_link_with_unknown_run_epoch_or_level_falls_back_with_notices(tmp_path):
+    runs = app_state.find_runs([_fake_run(tmp_path, "r", keys=("worlds_l_a", "worlds_l_grasp_easy")).parent])
+    target, notices = app_state.parse_target({"run": "r/../../etc", "epoch": "x", "level": "worlds_l_b"}, runs)
+    assert target == Target(next(iter(runs)), 2, "worlds_l_grasp_easy")
+    assert len(notices) == 3 and "not found under the run roots" in notices[0]
+    assert "is not an integer" in notices[1] and "has no policy" in notices[2]
+    exact, none = app_state.parse_target({"run": target.run, "epoch": "0", "level": "worlds_l_a"}, runs)
+    assert exact == Target(target.run, 0, "worlds_l_a") and none == []
+
+
+def test_view_round_trips_through_the_url():
+    view = View("linear", 2, 4, 7, 2.5, 11, 3, 2, 5, (4, 1))
+    query = app_state.to_query(Target("runs/demo", 1, "worlds_l_grasp_easy"), view)
+    parsed, notices = app_state.parse_view(query, LIMITS)
+    assert (parsed, notices) == (view, [])
+
+
+def test_refused_values_in_a_link_fall_back_one_by_one():
+    query = {"schedule": "cubic", "d": "6", "s": "3", "steps": "abc", "w": "-1", "b": "4", "dims": "0,9", "h": "2"}
+    view, notices = app_state.parse_view(query, LIMITS)
+    default = app_state.default_view(LIMITS)
+    assert view == View(horizon_index=2, dims=default.dims)
+    assert len(notices) == 6
+    assert any("execute horizon s=3 is out of range" in n for n in notices)
+    assert all(n.endswith("using the default") for n in notices)
+
+
+def test_check_view_refuses_and_warns():
+    assert "get no guidance" in app_state.check_view(View(), LIMITS)[0]  # the documented d=3, s=6, H=8
+    assert app_state.check_view(View(delay=2, execute_horizon=4), LIMITS) == []
+    with pytest.raises(SelectionError, match="execute horizon s=2 is out of range"):
+        app_state.check_view(View(delay=4, execute_horizon=2), LIMITS)
+    with pytest.raises(SelectionError, match="batch element=3 is out of range"):
+        app_state.check_view(View(batch_size=2, batch_index=3), LIMITS)
+    with pytest.raises(SelectionError, match="no action dimension chosen"):
+        app_state.check_view(View(dims=()), LIMITS)
+
+
+def test_schedule_note_explains_when_schedules_coincide():
+    assert "every schedule gives the same weights" in app_state.schedule_note(View(), LIMITS)
+    assert app_state.schedule_note(View(delay=2, execute_horizon=4), LIMITS) is None
+
+
+def test_file_stem_is_safe_and_telling():
+    stem = app_state.file_stem(Target("runs/demo", 1, "worlds_l_grasp_easy"), View(max_guidance_weight=2.5))
+    assert stem == "demo_e1_grasp_easy_exp_d3_s6_n20_w2p5_seed0"
+
+
+# ---------------------------------------------------------------------------------------------
+# AppTest
+
+
+@pytest.fixture
+def demo_roots(monkeypatch):
+    assert (DEMO_RUN / "1" / "policies").is_dir() or any(DEMO_RUN.glob("*/policies")), "the demo run is missing"
+    monkeypatch.delenv(app_state.RUNS_ROOTS_ENV, raising=False)
+    monkeypatch.delenv(app_state.LEVEL_DIRS_ENV, raising=False)
+
+
+def _app(query: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=600)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def _assert_drawn(at: AppTest, title: str) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert [t.value for t in at.main.title] == [title]
+    assert at.get("vega_lite_chart"), f"{title}: no interactive chart"
+    assert at.main.get("image"), f"{title}: no figure"
+    assert len(at.main.get("download_button")) == 2
+
+
+def _chart_data(at: AppTest):
+    proto = at.get("vega_lite_chart")[0].proto
+    return pa.ipc.open_stream(io.BytesIO(proto.datasets[0].data.data)).read_pandas()
+
+
+def _visit_every_page(at: AppTest) -> None:
+    _assert_drawn(at, TITLES[0])
+    for path, title in zip(PAGES[1:], TITLES[1:], strict=True):
+        at.switch_page(path).run()
+        _assert_drawn(at, title)
+
+
+def test_every_page_runs_on_the_demo_run(demo_roots):
+    at = _app(FAST)
+    assert at.sidebar.selectbox(key="w_run").value == "runs/demo"
+    assert at.sidebar.selectbox(key="w_epoch").value == max(int(p.name) for p in DEMO_RUN.iterdir() if p.name.isdigit())
+    _visit_every_page(at)
+
+
+def test_every_page_runs_on_the_fixture_run(monkeypatch):
+    monkeypatch.setenv(app_state.RUNS_ROOTS_ENV, str(FIXTURE_RUN.resolve()))
+    at = _app(FAST)
+    assert at.sidebar.selectbox(key="w_run").value == "upstream_small_run"
+    assert at.sidebar.selectbox(key="w_epoch").value == 3
+    assert at.sidebar.selectbox(key="w_level").options == ["worlds_l_grasp_easy", "worlds_l_hard_lunar_lander"]
+    _visit_every_page(at)
+
+
+def test_changing_the_schedule_changes_the_plotted_data(demo_roots):
+    at = _app({**FAST, "d": "1", "s": "3"})  # guided prefix 1..4, where schedules differ
+    at.switch_page("pages/x_t.py").run()
+    before = _chart_data(at)
+    at.sidebar.selectbox(key="w_schedule").set_value("ones").run()
+    _assert_drawn(at, "State x_t")
+    after = _chart_data(at)
+    assert at.query_params["schedule"] == "ones"
+    rtc = lambda frame: frame[(frame.series == "RTC") & (frame.layer == "line")]["value"].to_numpy()  # noqa: E731
+    assert rtc(before).shape == rtc(after).shape
+    assert abs(rtc(before) - rtc(after)).max() > 1e-3
+
+
+def test_a_deep_link_restores_its_selection(demo_roots):
+    query = {
+        "run": "runs/demo",
+        "epoch": "0",
+        "level": "worlds_l_hard_lunar_lander",
+        "schedule": "linear",
+        "d": "2",
+        "s": "4",
+        "steps": "4",
+        "w": "2.5",
+        "seed": "7",
+        "batch": "2",
+        "b": "1",
+        "h": "3",
+        "dims": "1,4",
+    }
+    at = _app(query)
+    assert not at.warning, [w.value for w in at.warning]
+    side = at.sidebar
+    assert side.selectbox(key="w_epoch").value == 0
+    assert side.selectbox(key="w_level").value == "worlds_l_hard_lunar_lander"
+    assert side.selectbox(key="w_schedule").value == "linear"
+    values = {
+        key: side.number_input(key=key).value for key in ("w_delay", "w_execute_horizon", "w_seed", "w_batch_index")
+    }
+    assert values == {"w_delay": 2, "w_execute_horizon": 4, "w_seed": 7, "w_batch_index": 1}
+    assert side.number_input(key="w_max_guidance_weight").value == 2.5
+    assert side.multiselect(key="w_dims").value == [1, 4]
+    assert {k: at.query_params[k] for k in query} == query
+    _assert_drawn(at, "Overview")
+
+
+def test_a_stale_link_falls_back_to_defaults_with_a_notice(demo_roots):
+    at = _app({"run": "../../etc", "epoch": "99", "d": "abc", "dims": "0,17", "steps": "4"})
+    notices = [w.value for w in at.main.warning]
+    assert any("From the link: run '../../etc' was not found" in n for n in notices)
+    assert any("action dimension=17 is out of range" in n for n in notices)
+    assert at.sidebar.selectbox(key="w_run").value == "runs/demo"
+    assert at.sidebar.number_input(key="w_delay").value == 3
+    assert at.query_params["run"] == "runs/demo"
+    assert not at.exception
+
+
+def test_a_refused_setting_shows_an_error_not_a_traceback(demo_roots):
+    at = _app(FAST)
+    at.sidebar.number_input(key="w_delay").set_value(5)
+    at.sidebar.number_input(key="w_execute_horizon").set_value(3).run()
+    assert not at.exception
+    messages = [e.value for e in at.error]
+    assert any("execute horizon s=3 is out of range; accepted: max(1, d)=5..8" in m for m in messages)
+    assert not at.get("vega_lite_chart")
+
+
+def test_a_level_without_a_level_file_is_explained(tmp_path, monkeypatch):
+    policies = tmp_path / "runs" / "catapult_run" / "0" / "policies"
+    policies.mkdir(parents=True)
+    shutil.copy(FIXTURE_RUN / "0" / "policies" / "worlds_l_grasp_easy.pkl", policies / "worlds_l_catapult.pkl")
+    monkeypatch.setenv(app_state.RUNS_ROOTS_ENV, str(tmp_path / "runs"))
+    monkeypatch.delenv(app_state.LEVEL_DIRS_ENV, raising=False)
+    at = _app(FAST)
+    assert at.sidebar.selectbox(key="w_level").value == "worlds_l_catapult"
+    assert not at.exception
+    assert any("No level file for worlds_l_catapult" in e.value for e in at.main.error)
+    assert any(app_state.LEVEL_DIRS_ENV in w.value for w in at.sidebar.warning)
+
+
+def test_settings_changes_reuse_the_compiled_sampler(demo_roots):
+    from rtc import model, protocol
+
+    jitted = (model._realtime_jit, model._naive_jit, protocol._advance)
+    at = _app({**FAST, "d": "1", "s": "3"})
+    compiled = [fn._cache_size() for fn in jitted]
+    side = at.sidebar
+    side.selectbox(key="w_schedule").set_value("linear")
+    side.number_input(key="w_delay").set_value(2)
+    side.number_input(key="w_execute_horizon").set_value(5)
+    side.number_input(key="w_max_guidance_weight").set_value(2.0)
+    side.number_input(key="w_seed").set_value(9).run()
+    _assert_drawn(at, "Overview")
+    assert at.query_params["seed"] == "9" and at.query_params["s"] == "5"
+    assert [fn._cache_size() for fn in jitted] == compiled

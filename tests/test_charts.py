@@ -1,0 +1,127 @@
+"""Tests for rtc.charts: the Altair views carry exactly the tracked numbers and compile to valid Vega-Lite."""
+
+from __future__ import annotations
+
+import altair as alt
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from rtc import charts, plots
+from rtc.model import FlowPolicy, ModelConfig
+
+BATCH, STEPS, DELAY, PREFIX = 2, 6, 2, 5
+
+
+@pytest.fixture(scope="module")
+def runs() -> tuple[dict, dict]:
+    config = ModelConfig(channel_dim=16, channel_hidden_dim=32, token_hidden_dim=8, num_layers=1, action_chunk_size=8)
+    policy = FlowPolicy(obs_dim=5, action_dim=6, config=config, rngs=nnx.Rngs(0))
+    obs = jax.random.normal(jax.random.key(1), (BATCH, 5))
+    prev = policy.action(jax.random.key(2), obs, STEPS)
+    _, rtc = policy.realtime_action(jax.random.key(3), obs, STEPS, prev, DELAY, PREFIX, "linear", 5.0, True)
+    _, plain = policy.action(jax.random.key(3), obs, STEPS, True)
+    as_numpy = lambda tree: {k: np.asarray(v) for k, v in tree.items()}  # noqa: E731
+    return as_numpy(rtc), as_numpy(plain)
+
+
+def _values(chart: alt.TopLevelMixin) -> list[dict]:
+    with alt.data_transformers.disable_max_rows():
+        spec = chart.to_dict()  # validates against the Vega-Lite schema
+    (values,) = spec["datasets"].values()
+    return values
+
+
+def test_steps_frame_holds_the_tracked_entries(runs):
+    rtc, plain = runs
+    frame = charts.steps_frame({"RTC": rtc["x_t"], "plain": plain["x_t"]}, rtc["time"], 1, [0, 4], final=None)
+    assert len(frame) == 2 * STEPS * 8 * 2
+    row = frame[(frame.series == "RTC") & (frame.step == 3) & (frame.h == 5) & (frame.dim == "action dim 4")]
+    assert row["value"].item() == pytest.approx(float(rtc["x_t"][3, 1, 5, 4]))
+    assert row["t"].item() == pytest.approx(float(rtc["time"][3]))
+
+
+def test_final_action_ends_each_line_at_t_1(runs):
+    rtc, _ = runs
+    frame = charts.steps_frame({"RTC": rtc["x_t"]}, rtc["time"], 0, [2], final={"RTC": rtc["action"]})
+    last = frame[frame.step == STEPS]
+    assert (last["t"] == 1.0).all()
+    np.testing.assert_allclose(last.sort_values("h")["value"], rtc["action"][0, :, 2], rtol=1e-6)
+
+
+def test_x_t_chart_has_rtc_plain_and_targets_on_guided_indices_only(runs):
+    rtc, plain = runs
+    values = _values(charts.x_t_chart(rtc, plain, 0, [0, 1], horizon_index=2))
+    targets = [v for v in values if v["layer"] == "target"]
+    guided = set(np.flatnonzero(rtc["prefix_weights"] > 0).tolist())
+    assert {v["h"] for v in targets} == guided
+    for v in targets:
+        assert v["target"] == pytest.approx(float(rtc["prev_action_chunk"][0, v["h"], int(v["dim"][-1])]))
+    assert {v["series"] for v in values if v["layer"] == "line"} == {"RTC", "plain"}
+
+
+def test_schedule_changes_the_charted_data(runs):
+    rtc, plain = runs
+    other = dict(rtc, x_t=rtc["x_t"] + 1.0)
+    assert _values(charts.x_t_chart(rtc, plain, 0, [0], 0)) != _values(charts.x_t_chart(other, plain, 0, [0], 0))
+
+
+@pytest.mark.parametrize("builder", ["v_t", "correction"])
+def test_other_step_charts_validate(runs, builder):
+    rtc, plain = runs
+    if builder == "v_t":
+        chart = charts.v_t_chart(rtc, plain, 1, [0, 1, 2, 3], 7)
+        expected = {"RTC", "plain"}
+    else:
+        chart = charts.correction_chart(rtc, 1, [5], 0)
+        expected = {"correction", "applied = weight × correction"}
+    assert {v["series"] for v in _values(chart)} == expected
+
+
+def test_error_chart_shows_total_and_guided_indices(runs):
+    rtc, _ = runs
+    values = _values(charts.error_chart(rtc, 1))
+    totals = [v["error"] for v in values if v["series"] == "all indices"]
+    np.testing.assert_allclose(totals, plots.error_magnitude(rtc, 1), rtol=1e-6)
+    guided = np.flatnonzero(rtc["prefix_weights"] > 0)
+    assert {v["h"] for v in values} == {-1, *guided.tolist()}
+
+
+def test_guidance_weight_chart_matches_the_tracked_weight(runs):
+    rtc, _ = runs
+    values = _values(charts.guidance_weight_chart(rtc))
+    np.testing.assert_allclose([v["guidance weight"] for v in values], rtc["guidance_weight"], rtol=1e-6)
+
+
+def test_chunk_chart_marks_frozen_and_guided_regions(runs):
+    rtc, plain = runs
+    values = _values(charts.chunk_chart(rtc, plain["action"], 0, [3]))
+    regions = {v["region"]: (v["x0"], v["x1"]) for v in values if v["layer"] == "region"}
+    assert regions[plots.FROZEN_LABEL] == (-0.5, DELAY - 0.5)
+    assert regions[plots.GUIDED_LABEL][0] == DELAY - 0.5
+    lines = [v for v in values if v["layer"] == "line" and v["series"] == plots.TARGET_LABEL]
+    np.testing.assert_allclose([v["value"] for v in lines], rtc["prev_action_chunk"][0, :PREFIX, 3], rtol=1e-6)
+
+
+def test_bad_indices_are_refused_with_the_range(runs):
+    rtc, plain = runs
+    with pytest.raises(IndexError, match="batch_index=5 is out of range; accepted 0..1"):
+        charts.x_t_chart(rtc, plain, 5, [0], 0)
+    with pytest.raises(IndexError, match="action dim=6"):
+        charts.chunk_chart(rtc, plain["action"], 0, [6])
+    with pytest.raises(ValueError, match="prefix_weights"):
+        charts.error_chart(plain, 0)
+
+
+def test_charts_compile_with_vega(runs):
+    vl_convert = pytest.importorskip("vl_convert")
+    rtc, plain = runs
+    for chart in (
+        charts.x_t_chart(rtc, plain, 0, [0, 1, 2], 0),
+        charts.chunk_chart(rtc, plain["action"], 1, [0, 5]),
+        charts.error_chart(rtc, 0),
+    ):
+        with alt.data_transformers.disable_max_rows():
+            svg = vl_convert.vegalite_to_svg(chart.to_dict())
+        assert (svg.startswith("<svg") and "flow time" in svg) or "horizon index" in svg
