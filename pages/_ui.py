@@ -60,6 +60,9 @@ def set_context(context: Context | None) -> None:
     st.session_state[CONTEXT_KEY] = context
 
 
+SCREEN_DPI = 110
+
+
 def get_context() -> Context | None:
     return st.session_state.get(CONTEXT_KEY)
 
@@ -146,8 +149,8 @@ def downloads(page: str, context: Context, result: pipeline.Inspection) -> None:
 
 
 def figure(fig) -> None:
-    """A matplotlib figure from ``rtc.plots``."""
-    st.pyplot(fig)
+    """A matplotlib figure from ``rtc.plots``, rendered once as PNG (``st.pyplot`` would draw it twice at 200 dpi)."""
+    st.image(bundle.render_figure(fig, ("png",), dpi=SCREEN_DPI)["png"])
 
 
 def chart(chart_obj, key: str) -> None:

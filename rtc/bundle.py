@@ -22,14 +22,20 @@ import html
 import importlib.metadata
 import io
 import json
+import multiprocessing
+import os
 import platform
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
 import altair as alt
 import matplotlib
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_pdf import FigureCanvasPdf
+from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
 from rtc import charts, plots
@@ -155,22 +161,55 @@ def report_content(
 
 
 def render_figure(fig: Figure, formats: Sequence[str] = FORMATS, dpi: int = PNG_DPI) -> dict[str, bytes]:
-    """``fig`` as bytes per format; the layout is computed by the first save and reused by the others.
+    """``fig`` as bytes per format, drawing it once per format.
 
-    SVG text stays text (editable, smaller); viewers draw it in their own sans-serif font.
+    The layout is solved once, then every format is printed by its backend directly (``savefig``
+    would run an extra layout pass per format). SVG text stays text (editable, smaller); viewers
+    draw it in their own sans-serif font.
     """
-    engine = fig.get_layout_engine()
+    engine, figure_dpi = fig.get_layout_engine(), fig.dpi
+    fig.draw_without_rendering()  # solves the constrained layout
+    fig.set_layout_engine("none")  # positions are fixed now
     out: dict[str, bytes] = {}
     try:
         for fmt in formats:
             buffer = io.BytesIO()
             with matplotlib.rc_context({"svg.fonttype": "none"}):
-                fig.savefig(buffer, format=fmt, dpi=dpi, metadata=_metadata(fmt))
+                if fmt == "png":
+                    fig.set_dpi(dpi)
+                    FigureCanvasAgg(fig).print_png(buffer, metadata=_metadata(fmt))
+                    fig.set_dpi(figure_dpi)
+                elif fmt == "svg":
+                    FigureCanvasSVG(fig).print_svg(buffer, metadata=_metadata(fmt))
+                elif fmt == "pdf":
+                    FigureCanvasPdf(fig).print_pdf(buffer, metadata=_metadata(fmt))
+                else:
+                    raise ValueError(f"figure format {fmt!r} is not supported; accepted: {', '.join(FORMATS)}")
             out[fmt] = buffer.getvalue()
-            fig.set_layout_engine("none")  # positions are fixed now; skip re-solving the layout
         return out
     finally:
+        fig.set_dpi(figure_dpi)
         fig.set_layout_engine(engine)
+        FigureCanvasAgg(fig)
+
+
+def render_figures(
+    figures: Mapping[str, Figure],
+    formats: Sequence[str] = FORMATS,
+    dpi: int = PNG_DPI,
+    executor: Executor | None = None,
+) -> dict[str, dict[str, bytes]]:
+    """``render_figure`` for every figure, in ``executor`` when given (figures travel pickled)."""
+    if executor is None:
+        return {name: render_figure(fig, formats, dpi) for name, fig in figures.items()}
+    futures = {name: executor.submit(render_figure, fig, formats, dpi) for name, fig in figures.items()}
+    return {name: future.result() for name, future in futures.items()}
+
+
+def render_pool(workers: int | None = None) -> ProcessPoolExecutor:
+    """Worker processes for ``render_figures`` (spawned, so they share no JAX state with the caller)."""
+    workers = workers or min(4, os.cpu_count() or 1)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _metadata(fmt: str) -> dict[str, Any] | None:
@@ -237,21 +276,23 @@ def build_bundle(
     formats: Sequence[str] = FORMATS,
     now: datetime.datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
 ) -> bytes:
     """A zip of ``figures`` in every format, ``charts_by_name`` as specs, the arrays, a manifest and report.html.
 
     ``meta`` describes the selection (run, checkpoint, level, settings, ...) and is copied into the
     manifest; ``sections`` groups names by page for the report (default: one section with everything);
     ``pictures`` are PNG images (e.g. the level) stored under ``images/`` and shown at the top of the report.
+    With an ``executor`` (see ``render_pool``) the figures are rendered in parallel.
     """
     files: dict[str, tuple[bytes, str]] = {}
     for name, data in (pictures or {}).items():
         files[f"images/{name}.png"] = (data, f"picture {name} (PNG)")
     images: dict[str, bytes] = {}
-    for name, fig in figures.items():
-        if progress:
-            progress(f"rendering figure {name}")
-        for fmt, data in render_figure(fig, formats).items():
+    if progress:
+        progress(f"rendering {len(figures)} figures as {', '.join(f.upper() for f in formats)}")
+    for name, rendered in render_figures(figures, formats, executor=executor).items():
+        for fmt, data in rendered.items():
             files[f"figures/{fmt}/{name}.{fmt}"] = (data, f"figure {name} as {fmt.upper()}")
             if fmt == "png":
                 images[name] = data

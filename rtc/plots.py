@@ -325,8 +325,12 @@ def plot_chunk_overview(
         ax.set_label(f"chunk a={a}")
         if rtc:
             _shade_regions(ax, tracked)
-            (target,) = _numpy(tracked, "prev_action_chunk", what="plot_chunk_overview")
-            ax.plot(index, target[b, :, a], color="tab:red", linestyle="--", marker="s", label=TARGET_LABEL)
+            # Past the prefix horizon the previous chunk is padding (nothing of it is left to execute).
+            target, prefix = _numpy(
+                tracked, "prev_action_chunk", "prefix_attention_horizon", what="plot_chunk_overview"
+            )
+            k = int(prefix)
+            ax.plot(index[:k], target[b, :k, a], color="tab:red", linestyle="--", marker="s", label=TARGET_LABEL)
         if plain_action is not None:
             ax.plot(index, plain_action[b, :, a], color="tab:gray", marker="^", label=PLAIN_LABEL)
         ax.plot(index, action[b, :, a], color="tab:blue", marker="o", label=FINAL_LABEL)
