@@ -1,0 +1,60 @@
+"""Many seeds in one batched call, and percentile bands."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from rtc import seeds
+from rtc.sampler import GuidanceSettings
+
+SEEDS = (0, 3, 11, 42)
+
+
+@pytest.fixture(scope="module")
+def batch(small_policy):
+    obs = jax.random.normal(jax.random.key(1), (10,))
+    prev = jax.random.normal(jax.random.key(2), (8, 6))
+    settings = GuidanceSettings.create(2, 5, "exp", 5.0, chunk_size=8)
+    return obs, prev, settings, seeds.seed_batch(small_policy, obs, prev, settings, SEEDS, 6)
+
+
+def test_seed_noise_is_the_policy_noise_of_each_seed(small_policy):
+    noise = seeds.seed_noise(SEEDS, 8, 6)
+    for row, seed in zip(noise, SEEDS, strict=True):
+        np.testing.assert_array_equal(row, small_policy.initial_noise(jax.random.key(seed), 1)[0])
+
+
+def test_seed_batch_row_equals_a_single_call(small_policy, batch):
+    obs, prev, _, result = batch
+    assert result["rtc"]["x_t"].shape == (6, len(SEEDS), 8, 6)
+    for k in (1, 3):
+        _, single = small_policy.realtime_action(
+            jax.random.key(SEEDS[k]), obs[None], 6, prev[None], 2, 5, "exp", 5.0, return_tracking=True
+        )
+        for key in ("x_t", "v_t", "error", "correction"):
+            np.testing.assert_allclose(result["rtc"][key][:, k], np.asarray(single[key])[:, 0], rtol=1e-4, atol=1e-4)
+        _, plain = small_policy.action(jax.random.key(SEEDS[k]), obs[None], 6, return_tracking=True)
+        np.testing.assert_allclose(result["naive"]["action"][k], np.asarray(plain["action"])[0], rtol=1e-4, atol=1e-4)
+    # same noise for both methods
+    np.testing.assert_array_equal(result["rtc"]["x_t"][0], result["naive"]["x_t"][0])
+
+
+def test_bands_are_percentiles():
+    values = np.random.default_rng(0).normal(size=(9, 5, 3))
+    median, q25, q75 = seeds.bands(values)
+    np.testing.assert_array_equal(median, np.percentile(values, 50, axis=0))
+    np.testing.assert_array_equal(q25, np.percentile(values, 25, axis=0))
+    np.testing.assert_array_equal(q75, np.percentile(values, 75, axis=0))
+    assert np.all(q25 <= median) and np.all(median <= q75)
+
+
+def test_band_series_error_is_the_tracked_error_norm(batch):
+    _, _, _, result = batch
+    series = seeds.band_series(result, horizon_idx=1, action_dim_idx=2)
+    rtc_error = np.asarray(result["rtc"]["error"])
+    expected = np.sqrt((rtc_error**2).sum((2, 3))).T  # [seeds, steps]
+    np.testing.assert_allclose(series["rtc"]["error"], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(series["naive"]["x_t"], result["naive"]["x_t"][:, :, 1, 2].T)
+    assert series["rtc"]["error"][:, -1].mean() < series["naive"]["error"][:, -1].mean()
