@@ -90,7 +90,7 @@ def inert_guidance_warnings(
     if 0 < p < d:
         warnings.append(
             f"guidance is partly inert: prefix horizon p = {p} < delay d = {d}, so the frozen actions at "
-            f"indices {p}..{d - 1} get weight 0 (they still execute from the previous chunk)"
+            f"indices {p}..{d - 1} get weight 0 (in closed loop they execute the previous chunk's zero padding)"
         )
     if d > horizon or p > horizon:
         warnings.append(f"d = {d} or p = {p} exceeds the chunk size H = {horizon}; the sampler refuses it")

@@ -22,8 +22,8 @@ def validate_timing(inference_delay: int, execute_horizon: int, chunk_size: int)
     """Check ``0 <= d <= s <= H`` (raise ``ValueError`` naming the value) and return warnings.
 
     The paper sweeps ``s <= H - d``; beyond it the prefix horizon ``H - s`` is shorter than the
-    delay, so frozen actions from index ``H - s`` on get no guidance (they still execute from the
-    previous chunk). That is accepted with a warning.
+    delay, so frozen actions from index ``H - s`` on get no guidance, and in closed loop they execute
+    the previous chunk's zero padding. That is accepted with a warning.
     """
     if not 0 <= inference_delay <= chunk_size:
         raise ValueError(f"inference delay d={inference_delay} is out of range; accepted: 0..{chunk_size} (chunk size)")
@@ -37,7 +37,8 @@ def validate_timing(inference_delay: int, execute_horizon: int, chunk_size: int)
         warnings.append(
             f"execute horizon s={execute_horizon} > chunk size - delay = {chunk_size - inference_delay}: the prefix "
             f"horizon H - s = {chunk_size - execute_horizon} is shorter than the delay d={inference_delay}, so the "
-            f"frozen actions at indices {chunk_size - execute_horizon}..{inference_delay - 1} get no guidance"
+            f"frozen actions at indices {chunk_size - execute_horizon}..{inference_delay - 1} get no guidance "
+            "(in closed loop they execute the previous chunk's zero padding)"
         )
     return warnings
 
@@ -76,6 +77,7 @@ def _advance(env_state: Any, actions: jax.Array, num_actions: jax.Array, env_par
 
 def advance(level: levels.Level, env_state: Any, actions: jax.Array, num_actions: int) -> tuple[jax.Array, Any]:
     """Execute ``actions[:num_actions]`` from ``env_state``; returns ``(obs, env_state)`` (compiled once)."""
+    levels.make_env()  # build the environment outside jit (jax2d needs concrete shapes)
     return _advance(env_state, jnp.asarray(actions), jnp.asarray(num_actions, jnp.int32), level.env_params)
 
 
