@@ -22,13 +22,24 @@ from rtc import app_state  # noqa: E402
 from rtc.app_state import Limits, Target, View  # noqa: E402
 from rtc.sampler import SCHEDULES  # noqa: E402
 
-PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-    st.Page("pages/x_t.py", title="State x_t", icon=":material/timeline:", url_path="x_t"),
-    st.Page("pages/v_t.py", title="Velocity v_t", icon=":material/speed:", url_path="v_t"),
-    st.Page("pages/correction.py", title="RTC correction", icon=":material/tune:", url_path="correction"),
-    st.Page("pages/error.py", title="Error over steps", icon=":material/trending_down:", url_path="error"),
-]
+PAGES = {
+    "Inspection": [
+        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("pages/x_t.py", title="State x_t", icon=":material/timeline:", url_path="x_t"),
+        st.Page("pages/v_t.py", title="Velocity v_t", icon=":material/speed:", url_path="v_t"),
+        st.Page("pages/correction.py", title="RTC correction", icon=":material/tune:", url_path="correction"),
+        st.Page("pages/error.py", title="Error over steps", icon=":material/trending_down:", url_path="error"),
+    ],
+    "Analysis": [
+        st.Page("pages/compare.py", title="Compare methods", icon=":material/compare:", url_path="compare"),
+        st.Page(
+            "pages/diagnostics.py", title="Guidance diagnostics", icon=":material/troubleshoot:", url_path="diagnostics"
+        ),
+        st.Page("pages/seeds.py", title="Many seeds", icon=":material/stacked_line_chart:", url_path="seeds"),
+        st.Page("pages/rollout.py", title="Closed-loop rollout", icon=":material/smart_toy:", url_path="rollout"),
+        st.Page("pages/sweep.py", title="Sweep", icon=":material/insights:", url_path="sweep"),
+    ],
+}
 
 # Session-state keys of the sidebar widgets, by View field.
 WIDGETS = {

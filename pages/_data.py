@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from rtc import app_state, levels, pipeline
+from rtc import analysis, app_state, levels, pipeline
 from rtc.checkpoints import RunInfo, load_policy
 from rtc.model import FlowPolicy
 
@@ -82,3 +82,21 @@ def inspection(checkpoint: str, checkpoint_mtime: float, level_path: str, settin
     names = [f.name for f in dataclasses.fields(pipeline.RTCSettings)]
     chosen = pipeline.RTCSettings(**dict(zip(names, settings, strict=True)))
     return pipeline.inspect(policy(checkpoint, checkpoint_mtime), level(level_path), chosen)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def comparison(
+    checkpoint: str, checkpoint_mtime: float, level_path: str, settings: tuple, bid_samples: int
+) -> analysis.MethodComparison:
+    """Every method on the inspection's noise and observation (BID with ``bid_samples`` candidates)."""
+    result = inspection(checkpoint, checkpoint_mtime, level_path, settings)
+    return analysis.compare_inspection(policy(checkpoint, checkpoint_mtime), result, bid_samples)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def seed_runs(
+    checkpoint: str, checkpoint_mtime: float, level_path: str, settings: tuple, count: int, batch_index: int
+) -> dict[str, dict[str, np.ndarray]]:
+    """RTC and naive tracked runs for ``count`` seeds on the inspection's situation."""
+    result = inspection(checkpoint, checkpoint_mtime, level_path, settings)
+    return analysis.seeds_for_inspection(policy(checkpoint, checkpoint_mtime), result, count, batch_index)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import traceback
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -76,18 +77,53 @@ def unexpected(err: Exception) -> None:
     )
 
 
+def cache_args(context: Context) -> tuple[str, float, str, tuple]:
+    """The arguments that key ``_data.inspection`` (and the analysis caches built on it)."""
+    return (
+        str(context.checkpoint),
+        _data.mtime(context.checkpoint),
+        str(context.level_path),
+        dataclasses.astuple(context.settings),
+    )
+
+
+def show_analysis(page_key: str, context: Context, result: pipeline.Inspection, extras: Mapping[str, Any]) -> None:
+    """An analysis page's interactive charts, then its matplotlib figures (from ``rtc.bundle``)."""
+    view = context.view
+    look = (view.batch_index, view.horizon_index, view.dims)
+    for name, chart_obj in bundle.page_charts(page_key, result, *look, extras).items():
+        chart(chart_obj, key=f"chart_{page_key}_{name}")
+    figures = bundle.page_figures(page_key, result, *look, extras)
+    if figures:
+        st.subheader("Figures", help="The matplotlib figures from rtc.plots_analysis, as in the bundle.")
+    for fig in figures.values():
+        figure(fig)
+
+
+def run_button(label: str, key: str) -> bool:
+    """A button that reports its press once, even across the rerun ``page`` may make first.
+
+    The press is kept in session state by a callback (a plain button's value would be lost on that rerun).
+    """
+    flag = f"{key}_pressed"
+    st.button(
+        label,
+        type="primary",
+        icon=":material/play_arrow:",
+        key=key,
+        on_click=st.session_state.update,
+        kwargs={flag: True},
+    )
+    return bool(st.session_state.pop(flag, False))
+
+
 def compute(context: Context) -> pipeline.Inspection:
     """The cached inspection of ``context``, saying what happens when it is slow (first compile, level load)."""
     if context.level_path is None:
         raise app_state.SelectionError(context.level_note)
     settings = context.settings
     shape = (context.checkpoint.as_posix(), settings.num_flow_steps, settings.batch_size)
-    args = (
-        str(context.checkpoint),
-        _data.mtime(context.checkpoint),
-        str(context.level_path),
-        dataclasses.astuple(settings),
-    )
+    args = cache_args(context)
     compiled = _data.compiled_shapes()
     if shape in compiled:
         with st.spinner("Sampling…"):
@@ -107,8 +143,17 @@ def compute(context: Context) -> pipeline.Inspection:
     return result
 
 
-def downloads(page: str, context: Context, result: pipeline.Inspection) -> None:
-    """Two lazy download buttons: this page's figures, and the whole report."""
+def downloads(
+    page: str, context: Context, result: pipeline.Inspection, extras: Mapping[str, Any] | None = None
+) -> None:
+    """Two lazy download buttons: this page's figures, and the whole report.
+
+    ``extras`` holds an analysis page's results by page key (see ``bundle.page_figures``) and, under
+    ``"animations"``, GIFs by name that go into both bundles.
+    """
+    animations = dict((extras or {}).get("animations") or {})
+    if page in bundle.ANALYSIS_PAGES and bundle.ANALYSIS_PAGES[page] and (extras or {}).get(page) is None:
+        extras = None  # nothing computed yet: the page's bundle holds the inspection only
     view, stem = context.view, app_state.file_stem(context.target, context.view)
     look = (view.batch_index, view.horizon_index, view.dims)
     level_path = context.level_path
@@ -117,15 +162,25 @@ def downloads(page: str, context: Context, result: pipeline.Inspection) -> None:
         return {f"level_{level_path.stem}": _data.level_picture_png(str(level_path))}
 
     def page_zip() -> bytes:
-        figures = bundle.page_figures(page, result, *look)
-        charts = bundle.page_charts(page, result, *look)
-        sections = {page: [*charts, *figures]}
-        return bundle.build_bundle(result, figures, charts, context.meta(page), sections=sections, pictures=pictures())
+        if page in bundle.ANALYSIS_PAGES and bundle.ANALYSIS_PAGES[page] and extras is None:
+            figures, charts = {}, {}
+        else:
+            figures = bundle.page_figures(page, result, *look, extras)
+            charts = bundle.page_charts(page, result, *look, extras)
+        sections = {page: [*charts, *figures, *animations]}
+        meta = context.meta(page)
+        return bundle.build_bundle(
+            result, figures, charts, meta, sections=sections, pictures=pictures(), animations=animations
+        )
 
     def report_zip() -> bytes:
-        figures, charts, sections = bundle.report_content(result, *look)
+        figures, charts, sections = bundle.report_content(result, *look, extras=extras)
+        if animations:
+            sections.setdefault(page, []).extend(animations)
         meta = context.meta("report")
-        return bundle.build_bundle(result, figures, charts, meta, sections=sections, pictures=pictures())
+        return bundle.build_bundle(
+            result, figures, charts, meta, sections=sections, pictures=pictures(), animations=animations
+        )
 
     left, right = st.columns(2)
     left.download_button(
@@ -172,8 +227,12 @@ def _through_entrypoint() -> None:
         st.rerun()
 
 
-def page(page_key: str, body: Callable[[Context, pipeline.Inspection], None]) -> None:
-    """Draw one page: title, one line on how to read it, then ``body`` (errors shown, never a traceback)."""
+def page(page_key: str, body: Callable[[Context, pipeline.Inspection], Mapping[str, Any] | None]) -> None:
+    """Draw one page: title, one line on how to read it, then ``body`` (errors shown, never a traceback).
+
+    ``body`` may return its results by page key (see ``downloads``); the download buttons, drawn above
+    the body, then bundle them.
+    """
     _through_entrypoint()
     title, what = bundle.PAGES[page_key]
     st.title(title)
@@ -188,8 +247,10 @@ def page(page_key: str, body: Callable[[Context, pipeline.Inspection], None]) ->
         return
     try:
         result = compute(context)
-        downloads(page_key, context, result)
-        body(context, result)
+        slot = st.container()
+        extras = body(context, result)
+        with slot:
+            downloads(page_key, context, result, extras)
     except (ValueError, OSError) as err:  # CheckpointError, LevelError, SelectionError, bad indices
         st.error(str(err))
     except Exception as err:

@@ -4,6 +4,7 @@ Layout of a bundle::
 
     figures/png/<name>.png, figures/svg/<name>.svg, figures/pdf/<name>.pdf
     charts/<name>.vl.json        the interactive charts as Vega-Lite specs
+    animations/<name>.gif        animations (closed-loop rollout episodes), when given
     data/tracked.npz             every tracked array (``rtc/<key>``, ``plain/<key>``, ``obs``, ``first_chunk``)
     report.html                  self-contained: inline JavaScript, specs and images; opens offline
     manifest.json                selection, settings, package versions, time and sha256 of every other file
@@ -38,7 +39,9 @@ from matplotlib.backends.backend_pdf import FigureCanvasPdf
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
-from rtc import charts, plots
+from rtc import charts, diagnostics, plots, seeds
+from rtc import plots_analysis as analysis_plots
+from rtc.methods import METHOD_LABELS
 from rtc.pipeline import Inspection
 
 FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
@@ -88,19 +91,67 @@ PAGES: dict[str, tuple[str, str]] = {
         "weighted by the prefix weights (log scale): guidance pulls it down; where it stays high, the new "
         "chunk does not continue the previous one.",
     ),
+    "compare": (
+        "Compare methods",
+        "Final chunks of naive sampling, RTC per schedule, hard masking and BID (best of N plain samples), all "
+        "from the inspection's noise and observation, against the previous chunk (red dashed); the table scores "
+        "each against the previous chunk with the exp prefix weights.",
+    ),
+    "diagnostics": (
+        "Guidance diagnostics",
+        "Why guidance does what it does: the prefix weights of every schedule for this d and p = H − s, the "
+        "guidance weight over flow time (clipped and not), the raw correction next to the applied term, and "
+        "where over step × horizon the error and correction live.",
+    ),
+    "seeds": (
+        "Many seeds",
+        "The same situation sampled from many noise seeds in one batched call: median (line) and "
+        "inter-quartile range (band) of x_t at the chosen entry and of the weighted error, RTC against naive.",
+    ),
+    "rollout": (
+        "Closed-loop rollout",
+        "Whole episodes in Kinetix with the chosen method: new chunks every s steps, the first d actions kept "
+        "from the previous chunk. Press Run; changing any setting while it runs cancels it.",
+    ),
+    "sweep": (
+        "Sweep",
+        "The paper's figure in small: solve rate, return or boundary jump against inference delay d, one line "
+        "per method, every point on the same episode seeds. Press Run; changing a setting cancels.",
+    ),
 }
+INSPECTION_PAGES: tuple[str, ...] = ("overview", "x_t", "v_t", "correction", "error")
+# Analysis pages and whether they need data beyond the inspection (passed as ``extras[page]``).
+ANALYSIS_PAGES: dict[str, bool] = {"compare": True, "diagnostics": False, "seeds": True, "rollout": True, "sweep": True}
 
 
 # ---------------------------------------------------------------------------------------------
 # What each page shows
 
 
+def _extra(page: str, extras: Mapping[str, Any] | None) -> Any:
+    if extras is None or extras.get(page) is None:
+        raise ValueError(f"page {page!r} needs its results (extras[{page!r}]); run it first")
+    return extras[page]
+
+
 def page_figures(
-    page: str, inspection: Inspection, batch_index: int, horizon_index: int, dims: Sequence[int]
+    page: str,
+    inspection: Inspection,
+    batch_index: int,
+    horizon_index: int,
+    dims: Sequence[int],
+    extras: Mapping[str, Any] | None = None,
 ) -> dict[str, Figure]:
-    """The matplotlib figures of ``page`` by file-name stem (``rtc_…``/``plain_…`` say which sample)."""
+    """The matplotlib figures of ``page`` by file-name stem (``rtc_…``/``plain_…`` say which sample).
+
+    Analysis pages other than ``diagnostics`` need their results in ``extras[page]``: a
+    ``rtc.analysis.MethodComparison`` (compare), a ``seeds.seed_batch`` result (seeds), a
+    ``rtc.rollout.Rollout`` (rollout, episode 0 drawn) or ``(rows, metric)`` (sweep).
+    """
     b, h, dims = int(batch_index), int(horizon_index), [int(a) for a in dims]
     rtc, plain = inspection.tracked, inspection.plain
+    if page in ANALYSIS_PAGES:
+        return _analysis_figures(page, inspection, b, h, dims, extras)
     if page == "overview":
         return {f"rtc_chunk_overview_b{b}": plots.plot_chunk_overview(rtc, b, dims, plain["action"])}
     if page == "x_t":
@@ -114,12 +165,87 @@ def page_figures(
     raise ValueError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
 
 
-def page_charts(
-    page: str, inspection: Inspection, batch_index: int, horizon_index: int, dims: Sequence[int]
+def _analysis_figures(
+    page: str, inspection: Inspection, b: int, h: int, dims: list[int], extras: Mapping[str, Any] | None
+) -> dict[str, Figure]:
+    rtc = inspection.tracked
+    if page == "compare":
+        comparison = _extra(page, extras)
+        figure = analysis_plots.plot_method_comparison(
+            comparison.chunks,
+            comparison.prev_chunk,
+            comparison.inference_delay,
+            comparison.weights,
+            b,
+            dims,
+            prev_valid=comparison.prefix_attention_horizon,
+        )
+        return {f"methods_b{b}": figure}
+    if page == "diagnostics":
+        d, p = int(rtc["inference_delay"]), int(rtc["prefix_attention_horizon"])
+        settings = inspection.settings
+        table = diagnostics.schedule_weights_table(d, p, rtc["action"].shape[1])
+        curves = diagnostics.guidance_curves(settings.num_flow_steps, settings.max_guidance_weight)
+        out = {
+            "schedule_weights": analysis_plots.plot_schedule_weights(table, d, p, settings.prefix_attention_schedule),
+            "guidance_weight": analysis_plots.plot_guidance_weight(curves, settings.max_guidance_weight),
+        }
+        for a in dims:
+            series = diagnostics.correction_vs_applied(rtc, b, h, a)
+            label = f"batch {b}, h={h}, dim {a}"
+            out[f"correction_vs_applied_b{b}_h{h}_a{a}"] = analysis_plots.plot_correction_vs_applied(series, label)
+        heat = diagnostics.heatmap_data(rtc, b)
+        out[f"heatmaps_b{b}"] = analysis_plots.plot_heatmaps(heat, rtc["time"])
+        return out
+    if page == "seeds":
+        result = _extra(page, extras)
+        return {
+            f"seed_bands_h{h}_a{a}": analysis_plots.plot_seed_bands(seeds.band_series(result, h, a), h, a) for a in dims
+        }
+    if page == "rollout":
+        return {"rollout_trace_episode0": analysis_plots.plot_rollout_trace(_extra(page, extras), 0, dims)}
+    rows, metric = _extra(page, extras)
+    return {f"sweep_{metric}": analysis_plots.plot_sweep(rows, metric)}
+
+
+def _analysis_charts(
+    page: str, inspection: Inspection, b: int, h: int, dims: list[int], extras: Mapping[str, Any] | None
 ) -> dict[str, alt.TopLevelMixin]:
-    """The Altair charts of ``page`` by file-name stem."""
+    rtc = inspection.tracked
+    if page == "compare":
+        comparison = _extra(page, extras)
+        chart = charts.methods_chart(
+            comparison.chunks, comparison.prev_chunk, b, dims, comparison.prefix_attention_horizon, METHOD_LABELS
+        )
+        return {f"methods_b{b}": chart}
+    if page == "diagnostics":
+        d, p = int(rtc["inference_delay"]), int(rtc["prefix_attention_horizon"])
+        table = diagnostics.schedule_weights_table(d, p, rtc["action"].shape[1])
+        schedule = inspection.settings.prefix_attention_schedule
+        return {
+            "schedule_weights": charts.schedule_weights_chart(table, schedule),
+            "guidance_weight": charts.guidance_weight_chart(rtc),
+            f"heatmaps_b{b}": charts.heatmap_chart(diagnostics.heatmap_data(rtc, b), rtc["time"]),
+        }
+    if page == "seeds":
+        result = _extra(page, extras)
+        return {f"seed_bands_h{h}_a{a}": charts.seed_band_chart(seeds.band_series(result, h, a), h, a) for a in dims}
+    return {}  # rollout and sweep: figures only
+
+
+def page_charts(
+    page: str,
+    inspection: Inspection,
+    batch_index: int,
+    horizon_index: int,
+    dims: Sequence[int],
+    extras: Mapping[str, Any] | None = None,
+) -> dict[str, alt.TopLevelMixin]:
+    """The Altair charts of ``page`` by file-name stem (``extras`` as for ``page_figures``)."""
     b, h, dims = int(batch_index), int(horizon_index), [int(a) for a in dims]
     rtc, plain = inspection.tracked, inspection.plain
+    if page in ANALYSIS_PAGES:
+        return _analysis_charts(page, inspection, b, h, dims, extras)
     if page == "overview":
         return {f"chunk_b{b}": charts.chunk_chart(rtc, plain["action"], b, dims)}
     if page == "x_t":
@@ -141,15 +267,21 @@ def report_content(
     batch_index: int,
     horizon_index: int,
     dims: Sequence[int],
-    pages: Sequence[str] = tuple(PAGES),
+    pages: Sequence[str] | None = None,
+    extras: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Figure], dict[str, alt.TopLevelMixin], dict[str, list[str]]]:
-    """Figures and charts of several pages (default: all), and which names belong to which page."""
+    """Figures and charts of several pages, and which names belong to which page.
+
+    Default pages: the inspection pages, then the analysis pages whose key is in ``extras``.
+    """
+    if pages is None:
+        pages = [*INSPECTION_PAGES, *(p for p in ANALYSIS_PAGES if extras and p in extras)]
     figures: dict[str, Figure] = {}
     chart_specs: dict[str, alt.TopLevelMixin] = {}
     sections: dict[str, list[str]] = {}
     for page in pages:
-        page_figs = page_figures(page, inspection, batch_index, horizon_index, dims)
-        page_chs = page_charts(page, inspection, batch_index, horizon_index, dims)
+        page_figs = page_figures(page, inspection, batch_index, horizon_index, dims, extras)
+        page_chs = page_charts(page, inspection, batch_index, horizon_index, dims, extras)
         figures.update(page_figs)
         chart_specs.update(page_chs)
         sections[page] = [*page_chs, *page_figs]
@@ -273,6 +405,7 @@ def build_bundle(
     *,
     sections: Mapping[str, Sequence[str]] | None = None,
     pictures: Mapping[str, bytes] | None = None,
+    animations: Mapping[str, bytes] | None = None,
     formats: Sequence[str] = FORMATS,
     now: datetime.datetime | None = None,
     progress: Callable[[str], None] | None = None,
@@ -282,12 +415,15 @@ def build_bundle(
 
     ``meta`` describes the selection (run, checkpoint, level, settings, ...) and is copied into the
     manifest; ``sections`` groups names by page for the report (default: one section with everything);
-    ``pictures`` are PNG images (e.g. the level) stored under ``images/`` and shown at the top of the report.
+    ``pictures`` are PNG images (e.g. the level) stored under ``images/`` and shown at the top of the report;
+    ``animations`` are GIFs stored under ``animations/`` and shown where ``sections`` names them.
     With an ``executor`` (see ``render_pool``) the figures are rendered in parallel.
     """
     files: dict[str, tuple[bytes, str]] = {}
     for name, data in (pictures or {}).items():
         files[f"images/{name}.png"] = (data, f"picture {name} (PNG)")
+    for name, data in (animations or {}).items():
+        files[f"animations/{name}.gif"] = (data, f"animation {name} (GIF)")
     images: dict[str, bytes] = {}
     if progress:
         progress(f"rendering {len(figures)} figures as {', '.join(f.upper() for f in formats)}")
@@ -310,7 +446,14 @@ def build_bundle(
     if progress:
         progress("writing report.html")
     report = report_html(
-        inspection, specs, images, meta, sections or {"report": [*specs, *images]}, created, pictures or {}
+        inspection,
+        specs,
+        images,
+        meta,
+        sections or {"report": [*specs, *images, *(animations or {})]},
+        created,
+        pictures or {},
+        animations or {},
     )
     files["report.html"] = (report.encode(), "self-contained report: interactive charts and figures, opens offline")
     manifest = {
@@ -361,10 +504,10 @@ img.picture { width: 280px; border: 1px solid #eee; }
 """
 
 
-def _image(name: str, png: bytes, css: str = "figure") -> str:
-    encoded = base64.b64encode(png).decode()
+def _image(name: str, data: bytes, css: str = "figure", mime: str = "image/png") -> str:
+    encoded = base64.b64encode(data).decode()
     label = html.escape(name)
-    return f'<img class="{css}" alt="{label}" title="{label}" src="data:image/png;base64,{encoded}">'
+    return f'<img class="{css}" alt="{label}" title="{label}" src="data:{mime};base64,{encoded}">'
 
 
 def _table(rows: Mapping[str, Any]) -> str:
@@ -390,6 +533,7 @@ def report_html(
     sections: Mapping[str, Sequence[str]],
     created: str,
     pictures: Mapping[str, bytes] | None = None,
+    animations: Mapping[str, bytes] | None = None,
 ) -> str:
     """One HTML file with the selection, the summary, every interactive chart and every figure (PNG inline)."""
     javascript = vega_javascript()
@@ -429,6 +573,8 @@ def report_html(
                 parts.append(f'<div class="chart" id="{chart_ids[name]}" data-name="{html.escape(name)}"></div>')
             elif name in images:
                 parts.append(_image(name, images[name]))
+            elif name in (animations or {}):
+                parts.append(_image(name, animations[name], mime="image/gif"))
     specs_json = _script_json({chart_ids[n]: specs[n] for n in chart_ids})
     parts.append(f'<script type="application/json" id="chart-specs">{specs_json}</script>')
     if javascript:

@@ -21,6 +21,10 @@ __all__ = [
     "correction_chart",
     "error_chart",
     "guidance_weight_chart",
+    "heatmap_chart",
+    "methods_chart",
+    "schedule_weights_chart",
+    "seed_band_chart",
     "steps_chart",
     "steps_frame",
     "v_t_chart",
@@ -369,3 +373,130 @@ def chunk_chart(tracked: Tracked, plain_action: np.ndarray, batch_index: int, di
     return layered.facet(row=alt.Row("dim:N", title=None), title="Action chunk over the horizon").resolve_scale(
         y="independent"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis pages
+
+
+def methods_chart(
+    chunks: Mapping[str, np.ndarray],
+    prev_chunk: np.ndarray,
+    batch_index: int,
+    dims: Sequence[int],
+    prev_valid: int,
+    labels: Mapping[str, str] | None = None,
+) -> alt.FacetChart:
+    """Final chunk of every method over the horizon against the previous chunk (its first ``prev_valid``
+    entries, the rest being zero padding), one panel per action dimension."""
+    prev = np.asarray(prev_chunk)
+    b = _check("batch_index", batch_index, prev.shape[0])
+    labels = labels or {}
+    rows = []
+    for a in dims:
+        rows += [
+            {"series": "previous chunk (target)", "i": i, "dim": f"dim {a}", "value": float(prev[b, i, a])}
+            for i in range(int(prev_valid))
+        ]
+        for method, chunk in chunks.items():
+            values = np.asarray(chunk)[b, :, a]
+            name = labels.get(method, method)
+            rows += [{"series": name, "i": i, "dim": f"dim {a}", "value": float(v)} for i, v in enumerate(values)]
+    pick = alt.selection_point(fields=["series"], bind="legend", name="pick_method")
+    dashed = alt.condition(alt.datum.series == "previous chunk (target)", alt.value([5, 3]), alt.value([1, 0]))
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("i:Q", title=INDEX_TITLE, axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("value:Q", title="action"),
+            color=alt.Color("series:N", title="method"),
+            strokeDash=dashed,
+            opacity=alt.condition(pick, alt.value(0.95), alt.value(0.1)),
+            tooltip=["series:N", "dim:N", "i:Q", alt.Tooltip("value:Q", format=".4f")],
+        )
+        .add_params(pick)
+        .properties(width=WIDTH, height=HEIGHT)
+        .facet(facet=alt.Facet("dim:N", title=None), columns=3)
+        .properties(title="Final chunks by method from the same noise (click the legend to isolate)")
+        .interactive()
+    )
+
+
+def schedule_weights_chart(table: Mapping[str, np.ndarray], current: str) -> alt.Chart:
+    """Prefix weights of every schedule over the horizon; the current schedule is drawn thicker."""
+    rows = [
+        {"schedule": name, "i": i, "weight": float(w), "current": name == current}
+        for name, weights in table.items()
+        for i, w in enumerate(np.asarray(weights))
+    ]
+    return (
+        alt.Chart(pd.DataFrame(rows), title="Prefix weights per schedule")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("i:Q", title=INDEX_TITLE, axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("weight:Q", title="prefix weight W_i", scale=alt.Scale(domain=[0, 1.05])),
+            color=alt.Color("schedule:N"),
+            strokeWidth=alt.condition(alt.datum.current, alt.value(4), alt.value(1.5)),
+            tooltip=["schedule:N", "i:Q", alt.Tooltip("weight:Q", format=".3f")],
+        )
+        .properties(width=2 * WIDTH, height=HEIGHT - 40, autosize=FIT_WIDTH)
+        .interactive()
+    )
+
+
+def heatmap_chart(data: Mapping[str, np.ndarray], time: np.ndarray) -> alt.FacetChart:
+    """One heatmap per key of ``[num_steps, H]`` arrays (rows: flow steps, columns: horizon index)."""
+    time = np.asarray(time, float)
+    rows = [
+        {"quantity": key, "step": s, "t": float(time[s]), "i": i, "norm": float(v)}
+        for key, values in data.items()
+        for (s, i), v in np.ndenumerate(np.asarray(values))
+    ]
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_rect()
+        .encode(
+            x=alt.X("i:O", title="horizon index i"),
+            y=alt.Y("step:O", title="flow step (t = 0 at the top)"),
+            color=alt.Color("norm:Q", title="norm", scale=alt.Scale(scheme="magma")),
+            tooltip=[
+                "quantity:N",
+                "step:Q",
+                alt.Tooltip("t:Q", format=".3f"),
+                "i:Q",
+                alt.Tooltip("norm:Q", format=".3e"),
+            ],
+        )
+        .properties(width=WIDTH - 40, height=HEIGHT)
+        .facet(column=alt.Column("quantity:N", title=None))
+        .resolve_scale(color="independent")
+        .properties(title="Norm over action dims per flow step × horizon index")
+    )
+
+
+def seed_band_chart(series: Mapping[str, Mapping[str, np.ndarray]], horizon_index: int, dim: int) -> alt.VConcatChart:
+    """Median line and inter-quartile band over seeds of x_t at one entry and of the error magnitude, per method."""
+    from rtc.seeds import bands
+
+    rows = []
+    for method, values in series.items():
+        for quantity in ("x_t", "error"):
+            median, q25, q75 = bands(values[quantity])
+            for t, m, lo, hi in zip(values["time"], median, q25, q75, strict=True):
+                rows.append({"method": method, "quantity": quantity, "t": float(t), "median": m, "q25": lo, "q75": hi})
+    frame = pd.DataFrame(rows)
+    titles = {"x_t": f"x_t[h={horizon_index}, dim {dim}]", "error": "‖W · (target − x_1_pred)‖"}
+    panels = []
+    for quantity, title in titles.items():
+        base = alt.Chart(frame[frame.quantity == quantity]).encode(
+            x=alt.X("t:Q", title=plots.TIME_LABEL, scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("method:N"),
+        )
+        band = base.mark_area(opacity=0.25).encode(y=alt.Y("q25:Q", title=title), y2="q75:Q")
+        line = base.mark_line(point=True).encode(
+            y="median:Q",
+            tooltip=["method:N", alt.Tooltip("t:Q", format=".3f"), alt.Tooltip("median:Q", format=".4f")],
+        )
+        panels.append((band + line).properties(width=2 * WIDTH, height=HEIGHT - 40))
+    return alt.vconcat(*panels, title="Median (line) and inter-quartile range (band) over seeds")

@@ -109,7 +109,7 @@ def test_report_html_is_self_contained(page_zip):
 
 def test_report_bundle_covers_every_page(inspection):
     figures, charts, sections = bundle.report_content(inspection, 0, 0, [1])
-    assert list(sections) == list(bundle.PAGES)
+    assert list(sections) == list(bundle.INSPECTION_PAGES)
     assert set(figures) == {
         "rtc_chunk_overview_b0",
         "rtc_comparison_grid_b0_h0",

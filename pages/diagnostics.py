@@ -1,0 +1,30 @@
+"""Guidance diagnostics: schedules' prefix weights, the guidance weight over flow time, correction vs applied."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import streamlit as st
+
+from pages import _ui
+from rtc import diagnostics, pipeline
+
+
+def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]:
+    tracked, settings = result.tracked, result.settings
+    d, p = int(tracked["inference_delay"]), int(tracked["prefix_attention_horizon"])
+    inert = diagnostics.inert_guidance_warnings(
+        d, p, settings.prefix_attention_schedule, settings.max_guidance_weight, context.limits.chunk_size
+    )
+    for message in inert:
+        st.warning(message, icon=":material/block:")
+    st.caption(
+        f"d = {d}, p = H − s = {p}, schedule {settings.prefix_attention_schedule}, "
+        f"w_max = {settings.max_guidance_weight:g}; correction vs applied at batch element "
+        f"{context.view.batch_index}, horizon index {context.view.horizon_index}, per chosen action dimension."
+    )
+    extras = {"diagnostics": True}
+    _ui.show_analysis("diagnostics", context, result, extras)
+    return extras
+
+
+_ui.page("diagnostics", body)

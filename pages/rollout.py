@@ -1,0 +1,136 @@
+"""Closed-loop rollout: whole episodes with one method, its action trace, outcome, animation and chunks."""
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from pages import _data, _ui
+from rtc import bundle, pipeline, plots, rollout
+from rtc.methods import METHOD_LABELS, METHODS
+
+RESULTS_KEY = "rtc_rollouts"  # {(checkpoint, level, settings): (Rollout, seconds)}
+GIFS_KEY = "rtc_rollout_gifs"
+KEEP = 4
+
+
+def _settings(context: _ui.Context) -> rollout.RolloutSettings:
+    view, h_max = context.view, context.limits.chunk_size
+    first, second, third = st.columns(3)
+    method = first.selectbox("Method", METHODS, index=1, format_func=METHOD_LABELS.get, key="rollout_method")
+    delay = second.number_input("Inference delay d", 0, h_max, value=min(view.delay, h_max), key="rollout_d")
+    horizon = third.number_input(
+        "Execute horizon s", 1, h_max, value=view.execute_horizon, key="rollout_s", help="Actions executed per chunk."
+    )
+    episodes = first.number_input("Episodes", 1, 16, value=1, key="rollout_episodes")
+    steps = second.number_input("Episode steps", 1, 256, value=256, key="rollout_steps")
+    return rollout.RolloutSettings(
+        method=method,
+        inference_delay=int(delay),
+        execute_horizon=int(horizon),
+        num_episodes=int(episodes),
+        episode_steps=int(steps),
+        max_guidance_weight=view.max_guidance_weight,
+        seed=view.seed,
+    )
+
+
+def _run(context: _ui.Context, settings: rollout.RolloutSettings) -> tuple[rollout.Rollout, float]:
+    policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
+    level = _data.level(str(context.level_path))
+    bar = st.progress(0.0, text="Compiling the rollout program (about 30 s the first time)…")
+    started, result = time.perf_counter(), None
+    for progress in rollout.iterate_rollout(policy, level, settings):
+        bar.progress(progress.fraction, text=f"{progress.steps_done}/{progress.total_steps} steps")
+        result = progress.result
+    bar.empty()
+    assert result is not None
+    return result, time.perf_counter() - started
+
+
+def _episode_table(result: rollout.Rollout) -> pd.DataFrame:
+    jumps = result.jump_sums / result.jump_counts.clip(min=1)
+    return pd.DataFrame(
+        {
+            "return": result.returns,
+            "solved": result.solved.astype(bool),
+            "length": result.lengths,
+            "mean boundary jump": jumps,
+        }
+    ).rename_axis("episode")
+
+
+def _gif(key: tuple, result: rollout.Rollout, episode: int) -> bytes:
+    gifs = st.session_state.setdefault(GIFS_KEY, {})
+    if (key, episode) not in gifs:
+        with st.spinner("Rendering the animation…"):
+            gifs[(key, episode)] = rollout.gif_bytes(rollout.episode_frames(result, episode, every=4, size=192))
+    return gifs[(key, episode)]
+
+
+def _chunk(context: _ui.Context, result: rollout.Rollout, episode: int) -> None:
+    st.subheader("One chunk's denoising steps")
+    s, length = result.settings.execute_horizon, int(result.lengths[episode])
+    last = (length - 1) // s
+    index = st.number_input(
+        "Chunk index",
+        0,
+        last,
+        value=0,
+        key="rollout_chunk",
+        help=f"Block k starts at step k·s = k·{s}; accepted 0..{last} for this episode.",
+    )
+    st.caption(
+        f"Chunk {int(index)} of episode {episode} (starts at step {int(index) * s}), re-sampled with tracking "
+        "from its recorded observation, previous chunk and noise. The x_t, v_t, correction and error pages "
+        "show the sidebar's inspection, not this chunk."
+    )
+    policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
+    tracked = rollout.chunk_inspection(policy, result, episode, int(index))
+    view = context.view
+    _ui.figure(plots.plot_comparison_grid(tracked, 0, list(view.dims), view.horizon_index))
+    if "error" in tracked:
+        _ui.figure(plots.plot_error_over_steps(tracked, 0))
+    else:
+        st.info("This method samples without guidance, so there is no error or correction to show.")
+
+
+def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any] | None:
+    settings = _settings(context)
+    for warning in settings.validate(context.limits.chunk_size):
+        st.warning(warning)
+    key = (str(context.checkpoint), str(context.level_path), settings)
+    results = st.session_state.setdefault(RESULTS_KEY, {})
+    st.caption(
+        f"{settings.num_flow_steps} flow steps, w_max = {settings.max_guidance_weight:g} and seed {settings.seed} "
+        "(from the sidebar), action noise 0.1."
+    )
+    if _ui.run_button("Run rollout", "rollout_run"):
+        results[key] = _run(context, settings)
+        while len(results) > KEEP:
+            results.pop(next(iter(results)))
+    if key not in results:
+        st.info("Press Run rollout to simulate these settings (the first run compiles, about 30 s).")
+        return None
+    done, seconds = results[key]
+    summary = done.summary()
+    st.caption(
+        f"Ran in {seconds:.1f} s: solve rate {summary['solve_rate']:.2f}, mean return {summary['mean_return']:.2f}, "
+        f"mean boundary jump {summary['mean_boundary_jump']:.3f}."
+    )
+    st.dataframe(_episode_table(done), key="rollout_table")
+    episode = 0
+    if settings.num_episodes > 1:
+        episode = int(st.number_input("Episode", 0, settings.num_episodes - 1, value=0, key="rollout_episode"))
+    trace, picture = st.columns([3, 1])
+    with trace:
+        _ui.figure(bundle.page_figures("rollout", result, 0, 0, context.view.dims, {"rollout": done}).popitem()[1])
+    gif = _gif(key, done, episode)
+    picture.image(gif, caption=f"episode {episode} (every 4th step)", width="stretch")
+    _chunk(context, done, episode)
+    return {"rollout": done, "animations": {f"rollout_episode{episode}": gif}}
+
+
+_ui.page("rollout", body)

@@ -1,0 +1,86 @@
+"""The analysis pages through AppTest on the demo run, with few flow steps and short rollouts."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rtc import app_state
+from rtc.methods import METHODS
+from tests.test_app import DEMO_RUN, FAST, _app
+
+SHORT_STEPS = 16  # one 32-step segment: rollout and sweep share the compiled segment length
+
+
+@pytest.fixture(autouse=True)
+def demo_roots(monkeypatch):
+    assert DEMO_RUN.is_dir(), "the demo run is missing"
+    monkeypatch.delenv(app_state.RUNS_ROOTS_ENV, raising=False)
+    monkeypatch.delenv(app_state.LEVEL_DIRS_ENV, raising=False)
+
+
+def _page(path: str, title: str, query: dict[str, str] | None = None) -> AppTest:
+    at = _app({**FAST, **(query or {})})
+    at.switch_page(path).run()
+    _assert_clean(at, title)
+    return at
+
+
+def _assert_clean(at: AppTest, title: str) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert [t.value for t in at.main.title] == [title]
+    assert len(at.main.get("download_button")) >= 2
+
+
+def test_compare_page_scores_every_method_and_bid_of_one_is_naive():
+    at = _page("pages/compare.py", "Compare methods", {"d": "2", "s": "4"})
+    assert at.get("vega_lite_chart") and at.main.get("image")
+    frame = at.main.dataframe[0].value
+    assert frame["method"].tolist() == list(METHODS)
+    at.number_input(key="compare_bid_samples").set_value(1).run()
+    _assert_clean(at, "Compare methods")
+    frame = at.main.dataframe[0].value
+    numbers = frame.set_index("method").select_dtypes("number")
+    assert numbers.loc["bid"].to_numpy() == pytest.approx(numbers.loc["naive"].to_numpy(), abs=1e-5)
+
+
+def test_diagnostics_page_draws_and_warns_when_guidance_is_off():
+    at = _page("pages/diagnostics.py", "Guidance diagnostics", {"d": "2", "s": "4"})
+    assert len(at.get("vega_lite_chart")) == 3 and len(at.main.get("image")) >= 4
+    assert not [w for w in at.main.warning if "inert" in w.value]
+    at = _page("pages/diagnostics.py", "Guidance diagnostics", {"w": "0"})
+    assert any("guidance is inert: max guidance weight is 0" in w.value for w in at.main.warning)
+
+
+def test_seeds_page_draws_bands():
+    at = _page("pages/seeds.py", "Many seeds", {"dims": "0"})
+    assert at.number_input(key="seeds_count").value == 16
+    assert len(at.get("vega_lite_chart")) == 1 and len(at.main.get("image")) == 1
+
+
+def test_rollout_page_runs_on_its_button_and_keeps_the_result():
+    at = _page("pages/rollout.py", "Closed-loop rollout", {"d": "2", "s": "4"})
+    assert not at.main.get("image") and any("Press Run rollout" in i.value for i in at.main.info)
+    at.number_input(key="rollout_steps").set_value(SHORT_STEPS)
+    at.button(key="rollout_run").click().run()
+    _assert_clean(at, "Closed-loop rollout")
+    table = at.main.dataframe[0].value
+    assert list(table.columns[:2]) == ["return", "solved"] and len(table) == 1
+    assert len(at.main.get("image")) >= 3  # trace, animation, chunk figure(s)
+    at.number_input(key="rollout_chunk").set_value(1).run()  # a rerun shows the kept result
+    _assert_clean(at, "Closed-loop rollout")
+    assert at.main.dataframe[0].value.equals(table)
+
+
+def test_sweep_page_runs_one_point():
+    at = _page("pages/sweep.py", "Sweep")
+    at.multiselect(key="sweep_methods").set_value(["rtc_exp"])
+    at.multiselect(key="sweep_delays").set_value([1])
+    at.number_input(key="sweep_episodes").set_value(1)
+    at.number_input(key="sweep_steps").set_value(SHORT_STEPS)
+    at.button(key="sweep_run").click().run()
+    _assert_clean(at, "Sweep")
+    rows = at.main.dataframe[0].value
+    assert len(rows) == 1 and rows.loc[0, "method"] == "rtc_exp" and rows.loc[0, "inference_delay"] == 1
+    assert at.main.get("image") and len(at.main.get("download_button")) == 3
