@@ -17,6 +17,8 @@ from rtc.app_state import Limits, Target, View
 from rtc.checkpoints import RunInfo
 
 CONTEXT_KEY = "rtc_context"
+CHUNK_KEY = "rtc_open_chunk"  # a rollout chunk shown instead of the sidebar's inspection (see open_chunk)
+CHUNK_PAGES: tuple[str, ...] = ("x_t", "v_t", "correction", "error")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +154,7 @@ def downloads(
     ``"animations"``, GIFs by name that go into both bundles.
     """
     animations = dict((extras or {}).get("animations") or {})
+    data = bundle.extra_data(extras)
     if page in bundle.ANALYSIS_PAGES and bundle.ANALYSIS_PAGES[page] and (extras or {}).get(page) is None:
         extras = None  # nothing computed yet: the page's bundle holds the inspection only
     view, stem = context.view, app_state.file_stem(context.target, context.view)
@@ -170,7 +173,7 @@ def downloads(
         sections = {page: [*charts, *figures, *animations]}
         meta = context.meta(page)
         return bundle.build_bundle(
-            result, figures, charts, meta, sections=sections, pictures=pictures(), animations=animations
+            result, figures, charts, meta, sections=sections, pictures=pictures(), animations=animations, data=data
         )
 
     def report_zip() -> bytes:
@@ -179,7 +182,7 @@ def downloads(
             sections.setdefault(page, []).extend(animations)
         meta = context.meta("report")
         return bundle.build_bundle(
-            result, figures, charts, meta, sections=sections, pictures=pictures(), animations=animations
+            result, figures, charts, meta, sections=sections, pictures=pictures(), animations=animations, data=data
         )
 
     left, right = st.columns(2)
@@ -227,6 +230,38 @@ def _through_entrypoint() -> None:
         st.rerun()
 
 
+def open_chunk(context: Context, inspection: pipeline.Inspection, description: str) -> None:
+    """Show ``inspection`` (a rollout chunk) on the x_t, v_t, correction and error pages until the sidebar changes."""
+    st.session_state[CHUNK_KEY] = {
+        "inspection": inspection,
+        "description": description,
+        "selection": (context.target, context.view),
+    }
+
+
+def close_chunk() -> None:
+    st.session_state.pop(CHUNK_KEY, None)
+
+
+def opened_chunk(context: Context) -> dict[str, Any] | None:
+    """The rollout chunk opened for the step-by-step pages, dropped once the sidebar's selection changed."""
+    entry = st.session_state.get(CHUNK_KEY)
+    if entry is not None and entry["selection"] != (context.target, context.view):
+        close_chunk()
+        return None
+    return entry
+
+
+def _chunk_banner(entry: Mapping[str, Any]) -> None:
+    st.info(f"Showing {entry['description']}, not the sidebar's inspection.", icon=":material/movie:")
+    st.button(
+        "Back to the sidebar's inspection",
+        key="close_chunk",
+        icon=":material/undo:",
+        on_click=close_chunk,
+    )
+
+
 def page(page_key: str, body: Callable[[Context, pipeline.Inspection], Mapping[str, Any] | None]) -> None:
     """Draw one page: title, one line on how to read it, then ``body`` (errors shown, never a traceback).
 
@@ -245,8 +280,15 @@ def page(page_key: str, body: Callable[[Context, pipeline.Inspection], Mapping[s
     if context.error:
         st.error(f"Refused setting: {context.error}. Change it in the sidebar to draw this page.")
         return
+    chunk = opened_chunk(context) if page_key in CHUNK_PAGES else None
     try:
-        result = compute(context)
+        if chunk is None:
+            result = compute(context)
+        else:
+            _chunk_banner(chunk)
+            result = chunk["inspection"]
+            # The chunk is a batch of one: draw its only element.
+            context = dataclasses.replace(context, view=dataclasses.replace(context.view, batch_index=0))
         slot = st.container()
         extras = body(context, result)
         with slot:

@@ -84,11 +84,30 @@ def _chunk(context: _ui.Context, result: rollout.Rollout, episode: int) -> None:
     )
     st.caption(
         f"Chunk {int(index)} of episode {episode} (starts at step {int(index) * s}), re-sampled with tracking "
-        "from its recorded observation, previous chunk and noise. The x_t, v_t, correction and error pages "
-        "show the sidebar's inspection, not this chunk."
+        "from its recorded observation, previous chunk and noise. The button below opens it in the x_t, v_t, "
+        "correction and error pages (instead of the sidebar's inspection)."
     )
     policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
     tracked = rollout.chunk_inspection(policy, result, episode, int(index))
+    settings = result.settings
+    description = (
+        f"rollout chunk {int(index)} of episode {episode} ({METHOD_LABELS.get(settings.method, settings.method)}, "
+        f"d = {settings.inference_delay}, s = {s})"
+    )
+    st.button(  # pressed is kept by a callback (a plain button's value is lost on the rerun ``_ui.page`` may make)
+        "Open this chunk in the x_t / v_t / correction / error pages",
+        key="rollout_open_chunk",
+        icon=":material/open_in_new:",
+        disabled="error" not in tracked,
+        help="Guided methods only (RTC, hard masking): the pages need the guidance record.",
+        on_click=st.session_state.update,
+        kwargs={"rollout_open_chunk_pressed": True},
+    )
+    if st.session_state.pop("rollout_open_chunk_pressed", False):
+        _ui.open_chunk(context, rollout.chunk_as_inspection(policy, result, episode, int(index), tracked), description)
+    opened = _ui.opened_chunk(context)
+    if opened is not None:
+        st.success(f"The x_t, v_t, correction and error pages show {opened['description']}.")
     view = context.view
     _ui.figure(plots.plot_comparison_grid(tracked, 0, list(view.dims), view.horizon_index))
     if "error" in tracked:

@@ -39,7 +39,7 @@ from matplotlib.backends.backend_pdf import FigureCanvasPdf
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
-from rtc import charts, diagnostics, plots, seeds
+from rtc import charts, diagnostics, plots, seeds, sweep
 from rtc import plots_analysis as analysis_plots
 from rtc.methods import METHOD_LABELS
 from rtc.pipeline import Inspection
@@ -205,7 +205,17 @@ def _analysis_figures(
     if page == "rollout":
         return {"rollout_trace_episode0": analysis_plots.plot_rollout_trace(_extra(page, extras), 0, dims)}
     rows, metric = _extra(page, extras)
-    return {f"sweep_{metric}": analysis_plots.plot_sweep(rows, metric)}
+    order = [metric, *(m for m in sweep.METRICS if m != metric)]  # the chosen metric first, then the others
+    return {f"sweep_{m}": analysis_plots.plot_sweep(rows, m) for m in order}
+
+
+def extra_data(extras: Mapping[str, Any] | None) -> dict[str, bytes]:
+    """Data files of the analysis results in ``extras`` by name under ``data/`` (the sweep as ``sweep.csv``)."""
+    out: dict[str, bytes] = {}
+    if extras and extras.get("sweep") is not None:
+        rows, _ = extras["sweep"]
+        out["sweep.csv"] = sweep.to_csv(rows).encode()
+    return out
 
 
 def _analysis_charts(
@@ -406,6 +416,7 @@ def build_bundle(
     sections: Mapping[str, Sequence[str]] | None = None,
     pictures: Mapping[str, bytes] | None = None,
     animations: Mapping[str, bytes] | None = None,
+    data: Mapping[str, bytes] | None = None,
     formats: Sequence[str] = FORMATS,
     now: datetime.datetime | None = None,
     progress: Callable[[str], None] | None = None,
@@ -416,22 +427,23 @@ def build_bundle(
     ``meta`` describes the selection (run, checkpoint, level, settings, ...) and is copied into the
     manifest; ``sections`` groups names by page for the report (default: one section with everything);
     ``pictures`` are PNG images (e.g. the level) stored under ``images/`` and shown at the top of the report;
-    ``animations`` are GIFs stored under ``animations/`` and shown where ``sections`` names them.
+    ``animations`` are GIFs stored under ``animations/`` and shown where ``sections`` names them;
+    ``data`` are further data files by name (e.g. ``sweep.csv``, see ``extra_data``) stored under ``data/``.
     With an ``executor`` (see ``render_pool``) the figures are rendered in parallel.
     """
     files: dict[str, tuple[bytes, str]] = {}
-    for name, data in (pictures or {}).items():
-        files[f"images/{name}.png"] = (data, f"picture {name} (PNG)")
-    for name, data in (animations or {}).items():
-        files[f"animations/{name}.gif"] = (data, f"animation {name} (GIF)")
+    for name, content in (pictures or {}).items():
+        files[f"images/{name}.png"] = (content, f"picture {name} (PNG)")
+    for name, content in (animations or {}).items():
+        files[f"animations/{name}.gif"] = (content, f"animation {name} (GIF)")
     images: dict[str, bytes] = {}
     if progress:
         progress(f"rendering {len(figures)} figures as {', '.join(f.upper() for f in formats)}")
     for name, rendered in render_figures(figures, formats, executor=executor).items():
-        for fmt, data in rendered.items():
-            files[f"figures/{fmt}/{name}.{fmt}"] = (data, f"figure {name} as {fmt.upper()}")
+        for fmt, content in rendered.items():
+            files[f"figures/{fmt}/{name}.{fmt}"] = (content, f"figure {name} as {fmt.upper()}")
             if fmt == "png":
-                images[name] = data
+                images[name] = content
     specs = {name: chart_spec(chart) for name, chart in charts_by_name.items()}
     for name, spec in specs.items():
         files[f"charts/{name}.vl.json"] = (
@@ -442,6 +454,8 @@ def build_bundle(
         _npz(inspection.arrays()),
         "tracked arrays: rtc/<key> (RTC sample), plain/<key> (plain sample, same noise), obs, first_chunk",
     )
+    for name, content in (data or {}).items():
+        files[f"data/{name}"] = (content, f"data {name}")
     created = (now or datetime.datetime.now(datetime.timezone.utc)).isoformat(timespec="seconds")
     if progress:
         progress("writing report.html")

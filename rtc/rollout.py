@@ -41,6 +41,7 @@ from jax.sharding import PartitionSpec as P
 
 from rtc import levels, methods, protocol, sampler
 from rtc.model import FlowPolicy, velocity_fn
+from rtc.pipeline import Inspection, RTCSettings
 
 EPISODE_AXIS = "episodes"
 
@@ -532,6 +533,46 @@ def chunk_inspection(policy: FlowPolicy, rollout: Rollout, episode: int, chunk_i
     )
     tracked["chunk_start"] = np.asarray(rollout.chunk_starts[chunk_index])
     return tracked
+
+
+def chunk_as_inspection(
+    policy: FlowPolicy,
+    rollout: Rollout,
+    episode: int,
+    chunk_index: int,
+    tracked: dict[str, np.ndarray] | None = None,
+) -> Inspection:
+    """Block ``chunk_index`` of ``episode`` as a ``pipeline.Inspection`` (batch of 1) for the step-by-step pages.
+
+    ``tracked`` is ``chunk_inspection``'s record (computed when not given); the plain twin is plain sampling
+    from the same noise and observation. Only guided methods (RTC, hard masking) have the full record.
+    """
+    if tracked is None:
+        tracked = chunk_inspection(policy, rollout, episode, chunk_index)
+    settings = rollout.settings
+    if "error" not in tracked:
+        raise ValueError(f"method {settings.method!r} samples without guidance; only guided chunks can be inspected")
+    horizon = policy.action_chunk_size
+    noise = block_noise(settings.seed, episode, chunk_index + 1, settings.bid_samples, horizon, policy.action_dim)
+    obs = jnp.asarray(rollout.chunk_obs[episode, chunk_index])[None]
+    _, plain = policy.action(None, obs, settings.num_flow_steps, return_tracking=True, noise=noise[0])
+    inspection_settings = RTCSettings(
+        num_flow_steps=settings.num_flow_steps,
+        inference_delay=settings.inference_delay,
+        execute_horizon=settings.execute_horizon,
+        max_guidance_weight=settings.max_guidance_weight,
+        prefix_attention_schedule=methods.method_schedule(settings.method),
+        seed=settings.seed,
+        batch_size=1,
+    )
+    return Inspection(
+        settings=inspection_settings,
+        tracked=dict(tracked),
+        plain=jax.tree.map(np.asarray, plain),
+        obs=np.asarray(obs),
+        first_chunk=np.asarray(rollout.prev_chunks[episode, chunk_index])[None],
+        warnings=(),
+    )
 
 
 def episode_frames(rollout: Rollout, episode: int = 0, every: int = 2, size: int = 192) -> list[np.ndarray]:

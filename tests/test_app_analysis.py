@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -9,6 +10,7 @@ from rtc import app_state
 from rtc.methods import METHODS
 from tests.test_app import DEMO_RUN, FAST, _app
 
+CHUNK_KEY, ROLLOUTS_KEY = "rtc_open_chunk", "rtc_rollouts"  # pages.CHUNK_KEY, pages.rollout.RESULTS_KEY
 SHORT_STEPS = 16  # one 32-step segment: rollout and sweep share the compiled segment length
 
 
@@ -84,3 +86,38 @@ def test_sweep_page_runs_one_point():
     rows = at.main.dataframe[0].value
     assert len(rows) == 1 and rows.loc[0, "method"] == "rtc_exp" and rows.loc[0, "inference_delay"] == 1
     assert at.main.get("image") and len(at.main.get("download_button")) == 3
+
+
+def _x_t_chart_values(at: AppTest) -> bytes:
+    """The x_t chart's spec and data as sent to the browser."""
+    proto = at.get("vega_lite_chart")[0].proto
+    datasets = b"".join(d.SerializeToString() for d in proto.datasets)
+    return proto.spec.encode() + datasets + proto.data.SerializeToString()
+
+
+def test_a_rollout_chunk_opens_in_the_step_pages_until_closed():
+    at = _page("pages/rollout.py", "Closed-loop rollout", {"d": "2", "s": "4"})
+    at.number_input(key="rollout_steps").set_value(SHORT_STEPS)
+    at.button(key="rollout_run").click().run()
+    at.number_input(key="rollout_chunk").set_value(1).run()
+    at.button(key="rollout_open_chunk").click().run()
+    _assert_clean(at, "Closed-loop rollout")
+    assert any("rollout chunk 1 of episode 0" in s.value for s in at.main.success)
+    opened = at.session_state[CHUNK_KEY]
+    (done, _), *_ = at.session_state[ROLLOUTS_KEY].values()
+    inspection = opened["inspection"]
+    np.testing.assert_allclose(inspection.tracked["action"][0], done.chunks[0, 1], atol=1e-4)
+    assert inspection.plain["action"].shape == inspection.tracked["action"].shape
+
+    at.switch_page("pages/x_t.py").run()
+    _assert_clean(at, "State x_t")
+    banners = [i.value for i in at.main.info if "Showing rollout chunk 1 of episode 0" in i.value]
+    assert banners
+    chunk_values = _x_t_chart_values(at)
+    assert chunk_values
+
+    at.button(key="close_chunk").click().run()
+    _assert_clean(at, "State x_t")
+    assert not [i.value for i in at.main.info if "Showing rollout chunk" in i.value]
+    assert CHUNK_KEY not in at.session_state
+    assert _x_t_chart_values(at) != chunk_values  # the sidebar's inspection again

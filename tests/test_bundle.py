@@ -143,3 +143,35 @@ def test_pictures_are_stored_and_shown(inspection):
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.read("images/level_grasp_easy.png") == png
         assert 'class="picture" alt="level_grasp_easy"' in archive.read("report.html").decode()
+
+
+def test_sweep_bundle_holds_every_metric_figure_and_the_csv(inspection):
+    from rtc import sweep
+
+    rows = [
+        {
+            "level": "l",
+            "method": method,
+            "inference_delay": d,
+            "execute_horizon": max(1, d),
+            "solve_rate": 0.5,
+            "mean_return": 0.25 * d,
+            "mean_boundary_jump": 0.1,
+            "mean_length": 100.0,
+            "episodes": 2,
+        }
+        for method in ("naive", "rtc_exp")
+        for d in (0, 1)
+    ]
+    extras = {"sweep": (rows, "mean_return")}
+    figures = bundle.page_figures("sweep", inspection, 0, 0, [0], extras)
+    assert list(figures) == ["sweep_mean_return", "sweep_solve_rate", "sweep_mean_boundary_jump"]
+    data = bundle.extra_data(extras)
+    assert bundle.extra_data({"sweep": None}) == {} and bundle.extra_data(None) == {}
+    archive = bundle.build_bundle(inspection, figures, {}, META, formats=("png",), data=data, now=NOW)
+    archive = zipfile.ZipFile(io.BytesIO(archive))
+    listed = {e["path"]: e for e in json.loads(archive.read("manifest.json"))["files"]}
+    for path in ("data/sweep.csv", *(f"figures/png/sweep_{m}.png" for m in sweep.METRICS)):
+        assert path in listed, path
+        assert hashlib.sha256(archive.read(path)).hexdigest() == listed[path]["sha256"]
+    assert archive.read("data/sweep.csv").decode() == sweep.to_csv(rows)
