@@ -121,3 +121,26 @@ def test_a_rollout_chunk_opens_in_the_step_pages_until_closed():
     assert not [i.value for i in at.main.info if "Showing rollout chunk" in i.value]
     assert CHUNK_KEY not in at.session_state
     assert _x_t_chart_values(at) != chunk_values  # the sidebar's inspection again
+
+
+@pytest.mark.parametrize(
+    ("path", "title"),
+    [
+        ("pages/compare.py", "Compare methods"),
+        ("pages/diagnostics.py", "Guidance diagnostics"),
+        ("pages/seeds.py", "Many seeds"),
+        ("pages/rollout.py", "Closed-loop rollout"),
+    ],
+)
+def test_analysis_pages_run_on_the_paper_format_fixture_run(monkeypatch, path, title):
+    from tests.conftest import shared_path
+
+    monkeypatch.setenv(app_state.RUNS_ROOTS_ENV, str(shared_path("fixtures", "upstream_small_run")))
+    at = _page(path, title, {"d": "2", "s": "4"})
+    assert at.sidebar.selectbox(key="w_run").value == "upstream_small_run"
+    if path.endswith("rollout.py"):
+        at.number_input(key="rollout_steps").set_value(SHORT_STEPS)
+        at.button(key="rollout_run").click().run()
+        _assert_clean(at, title)
+        assert len(at.main.dataframe[0].value) == 1
+    assert at.main.get("image")
