@@ -128,14 +128,14 @@ def horizon_error_norms(tracked: Tracked, batch_idx: int = 0) -> np.ndarray:
     return np.linalg.norm(error[:, b], axis=-1)
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     """A constrained-layout figure with an Agg canvas (no pyplot)."""
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _legend_outside(ax: Axes) -> None:
+def legend_outside(ax: Axes) -> None:
     """A legend right of the axes, so it never covers the data."""
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
 
@@ -188,7 +188,7 @@ def plot_flow_matching_steps(
         series.update(correction=correction, applied=applied)
     target = _target_if_guided(tracked, b, h, a)
 
-    fig = _new_figure(8.0, 1.9 * len(series) + 0.6)
+    fig = new_figure(8.0, 1.9 * len(series) + 0.6)
     axes = fig.subplots(len(series), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (key, values) in zip(axes, series.items(), strict=True):
         ax.set_label(key)
@@ -205,7 +205,7 @@ def plot_flow_matching_steps(
         ax.set_title(_PANEL_TITLES[key], fontsize="medium", loc="left")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
-        _legend_outside(ax)
+        legend_outside(ax)
     axes[-1].set_xlabel(TIME_LABEL)
     axes[-1].set_xlim(-0.03, 1.03)
     if is_rtc(tracked):
@@ -224,14 +224,14 @@ def plot_error_over_steps(tracked: Tracked, batch_idx: int = 0) -> Figure:
     per_index = horizon_error_norms(tracked, batch_idx)
     b = int(batch_idx)
 
-    fig = _new_figure(8.5, 6.5)
+    fig = new_figure(8.5, 6.5)
     top, bottom = fig.subplots(2, 1, sharex=True)
     top.set_label("error_total")
     top.plot(time, total, marker="o", color="k", label=TOTAL_ERROR_LABEL)
     _log_scale_if_sensible(top, total)
     top.set_ylabel("‖weighted error‖₂")
     top.set_title("weighted error  w · (target − x_1_pred)  over horizon and action dims", fontsize="medium")
-    _legend_outside(top)
+    legend_outside(top)
 
     bottom.set_label("error_per_horizon")
     guided = np.flatnonzero(weights > 0)
@@ -248,7 +248,7 @@ def plot_error_over_steps(tracked: Tracked, batch_idx: int = 0) -> Figure:
     bottom.set_xlabel(TIME_LABEL)
     bottom.set_xlim(-0.03, 1.0)
     if guided.size:
-        _legend_outside(bottom)
+        legend_outside(bottom)
     for ax in (top, bottom):
         ax.grid(alpha=0.3, which="both")
     fig.suptitle(f"RTC guidance error over flow steps — batch {b}")
@@ -271,7 +271,7 @@ def plot_comparison_grid(
     if is_rtc(tracked):
         (columns["correction"],) = _numpy(tracked, "correction", what="plot_comparison_grid")
 
-    fig = _new_figure(3.6 * len(columns) + 0.4, 2.3 * len(dims) + 0.8)
+    fig = new_figure(3.6 * len(columns) + 0.4, 2.3 * len(dims) + 0.8)
     grid = fig.subplots(len(dims), len(columns), sharex=True, squeeze=False)
     for row, a in enumerate(dims):
         target = _target_if_guided(tracked, b, h, a)
@@ -319,7 +319,7 @@ def plot_chunk_overview(
     index = np.arange(horizon)
 
     heights = [2.2] * len(dims) + ([1.1] if rtc else [])
-    fig = _new_figure(9.0, sum(heights) + 0.8)
+    fig = new_figure(9.0, sum(heights) + 0.8)
     axes = fig.subplots(len(heights), 1, sharex=True, squeeze=False, height_ratios=heights)[:, 0]
     for ax, a in zip(axes[: len(dims)], dims, strict=True):
         ax.set_label(f"chunk a={a}")
@@ -336,7 +336,7 @@ def plot_chunk_overview(
         ax.plot(index, action[b, :, a], color="tab:blue", marker="o", label=FINAL_LABEL)
         ax.set_ylabel(f"action dim {a}")
         ax.grid(alpha=0.3)
-    _legend_outside(axes[0])
+    legend_outside(axes[0])
     if rtc:
         (weights,) = _numpy(tracked, "prefix_weights", what="plot_chunk_overview")
         ax = axes[-1]
@@ -346,7 +346,7 @@ def plot_chunk_overview(
         ax.set_ylim(-0.05, 1.1)
         ax.set_ylabel("prefix weight")
         ax.grid(alpha=0.3)
-        _legend_outside(ax)
+        legend_outside(ax)
     axes[-1].set_xlabel("horizon index i (0 = next action to execute)")
     axes[-1].set_xticks(index)
     axes[-1].set_xlim(-0.5, horizon - 0.5)

@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from rtc.methods import METHOD_LABELS, METHODS
-from rtc.plots import FROZEN_LABEL, GUIDED_LABEL, TARGET_LABEL, TIME_LABEL
+from rtc.plots import FROZEN_LABEL, GUIDED_LABEL, TARGET_LABEL, TIME_LABEL, legend_outside, new_figure
 from rtc.sampler import SCHEDULES
 from rtc.sweep import METRICS
 
@@ -61,16 +60,6 @@ _SEED_LABELS = {"rtc": "RTC", "naive": "naive"}
 def method_color(method: str) -> str:
     """The colour a method has in every figure."""
     return _METHOD_COLORS.get(method, "k")
-
-
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _legend_outside(ax: Axes) -> None:
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
 
 
 def _shade(ax: Axes, inference_delay: int, weights: np.ndarray | None, label: bool = True) -> None:
@@ -119,7 +108,7 @@ def plot_method_comparison(
     _, horizon, action_dim = prev.shape
     dims = _dims(action_dim_indices, action_dim)
     index = np.arange(horizon)
-    fig = _figure(9.5, 2.3 * len(dims) + 0.8)
+    fig = new_figure(9.5, 2.3 * len(dims) + 0.8)
     axes = fig.subplots(len(dims), 1, sharex=True, squeeze=False)[:, 0]
     for ax, a in zip(axes, dims, strict=True):
         ax.set_label(f"methods a={a}")
@@ -140,7 +129,7 @@ def plot_method_comparison(
             )
         ax.set_ylabel(f"action dim {a}")
         ax.grid(alpha=0.3)
-    _legend_outside(axes[0])
+    legend_outside(axes[0])
     axes[-1].set_xlabel(HORIZON_LABEL)
     axes[-1].set_xticks(index)
     axes[-1].set_xlim(-0.5, horizon - 0.5)
@@ -156,7 +145,7 @@ def plot_schedule_weights(
     table: Mapping[str, np.ndarray], inference_delay: int, prefix_attention_horizon: int, current: str | None = None
 ) -> Figure:
     """Prefix weights of every schedule over the horizon; the ``current`` schedule is drawn thicker."""
-    fig = _figure(8.5, 3.6)
+    fig = new_figure(8.5, 3.6)
     ax = fig.subplots()
     ax.set_label("prefix weights")
     horizon = len(next(iter(table.values())))
@@ -174,14 +163,14 @@ def plot_schedule_weights(
     ax.set_xlim(-0.5, horizon - 0.5)
     ax.set_ylim(-0.05, 1.1)
     ax.grid(alpha=0.3)
-    _legend_outside(ax)
+    legend_outside(ax)
     ax.set_title(f"Prefix weights per schedule (d={int(inference_delay)}, p={prefix_attention_horizon})")
     return fig
 
 
 def plot_guidance_weight(curves: Mapping[str, np.ndarray], max_guidance_weight: float) -> Figure:
     """The guidance weight over flow time: clipped (what is used) and unclipped, with the sampler's steps."""
-    fig = _figure(8.5, 3.6)
+    fig = new_figure(8.5, 3.6)
     ax = fig.subplots()
     ax.set_label("guidance weight")
     ax.plot(curves["dense_time"], curves["dense_unclipped"], color="tab:orange", linestyle="--", label=UNCLIPPED_LABEL)
@@ -193,14 +182,14 @@ def plot_guidance_weight(curves: Mapping[str, np.ndarray], max_guidance_weight: 
     ax.set_xlabel(TIME_LABEL)
     ax.set_ylabel("guidance weight")
     ax.grid(alpha=0.3)
-    _legend_outside(ax)
+    legend_outside(ax)
     ax.set_title(f"Guidance weight over flow time (max = {max_guidance_weight:g})")
     return fig
 
 
 def plot_correction_vs_applied(series: Mapping[str, np.ndarray], label: str = "") -> Figure:
     """The raw correction and the applied term (guidance weight × correction) per step, and the weight."""
-    fig = _figure(8.5, 5.0)
+    fig = new_figure(8.5, 5.0)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     top.set_label("correction vs applied")
     top.plot(series["time"], series["correction"], marker="o", color="tab:green", label="correction (raw VJP)")
@@ -208,14 +197,14 @@ def plot_correction_vs_applied(series: Mapping[str, np.ndarray], label: str = ""
     top.axhline(0.0, color="0.7", linewidth=0.8, label="_zero")
     top.set_ylabel("value")
     top.grid(alpha=0.3)
-    _legend_outside(top)
+    legend_outside(top)
     bottom.set_label("guidance weight per step")
     bottom.plot(series["time"], series["guidance_weight"], marker="o", color="tab:blue", label=CLIPPED_LABEL)
     bottom.set_ylabel("weight")
     bottom.set_xlabel(TIME_LABEL)
     bottom.set_xlim(-0.03, 1.0)
     bottom.grid(alpha=0.3)
-    _legend_outside(bottom)
+    legend_outside(bottom)
     fig.suptitle("Correction next to the applied guidance term" + (f" — {label}" if label else ""))
     return fig
 
@@ -224,7 +213,7 @@ def plot_heatmaps(data: Mapping[str, np.ndarray], time: np.ndarray) -> Figure:
     """One heatmap per key (``[num_steps, H]``: rows are flow steps, columns horizon indices)."""
     keys = list(data)
     time = np.asarray(time)
-    fig = _figure(4.0 * len(keys) + 0.5, 0.35 * len(time) + 2.2)
+    fig = new_figure(4.0 * len(keys) + 0.5, 0.35 * len(time) + 2.2)
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     titles = {"error": "‖weighted error‖", "correction": "‖correction‖", "applied": "‖applied term‖"}
     for ax, key in zip(axes, keys, strict=True):
@@ -251,7 +240,7 @@ def plot_seed_bands(series: Mapping[str, Mapping[str, np.ndarray]], horizon_idx:
     error magnitude, RTC against naive (``seeds.band_series`` output)."""
     from rtc.seeds import bands
 
-    fig = _figure(9.0, 6.0)
+    fig = new_figure(9.0, 6.0)
     top, bottom = fig.subplots(2, 1, sharex=True)
     top.set_label("x_t bands")
     bottom.set_label("error bands")
@@ -268,7 +257,7 @@ def plot_seed_bands(series: Mapping[str, Mapping[str, np.ndarray]], horizon_idx:
     bottom.set_xlabel(TIME_LABEL)
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
-        _legend_outside(ax)
+        legend_outside(ax)
     fig.suptitle(f"Over {seeds} seeds: median and inter-quartile range")
     return fig
 
@@ -292,7 +281,7 @@ def plot_rollout_trace(
     switches = np.flatnonzero(np.isfinite(jumps))
     starts = np.asarray(rollout.chunk_starts)
     starts = starts[starts < length]
-    fig = _figure(10.0, 1.9 * len(dims) + 2.6)
+    fig = new_figure(10.0, 1.9 * len(dims) + 2.6)
     axes = fig.subplots(len(dims) + 1, 1, sharex=True, squeeze=False, height_ratios=[2] * len(dims) + [1.4])[:, 0]
     for ax, a in zip(axes[:-1], dims, strict=True):
         ax.set_label(f"actions a={a}")
@@ -313,8 +302,8 @@ def plot_rollout_trace(
     bottom.set_xlabel(STEP_LABEL)
     bottom.set_xlim(-0.5, max(length, 1) - 0.5)
     bottom.grid(alpha=0.3)
-    _legend_outside(axes[0])
-    _legend_outside(bottom)
+    legend_outside(axes[0])
+    legend_outside(bottom)
     outcome = "solved" if rollout.solved[episode] else "not solved"
     ended = "ended" if length < settings.episode_steps else "ran"
     fig.suptitle(
@@ -330,7 +319,7 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], metric: str = "solve_rate") ->
     from rtc.sweep import metric_by_method
 
     series = metric_by_method(rows, metric)
-    fig = _figure(8.0, 4.0)
+    fig = new_figure(8.0, 4.0)
     ax = fig.subplots()
     ax.set_label(f"sweep {metric}")
     for method, (delays, values) in series.items():
@@ -344,7 +333,7 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], metric: str = "solve_rate") ->
     if metric == "solve_rate":
         ax.set_ylim(-0.03, 1.03)
     ax.grid(alpha=0.3)
-    _legend_outside(ax)
+    legend_outside(ax)
     episodes = "/".join(str(e) for e in sorted({int(r["episodes"]) for r in rows}))
     ax.set_title(f"{METRICS[metric]} vs inference delay ({episodes} episodes per point)", fontsize="medium")
     return fig
