@@ -14,29 +14,17 @@ import json
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port, _healthy  # noqa: E402  (same browser set-up)
 
 
 def row(name: str, value: float, unit: str, target: str = "", ok: bool | None = None) -> dict:
@@ -122,17 +110,11 @@ def bundle_time() -> list[dict]:
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def cold_start(cache: Path, label: str) -> list[dict]:
     """Fresh ``streamlit run`` process until Chromium shows the overview's first chart, on the demo run."""
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
+    port = _free_port()
     env = {**os.environ, "RTC_RUNS_ROOTS": str(ROOT / "runs"), "RTC_JAX_CACHE": str(cache)}
     command = [
         sys.executable,
@@ -148,14 +130,10 @@ def cold_start(cache: Path, label: str) -> list[dict]:
     start = time.perf_counter()
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                if time.perf_counter() - start > 120:
-                    raise TimeoutError("server did not become healthy") from None
-                time.sleep(0.1)
+        while not _healthy(f"http://127.0.0.1:{port}/_stcore/health"):
+            if time.perf_counter() - start > 120:
+                raise TimeoutError("server did not become healthy")
+            time.sleep(0.1)
         healthy = time.perf_counter() - start
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -83,22 +83,19 @@ class SweepSettings:
         """Rollout settings of every (method, delay) point, validated."""
         if not self.methods or not self.delays:
             raise ValueError("a sweep needs at least one method and one delay")
+        shared = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(rollout.RolloutSettings) if hasattr(self, f.name)
+        }
+        template = rollout.RolloutSettings(**shared)
         out = []
         for method in self.methods:
             methods.method_index(method)
             for delay in self.delays:
-                point = rollout.RolloutSettings(
+                point = dataclasses.replace(
+                    template,
                     method=method,
                     inference_delay=int(delay),
                     execute_horizon=execute_horizon_for(int(delay), chunk_size, self.execute_horizon_rule),
-                    num_episodes=self.num_episodes,
-                    episode_steps=self.episode_steps,
-                    num_flow_steps=self.num_flow_steps,
-                    max_guidance_weight=self.max_guidance_weight,
-                    bid_samples=self.bid_samples,
-                    action_noise=self.action_noise,
-                    seed=self.seed,
-                    segment_steps=self.segment_steps,
                 )
                 point.validate(chunk_size)
                 out.append(point)
