@@ -290,6 +290,7 @@ def main() -> None:
     navigation.run()
     with st.sidebar:
         _level_picture_in_sidebar()
+    _data.render_pool()  # after the first page is drawn: starts the bundle's render workers
 
 
 main()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from rtc import analysis, app_state, levels, pipeline
+from rtc import analysis, app_state, levels, pipeline, render
 from rtc.checkpoints import RunInfo, load_policy
 from rtc.model import FlowPolicy
 
@@ -64,6 +65,12 @@ def level_picture_png(path: str) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(level_picture(path)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@st.cache_resource(show_spinner=False)
+def render_pool() -> ProcessPoolExecutor:
+    """Worker processes that build and render bundle figures in parallel (started now, so downloads need not wait)."""
+    return render.render_pool()
 
 
 @st.cache_resource(show_spinner=False)

@@ -6,13 +6,14 @@ import dataclasses
 import traceback
 import urllib.parse
 from collections.abc import Callable, Mapping
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from pages import _data
-from rtc import app_state, bundle, pipeline
+from rtc import app_state, bundle, pipeline, render
 from rtc.app_state import Limits, Target, View
 from rtc.checkpoints import RunInfo
 
@@ -168,11 +169,11 @@ def downloads(
         if page in bundle.ANALYSIS_PAGES and bundle.ANALYSIS_PAGES[page] and extras is None:
             figures, charts = {}, {}
         else:
-            figures = bundle.page_figures(page, result, *look, extras)
+            figures = bundle.page_figure_makers(page, result, *look, extras)
             charts = bundle.page_charts(page, result, *look, extras)
         sections = {page: [*charts, *figures, *animations]}
         meta = context.meta(page)
-        return bundle.build_bundle(
+        return _build_bundle(
             result, figures, charts, meta, sections=sections, pictures=pictures(), animations=animations, data=data
         )
 
@@ -181,7 +182,7 @@ def downloads(
         if animations:
             sections.setdefault(page, []).extend(animations)
         meta = context.meta("report")
-        return bundle.build_bundle(
+        return _build_bundle(
             result, figures, charts, meta, sections=sections, pictures=pictures(), animations=animations, data=data
         )
 
@@ -206,9 +207,18 @@ def downloads(
     )
 
 
+def _build_bundle(*args: Any, **kwargs: Any) -> bytes:
+    """``bundle.build_bundle`` with the figures rendered in the process's render workers (inline if they died)."""
+    try:
+        return bundle.build_bundle(*args, executor=_data.render_pool(), **kwargs)
+    except BrokenProcessPool:
+        _data.render_pool.clear()
+        return bundle.build_bundle(*args, **kwargs)
+
+
 def figure(fig) -> None:
     """A matplotlib figure from ``rtc.plots``, rendered once as PNG (``st.pyplot`` would draw it twice at 200 dpi)."""
-    st.image(bundle.render_figure(fig, ("png",), dpi=SCREEN_DPI)["png"])
+    st.image(render.render_figure(fig, ("png",), dpi=SCREEN_DPI)["png"])
 
 
 def chart(chart_obj, key: str) -> None:
@@ -308,13 +318,13 @@ def show_page_content(page_key: str, context: Context, result: pipeline.Inspecti
     st.subheader("Figure", help="The matplotlib figure from rtc.plots, as in the command line and the bundle.")
     if figure_note:
         st.caption(figure_note)
-    figures = bundle.page_figures(page_key, result, *look)
-    if len(figures) == 1:
-        figure(next(iter(figures.values())))
+    makers = bundle.page_figure_makers(page_key, result, *look)
+    if len(makers) == 1:
+        figure(next(iter(makers.values()))())
         return
-    # Only the open tab is drawn (switching tabs reruns), so several figures cost no more than one.
+    # Only the open tab's figure is built and drawn (switching tabs reruns): several cost no more than one.
     tabs = st.tabs([f"action dim {a}" for a in view.dims], key=f"figure_tabs_{page_key}", on_change="rerun")
-    for tab, fig in zip(tabs, figures.values(), strict=True):
+    for tab, make in zip(tabs, makers.values(), strict=True):
         if tab.open is not False:
             with tab:
-                figure(fig)
+                figure(make())

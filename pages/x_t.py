@@ -9,8 +9,8 @@ _ui.page(
         context,
         result,
         figure_note=(
-            "RTC sample at the chosen horizon index h: x_t, v_t and the correction side by side, one row per "
-            "action dimension; the red dashed line is the previous chunk's value when h is guided."
+            "RTC sample at the chosen horizon index h, one tab per action dimension: x_t, v_t and the correction "
+            "side by side; the red dashed line is the previous chunk's value when h is guided."
         ),
     ),
 )

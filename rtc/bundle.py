@@ -23,30 +23,23 @@ import html
 import importlib.metadata
 import io
 import json
-import multiprocessing
-import os
 import platform
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from typing import Any
 
 import altair as alt
-import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.backends.backend_pdf import FigureCanvasPdf
-from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
 from rtc import charts, diagnostics, plots, seeds, sweep
 from rtc import plots_analysis as analysis_plots
 from rtc.methods import METHOD_LABELS
 from rtc.pipeline import Inspection
+from rtc.render import FORMATS, FigureSource, render_figures
 
-FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
 REPORT_META = ("selection", "run", "epoch", "level", "level_file", "checkpoint", "view", "link_query")
-PNG_DPI = 120
 BUNDLE_FORMAT = "rtc-inspector-bundle"
 PACKAGES = (
     "rtc-inspector",
@@ -148,21 +141,48 @@ def page_figures(
     ``rtc.analysis.MethodComparison`` (compare), a ``seeds.seed_batch`` result (seeds), a
     ``rtc.rollout.Rollout`` (rollout, episode 0 drawn) or ``(rows, metric)`` (sweep).
     """
+    makers = page_figure_makers(page, inspection, batch_index, horizon_index, dims, extras)
+    return {name: make() for name, make in makers.items()}
+
+
+def page_figure_makers(
+    page: str,
+    inspection: Inspection,
+    batch_index: int,
+    horizon_index: int,
+    dims: Sequence[int],
+    extras: Mapping[str, Any] | None = None,
+) -> dict[str, Callable[[], Figure]]:
+    """Like ``page_figures`` but each figure is built only when its function is called (for tabs)."""
     b, h, dims = int(batch_index), int(horizon_index), [int(a) for a in dims]
     rtc, plain = inspection.tracked, inspection.plain
     if page in ANALYSIS_PAGES:
-        return _analysis_figures(page, inspection, b, h, dims, extras)
+        built = _analysis_figures(page, inspection, b, h, dims, extras)
+        return {name: _built(fig) for name, fig in built.items()}
     if page == "overview":
-        return {f"rtc_chunk_overview_b{b}": plots.plot_chunk_overview(rtc, b, dims, plain["action"])}
-    if page == "x_t":
-        return {f"rtc_comparison_grid_b{b}_h{h}": plots.plot_comparison_grid(rtc, b, dims, h)}
-    if page == "v_t":
-        return {f"plain_comparison_grid_b{b}_h{h}": plots.plot_comparison_grid(plain, b, dims, h)}
+        return {f"rtc_chunk_overview_b{b}": functools.partial(plots.plot_chunk_overview, rtc, b, dims, plain["action"])}
+    if page in ("x_t", "v_t"):  # one grid row per action dim, so the app draws only the open tab's
+        kind, tracked = ("rtc", rtc) if page == "x_t" else ("plain", plain)
+        return {
+            f"{kind}_comparison_grid_b{b}_h{h}_a{a}": functools.partial(plots.plot_comparison_grid, tracked, b, [a], h)
+            for a in dims
+        }
     if page == "correction":
-        return {f"rtc_flow_steps_b{b}_h{h}_a{a}": plots.plot_flow_matching_steps(rtc, b, a, h) for a in dims}
+        return {
+            f"rtc_flow_steps_b{b}_h{h}_a{a}": functools.partial(plots.plot_flow_matching_steps, rtc, b, a, h)
+            for a in dims
+        }
     if page == "error":
-        return {f"rtc_error_b{b}": plots.plot_error_over_steps(rtc, b)}
+        return {f"rtc_error_b{b}": functools.partial(plots.plot_error_over_steps, rtc, b)}
     raise ValueError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
+
+
+def _built(fig: Figure) -> Callable[[], Figure]:
+    return functools.partial(_same, fig)  # picklable, so it can travel to a render worker
+
+
+def _same(fig: Figure) -> Figure:
+    return fig
 
 
 def _analysis_figures(
@@ -279,18 +299,18 @@ def report_content(
     dims: Sequence[int],
     pages: Sequence[str] | None = None,
     extras: Mapping[str, Any] | None = None,
-) -> tuple[dict[str, Figure], dict[str, alt.TopLevelMixin], dict[str, list[str]]]:
-    """Figures and charts of several pages, and which names belong to which page.
+) -> tuple[dict[str, Callable[[], Figure]], dict[str, alt.TopLevelMixin], dict[str, list[str]]]:
+    """Figure makers (see ``page_figure_makers``) and charts of several pages, and which names belong to which page.
 
     Default pages: the inspection pages, then the analysis pages whose key is in ``extras``.
     """
     if pages is None:
         pages = [*INSPECTION_PAGES, *(p for p in ANALYSIS_PAGES if extras and p in extras)]
-    figures: dict[str, Figure] = {}
+    figures: dict[str, Callable[[], Figure]] = {}
     chart_specs: dict[str, alt.TopLevelMixin] = {}
     sections: dict[str, list[str]] = {}
     for page in pages:
-        page_figs = page_figures(page, inspection, batch_index, horizon_index, dims, extras)
+        page_figs = page_figure_makers(page, inspection, batch_index, horizon_index, dims, extras)
         page_chs = page_charts(page, inspection, batch_index, horizon_index, dims, extras)
         figures.update(page_figs)
         chart_specs.update(page_chs)
@@ -300,67 +320,6 @@ def report_content(
 
 # ---------------------------------------------------------------------------------------------
 # Rendering
-
-
-def render_figure(fig: Figure, formats: Sequence[str] = FORMATS, dpi: int = PNG_DPI) -> dict[str, bytes]:
-    """``fig`` as bytes per format, drawing it once per format.
-
-    The layout is solved once, then every format is printed by its backend directly (``savefig``
-    would run an extra layout pass per format). SVG text stays text (editable, smaller); viewers
-    draw it in their own sans-serif font.
-    """
-    engine, figure_dpi = fig.get_layout_engine(), fig.dpi
-    fig.draw_without_rendering()  # solves the constrained layout
-    fig.set_layout_engine("none")  # positions are fixed now
-    out: dict[str, bytes] = {}
-    try:
-        for fmt in formats:
-            buffer = io.BytesIO()
-            with matplotlib.rc_context({"svg.fonttype": "none"}):
-                if fmt == "png":
-                    fig.set_dpi(dpi)
-                    FigureCanvasAgg(fig).print_png(buffer, metadata=_metadata(fmt))
-                    fig.set_dpi(figure_dpi)
-                elif fmt == "svg":
-                    FigureCanvasSVG(fig).print_svg(buffer, metadata=_metadata(fmt))
-                elif fmt == "pdf":
-                    FigureCanvasPdf(fig).print_pdf(buffer, metadata=_metadata(fmt))
-                else:
-                    raise ValueError(f"figure format {fmt!r} is not supported; accepted: {', '.join(FORMATS)}")
-            out[fmt] = buffer.getvalue()
-        return out
-    finally:
-        fig.set_dpi(figure_dpi)
-        fig.set_layout_engine(engine)
-        FigureCanvasAgg(fig)
-
-
-def render_figures(
-    figures: Mapping[str, Figure],
-    formats: Sequence[str] = FORMATS,
-    dpi: int = PNG_DPI,
-    executor: Executor | None = None,
-) -> dict[str, dict[str, bytes]]:
-    """``render_figure`` for every figure, in ``executor`` when given (figures travel pickled)."""
-    if executor is None:
-        return {name: render_figure(fig, formats, dpi) for name, fig in figures.items()}
-    futures = {name: executor.submit(render_figure, fig, formats, dpi) for name, fig in figures.items()}
-    return {name: future.result() for name, future in futures.items()}
-
-
-def render_pool(workers: int | None = None) -> ProcessPoolExecutor:
-    """Worker processes for ``render_figures`` (spawned, so they share no JAX state with the caller)."""
-    workers = workers or min(4, os.cpu_count() or 1)
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-
-
-def _metadata(fmt: str) -> dict[str, Any] | None:
-    # No creation dates in SVG/PDF, so identical figures give identical bytes.
-    if fmt == "svg":
-        return {"Date": None}
-    if fmt == "pdf":
-        return {"CreationDate": None}
-    return None
 
 
 def chart_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
@@ -409,7 +368,7 @@ def _script_json(value: Any) -> str:
 
 def build_bundle(
     inspection: Inspection,
-    figures: Mapping[str, Figure],
+    figures: Mapping[str, FigureSource],
     charts_by_name: Mapping[str, alt.TopLevelMixin],
     meta: Mapping[str, Any],
     *,
@@ -422,14 +381,16 @@ def build_bundle(
     progress: Callable[[str], None] | None = None,
     executor: Executor | None = None,
 ) -> bytes:
-    """A zip of ``figures`` in every format, ``charts_by_name`` as specs, the arrays, a manifest and report.html.
+    """A zip of ``figures`` (built or makers) in every format, ``charts_by_name`` as specs, the arrays, a manifest
+    and report.html.
 
     ``meta`` describes the selection (run, checkpoint, level, settings, ...) and is copied into the
     manifest; ``sections`` groups names by page for the report (default: one section with everything);
     ``pictures`` are PNG images (e.g. the level) stored under ``images/`` and shown at the top of the report;
     ``animations`` are GIFs stored under ``animations/`` and shown where ``sections`` names them;
     ``data`` are further data files by name (e.g. ``sweep.csv``, see ``extra_data``) stored under ``data/``.
-    With an ``executor`` (see ``render_pool``) the figures are rendered in parallel.
+    With an ``executor`` (see ``rtc.render.render_pool``) the figures are built and rendered in parallel,
+    while this process writes the rest.
     """
     files: dict[str, tuple[bytes, str]] = {}
     for name, content in (pictures or {}).items():
@@ -439,19 +400,21 @@ def build_bundle(
     images: dict[str, bytes] = {}
     if progress:
         progress(f"rendering {len(figures)} figures as {', '.join(f.upper() for f in formats)}")
-    for name, rendered in render_figures(figures, formats, executor=executor).items():
+    rendering = render_figures(figures, formats, executor=executor)  # runs on while the rest is written
+    specs = {name: chart_spec(chart) for name, chart in charts_by_name.items()}
+    tracked_npz = _npz(inspection.arrays())
+    for name, rendered in rendering().items():
         for fmt, content in rendered.items():
             files[f"figures/{fmt}/{name}.{fmt}"] = (content, f"figure {name} as {fmt.upper()}")
             if fmt == "png":
                 images[name] = content
-    specs = {name: chart_spec(chart) for name, chart in charts_by_name.items()}
     for name, spec in specs.items():
         files[f"charts/{name}.vl.json"] = (
             json.dumps(spec, indent=1).encode(),
             f"interactive chart {name} (Vega-Lite spec with data)",
         )
     files["data/tracked.npz"] = (
-        _npz(inspection.arrays()),
+        tracked_npz,
         "tracked arrays: rtc/<key> (RTC sample), plain/<key> (plain sample, same noise), obs, first_chunk",
     )
     for name, content in (data or {}).items():

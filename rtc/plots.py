@@ -21,6 +21,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from rtc.figure_layout import GridLayout
+
 __all__ = [
     "FINAL_LABEL",
     "FROZEN_LABEL",
@@ -70,6 +72,8 @@ _PANEL_TITLES: dict[str, str] = {
     "applied": "applied term (guidance weight × correction)",
 }
 _DEFAULT_DIMS = 3
+# Titles at a fixed height: matplotlib then skips its per-draw check for top tick labels (there are none).
+TITLE_Y = 1.0
 
 Tracked = Mapping[str, Any]
 
@@ -129,8 +133,8 @@ def horizon_error_norms(tracked: Tracked, batch_idx: int = 0) -> np.ndarray:
 
 
 def new_figure(width: float, height: float) -> Figure:
-    """A constrained-layout figure with an Agg canvas (no pyplot)."""
-    fig = Figure(figsize=(width, height), layout="constrained")
+    """A figure with an Agg canvas (no pyplot) laid out by ``GridLayout`` (texts fit, no tick artists built)."""
+    fig = Figure(figsize=(width, height), layout=GridLayout())
     FigureCanvasAgg(fig)
     return fig
 
@@ -202,7 +206,7 @@ def plot_flow_matching_steps(
             ax.plot([1.0], [action[b, h, a]], marker="*", markersize=11, linestyle="none", color="k", label=FINAL_LABEL)
         elif key in ("correction", "applied"):
             ax.axhline(0.0, color="0.7", linewidth=0.8, label="_zero")
-        ax.set_title(_PANEL_TITLES[key], fontsize="medium", loc="left")
+        ax.set_title(_PANEL_TITLES[key], fontsize="medium", loc="left", y=TITLE_Y)
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         legend_outside(ax)
@@ -230,7 +234,7 @@ def plot_error_over_steps(tracked: Tracked, batch_idx: int = 0) -> Figure:
     top.plot(time, total, marker="o", color="k", label=TOTAL_ERROR_LABEL)
     _log_scale_if_sensible(top, total)
     top.set_ylabel("‖weighted error‖₂")
-    top.set_title("weighted error  w · (target − x_1_pred)  over horizon and action dims", fontsize="medium")
+    top.set_title("weighted error  w · (target − x_1_pred)  over horizon and action dims", fontsize="medium", y=TITLE_Y)
     legend_outside(top)
 
     bottom.set_label("error_per_horizon")
@@ -244,7 +248,7 @@ def plot_error_over_steps(tracked: Tracked, batch_idx: int = 0) -> Figure:
         )
     _log_scale_if_sensible(bottom, per_index[:, guided])
     bottom.set_ylabel("‖error[h]‖₂ over action dims")
-    bottom.set_title("per guided horizon index h", fontsize="medium")
+    bottom.set_title("per guided horizon index h", fontsize="medium", y=TITLE_Y)
     bottom.set_xlabel(TIME_LABEL)
     bottom.set_xlim(-0.03, 1.0)
     if guided.size:
@@ -283,7 +287,7 @@ def plot_comparison_grid(
                 ax.axhline(target, color="tab:red", linestyle="--", label=TARGET_LABEL)
             ax.grid(alpha=0.3)
             if row == 0:
-                ax.set_title(key)
+                ax.set_title(key, y=TITLE_Y)
             if col == 0:
                 ax.set_ylabel(f"action dim {a}")
             if row == len(dims) - 1:

@@ -15,7 +15,7 @@ import pytest
 from flax import nnx
 from matplotlib.figure import Figure
 
-from rtc import bundle
+from rtc import bundle, render
 from rtc.model import FlowPolicy, ModelConfig
 from rtc.pipeline import Inspection, RTCSettings
 
@@ -71,11 +71,11 @@ def test_manifest_describes_the_selection(page_zip, inspection):
 
 def test_every_figure_comes_in_every_format_with_a_telling_name(page_zip):
     names = page_zip.namelist()
-    assert "figures/png/rtc_comparison_grid_b1_h2.png" in names
+    assert "figures/png/rtc_comparison_grid_b1_h2_a3.png" in names
     for fmt, magic in MAGIC.items():
-        files = [n for n in names if n.startswith(f"figures/{fmt}/")]
-        assert files == [f"figures/{fmt}/rtc_comparison_grid_b1_h2.{fmt}"]
-        assert page_zip.read(files[0]).startswith(magic)
+        files = sorted(n for n in names if n.startswith(f"figures/{fmt}/"))
+        assert files == [f"figures/{fmt}/rtc_comparison_grid_b1_h2_a{a}.{fmt}" for a in (0, 3)]
+        assert all(page_zip.read(f).startswith(magic) for f in files)
     assert "charts/x_t_over_steps_b1.vl.json" in names
 
 
@@ -100,7 +100,7 @@ def test_report_html_is_self_contained(page_zip):
     assert "<title>RTC report — test</title>" in report
     assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']https?:""", report), "no network resources"
     assert report.count('class="chart"') == 1
-    assert "data:image/png;base64," in report
+    assert report.count("data:image/png;base64,") == 2
     specs = re.search(r'<script type="application/json" id="chart-specs">(.*?)</script>', report, re.S).group(1)
     assert set(json.loads(specs)) == {"chart-0"}
     if bundle.vega_javascript() is not None:
@@ -112,19 +112,19 @@ def test_report_bundle_covers_every_page(inspection):
     assert list(sections) == list(bundle.INSPECTION_PAGES)
     assert set(figures) == {
         "rtc_chunk_overview_b0",
-        "rtc_comparison_grid_b0_h0",
-        "plain_comparison_grid_b0_h0",
+        "rtc_comparison_grid_b0_h0_a1",
+        "plain_comparison_grid_b0_h0_a1",
         "rtc_flow_steps_b0_h0_a1",
         "rtc_error_b0",
     }
-    assert all(isinstance(fig, Figure) for fig in figures.values())
+    assert all(isinstance(make(), Figure) for make in figures.values())
     assert {name for names in sections.values() for name in names} == set(figures) | set(charts)
 
 
 def test_rendering_keeps_the_figure_usable(inspection):
     fig = bundle.page_figures("error", inspection, 0, 0, [0])["rtc_error_b0"]
     engine = fig.get_layout_engine()
-    rendered = bundle.render_figure(fig, ("svg", "pdf"))
+    rendered = render.render_figure(fig, ("svg", "pdf"))
     assert set(rendered) == {"svg", "pdf"}
     assert b"CreationDate" not in rendered["pdf"]
     assert fig.get_layout_engine() is engine  # restored after rendering
@@ -138,7 +138,7 @@ def test_unknown_page_is_refused(inspection):
 
 
 def test_pictures_are_stored_and_shown(inspection):
-    png = bundle.render_figure(bundle.page_figures("error", inspection, 0, 0, [0])["rtc_error_b0"], ("png",))["png"]
+    png = render.render_figure(bundle.page_figures("error", inspection, 0, 0, [0])["rtc_error_b0"], ("png",))["png"]
     data = bundle.build_bundle(inspection, {}, {}, META, pictures={"level_grasp_easy": png}, now=NOW)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.read("images/level_grasp_easy.png") == png
