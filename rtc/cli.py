@@ -12,6 +12,7 @@ Also installed as ``rtc-visualize``.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from rtc.files import write_atomic
 from rtc.sampler import SCHEDULES
 
 
@@ -57,12 +59,13 @@ def run(args: argparse.Namespace) -> dict:
 
     if args.legacy_threefry:
         jax.config.update("jax_threefry_partitionable", False)
-    from rtc import levels, pipeline, plots
+    from rtc import levels, pipeline, plots, render
     from rtc.checkpoints import CheckpointError, load_policy, match_level_key, read_run
 
     pipeline.enable_compilation_cache()
     started = time.perf_counter()
-    with tqdm(total=4, desc="visualize", unit="phase", file=sys.stderr) as bar:
+    # Workers start now, while this process loads and samples; they draw the figures at the end.
+    with render.render_pool(2) as pool, tqdm(total=4, desc="visualize", unit="phase", file=sys.stderr) as bar:
         bar.set_postfix_str("loading checkpoint")
         run_info = read_run(args.run_path)
         if run_info is None:
@@ -107,11 +110,14 @@ def run(args: argparse.Namespace) -> dict:
             prefix="rtc",
             action_dim_indices=args.action_dim_indices,
             plain_action=result.plain["action"],
+            executor=pool,
         )
         paths += plots.save_tracking_plots(
-            result.plain, out, prefix="plain", action_dim_indices=args.action_dim_indices
+            result.plain, out, prefix="plain", action_dim_indices=args.action_dim_indices, executor=pool
         )
-        np.savez(out / "rtc_tracked.npz", **result.arrays())
+        arrays = io.BytesIO()
+        np.savez(arrays, **result.arrays())
+        write_atomic(out / "rtc_tracked.npz", arrays.getvalue())
         summary = {
             "run": str(run_info.path),
             "epoch": epoch,
@@ -124,7 +130,7 @@ def run(args: argparse.Namespace) -> dict:
             "files": [Path(p).name for p in paths] + ["rtc_tracked.npz", "summary.json"],
             "seconds": round(time.perf_counter() - started, 2),
         }
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
         bar.update()
     return summary
 

@@ -111,5 +111,5 @@ def enable_compilation_cache(path: str | os.PathLike[str] | None = None) -> Path
     folder = Path(path or os.environ.get("RTC_JAX_CACHE") or Path.home() / ".cache" / "rtc-inspector" / "jax")
     folder.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return folder

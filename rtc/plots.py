@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from rtc.figure_layout import GridLayout
+from rtc.files import write_atomic
+from rtc.render import render_figures
 
 __all__ = [
     "FINAL_LABEL",
@@ -407,18 +410,21 @@ def save_tracking_plots(
     action_dim_indices: Sequence[int] | None = None,
     horizon_idx: int = 0,
     plain_action: np.ndarray | None = None,
+    executor: Executor | None = None,
 ) -> list[str]:
     """Write every figure of ``tracking_figures`` as ``{prefix}_{stem}.png`` into ``output_dir``; return the paths.
 
     By default: ``{prefix}_flow_steps_b{b}_h0_a{a}.png`` for the first (up to) three action dims,
     ``{prefix}_comparison_grid_b{b}_h0.png`` and, for RTC runs, ``{prefix}_error_b{b}.png`` and
-    ``{prefix}_chunk_overview_b{b}.png``.
+    ``{prefix}_chunk_overview_b{b}.png``. With an ``executor`` (``rtc.render.render_pool``) the
+    figures are drawn in parallel.
     """
     figures = tracking_figures(tracked, batch_idx, action_dim_indices, horizon_idx, plain_action)
     os.makedirs(output_dir, exist_ok=True)
+    rendered = render_figures(figures, ("png",), dpi=100, executor=executor)()
     paths = []
-    for name, fig in figures.items():
+    for name, formats in rendered.items():
         path = os.path.join(os.fspath(output_dir), f"{prefix}_{name}.png")
-        fig.savefig(path, dpi=100)
+        write_atomic(path, formats["png"])
         paths.append(path)
     return paths

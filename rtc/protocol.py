@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from rtc import levels
+from rtc import export_cache, levels
 from rtc.model import FlowPolicy
 
 
@@ -62,7 +62,6 @@ def executed_actions(prev_chunk: jax.Array, new_chunk: jax.Array, inference_dela
     return jnp.where(frozen, prev_chunk, new_chunk)
 
 
-@jax.jit
 def _advance(env_state: Any, actions: jax.Array, num_actions: jax.Array, env_params: Any) -> tuple[jax.Array, Any]:
     env = levels.make_env()
 
@@ -75,10 +74,31 @@ def _advance(env_state: Any, actions: jax.Array, num_actions: jax.Array, env_par
     return jax.lax.fori_loop(0, num_actions, body, (obs, env_state))
 
 
+_advance_jit = jax.jit(_advance)
+
+
 def advance(level: levels.Level, env_state: Any, actions: jax.Array, num_actions: int) -> tuple[jax.Array, Any]:
-    """Execute ``actions[:num_actions]`` from ``env_state``; returns ``(obs, env_state)`` (compiled once)."""
+    """Execute ``actions[:num_actions]`` from ``env_state``; returns ``(obs, env_state)``.
+
+    Compiled once per process, and traced once per machine: the traced program is kept on disk
+    beside the compilation cache (see ``rtc.export_cache``).
+    """
     levels.make_env()  # build the environment outside jit (jax2d needs concrete shapes)
-    return _advance(env_state, jnp.asarray(actions), jnp.asarray(num_actions, jnp.int32), level.env_params)
+    args = (env_state, jnp.asarray(actions), jnp.asarray(num_actions, jnp.int32), level.env_params)
+    flat, treedef = jax.tree.flatten(args)
+    flat = [jnp.asarray(leaf) for leaf in flat]  # the parameters hold Python floats too
+    state_def = jax.tree.structure(env_state)
+
+    def advance_flat(*leaves: jax.Array) -> list[jax.Array]:
+        obs, state = _advance(*jax.tree.unflatten(treedef, leaves))
+        return [obs, *jax.tree.leaves(state)]
+
+    if export_cache.cache_folder() is None:
+        return _advance_jit(*args)
+    obs, *state_leaves = export_cache.call_flat(
+        advance_flat, flat, sources=[_advance, levels.make_env, levels.static_env_params_l], packages=["kinetix-env"]
+    )
+    return obs, jax.tree.unflatten(state_def, state_leaves)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,6 +40,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from rtc import levels, methods, protocol, sampler
+from rtc.files import write_atomic
 from rtc.model import FlowPolicy, velocity_fn
 from rtc.pipeline import Inspection, RTCSettings
 
@@ -609,5 +610,5 @@ def save_animation(frames: list[np.ndarray], path: str | Path, fps: float = 15.0
     if path.suffix.lower() != ".gif":
         raise ValueError(f"save_animation writes GIF files; {path.name} does not end in .gif")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gif_bytes(frames, fps))
+    write_atomic(path, gif_bytes(frames, fps))
     return path

@@ -266,10 +266,10 @@ def test_a_level_without_a_level_file_is_explained(tmp_path, monkeypatch):
 
 
 def test_settings_changes_reuse_the_compiled_sampler(demo_roots):
-    from rtc import model, protocol
+    from rtc import export_cache, model, protocol
 
-    jitted = (model._realtime_jit, model._naive_jit, protocol._advance)
     at = _app({**FAST, "d": "1", "s": "3"})
+    jitted = (model._realtime_jit, model._naive_jit, protocol._advance_jit, *export_cache.loaded_programs())
     compiled = [fn._cache_size() for fn in jitted]
     side = at.sidebar
     side.selectbox(key="w_schedule").set_value("linear")
