@@ -20,6 +20,7 @@ if str(ROOT) not in sys.path:  # so that pages can import their shared helpers
 from pages import _data, _ui  # noqa: E402
 from rtc import app_state  # noqa: E402
 from rtc.app_state import Limits, Target, View  # noqa: E402
+from rtc.errors import RTCError  # noqa: E402
 from rtc.sampler import SCHEDULES  # noqa: E402
 
 PAGES = {
@@ -267,7 +268,7 @@ def _level_picture_in_sidebar() -> None:
     placeholder, path = slot
     try:
         placeholder.image(_data.level_picture(str(path)), caption=_display_level(path), width="stretch")
-    except (ValueError, OSError) as err:
+    except (RTCError, OSError) as err:
         placeholder.warning(f"Cannot draw the level: {err}")
 
 
@@ -278,8 +279,8 @@ def main() -> None:
     with st.sidebar:
         try:
             context = sidebar()
-        except (ValueError, OSError) as err:
-            st.error(str(err))
+        except (RTCError, OSError) as err:
+            _ui.user_error(err)
             context = None
         except Exception as err:
             _ui.unexpected(err)

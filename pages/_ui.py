@@ -16,6 +16,7 @@ from pages import _data
 from rtc import app_state, bundle, pipeline, render
 from rtc.app_state import Limits, Target, View
 from rtc.checkpoints import RunInfo
+from rtc.errors import RTCError
 
 CONTEXT_KEY = "rtc_context"
 CHUNK_KEY = "rtc_open_chunk"  # a rollout chunk shown instead of the sidebar's inspection (see open_chunk)
@@ -69,6 +70,14 @@ SCREEN_DPI = 110
 
 def get_context() -> Context | None:
     return st.session_state.get(CONTEXT_KEY)
+
+
+def user_error(err: Exception) -> None:
+    """Show a failure the user caused (an ``RTCError`` or an unreadable file) as one clear line."""
+    if isinstance(err, OSError):
+        st.error(f"Cannot read {err.filename or 'a file'}: {err.strerror or err}. Check the file and its permissions.")
+    else:
+        st.error(str(err))
 
 
 def unexpected(err: Exception) -> None:
@@ -303,8 +312,8 @@ def page(page_key: str, body: Callable[[Context, pipeline.Inspection], Mapping[s
         extras = body(context, result)
         with slot:
             downloads(page_key, context, result, extras)
-    except (ValueError, OSError) as err:  # CheckpointError, LevelError, SelectionError, bad indices
-        st.error(str(err))
+    except (RTCError, OSError) as err:  # a file, setting or index the user chose: say which and what is accepted
+        user_error(err)
     except Exception as err:
         unexpected(err)
 

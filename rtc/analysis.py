@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtc import methods, seeds
+from rtc.errors import SettingsError
 from rtc.model import FlowPolicy
 from rtc.pipeline import Inspection
 from rtc.sampler import GuidanceSettings
@@ -51,7 +52,7 @@ def comparison_noise(inspection: Inspection, bid_samples: int) -> jax.Array:
     """Candidate noise ``[N, B, H, A]``: candidate 0 is the inspection's starting noise, the rest are
     BID's extra draws (from the inspection's seed, so they never depend on N)."""
     if not 1 <= bid_samples <= MAX_BID_SAMPLES:
-        raise ValueError(f"BID samples N={bid_samples} is out of range; accepted: 1..{MAX_BID_SAMPLES}")
+        raise SettingsError(f"BID samples N={bid_samples} is out of range; accepted: 1..{MAX_BID_SAMPLES}")
     start = jnp.asarray(inspection.tracked["x_t"][0])
     extra = methods.candidate_noise(jax.random.key(inspection.settings.seed + 1), start.shape, bid_samples)
     return jnp.concatenate([start[None], extra[1:]])
@@ -84,7 +85,7 @@ def seeds_for_inspection(
     """RTC and plain runs for seeds ``seed .. seed + count - 1`` on batch element ``batch_index``'s
     observation and previous chunk (``seeds.seed_batch``), with the inspection's RTC settings."""
     if not 1 <= count <= MAX_SEEDS:
-        raise ValueError(f"number of seeds {count} is out of range; accepted: 1..{MAX_SEEDS}")
+        raise SettingsError(f"number of seeds {count} is out of range; accepted: 1..{MAX_SEEDS}")
     settings = inspection.settings
     delay, prefix = _timing(inspection)
     guidance = GuidanceSettings.create(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from rtc.checkpoints import RunInfo, discover_runs, level_key
+from rtc.errors import PathError, SelectionError
 from rtc.pipeline import RTCSettings
 from rtc.sampler import SCHEDULES
 
@@ -27,10 +28,6 @@ MAX_FLOW_STEPS = 200
 MAX_BATCH = 64
 MAX_GUIDANCE_WEIGHT = 100.0
 MAX_SEED = 2**31 - 1
-
-
-class SelectionError(ValueError):
-    """A selection the app refuses, with a message naming the value and what is accepted."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,6 +71,26 @@ def is_within(path: Path, root: Path) -> bool:
     return True
 
 
+def resolve_within(text: str, roots: Iterable[Path], what: str = "path") -> Path:
+    """``text`` (relative to a root's parent, as run ids are) resolved inside one of ``roots``, else ``PathError``.
+
+    ``..`` segments, absolute paths and symbolic links that lead outside every root are refused.
+    """
+    roots = list(roots)
+    shown = ", ".join(str(r) for r in roots) or "none configured"
+    candidate = Path(text)
+    if candidate.is_absolute() or ".." in candidate.parts:
+        raise PathError(
+            f"{what} {text!r} is refused: only paths inside the configured roots ({shown}) are read, "
+            "given relative to a root's folder without '..'"
+        )
+    for root in roots:
+        path = root.parent / candidate
+        if is_within(path, root):
+            return path.resolve()
+    raise PathError(f"{what} {text!r} resolves outside the configured roots ({shown}); it is not read")
+
+
 def _contained(path: Path, roots: Iterable[Path]) -> bool:
     return any(is_within(path, root) for root in roots)
 
@@ -98,7 +115,7 @@ def checked_checkpoint(run: RunInfo, epoch: int, key: str, roots: list[Path]) ->
     files = [path, *path.rglob("*")] if path.is_dir() else [path]
     outside = [f for f in files if not _contained(f, roots)]
     if outside:
-        raise SelectionError(
+        raise PathError(
             f"checkpoint {path.name} of run {run.name} points outside the configured run roots "
             f"({outside[0]} resolves to {outside[0].resolve()}); set {RUNS_ROOTS_ENV} to include it"
         )
@@ -106,8 +123,8 @@ def checked_checkpoint(run: RunInfo, epoch: int, key: str, roots: list[Path]) ->
 
 
 def level_files(folders: list[Path]) -> list[Path]:
-    """Every ``*.json`` level file in ``folders``, in folder order."""
-    return [path for folder in folders for path in sorted(folder.rglob("*.json"))]
+    """Every ``*.json`` level file in ``folders``, in folder order (symbolic links out of a folder are skipped)."""
+    return [path for folder in folders for path in sorted(folder.rglob("*.json")) if is_within(path, folder)]
 
 
 def find_level_file(key: str, candidates: Iterable[Path]) -> Path | None:
@@ -222,7 +239,7 @@ def parse_target(
     notices: list[str] = []
     run_id = params.get("run", default.run)
     if run_id not in runs:
-        notices.append(f"run {run_id!r} was not found under the run roots; showing {default.run}")
+        notices.append(f"{_unknown_run(run_id, runs)}; showing {default.run}")
         run_id = default.run
     run = runs[run_id]
     epoch = run.latest_epoch
@@ -242,6 +259,16 @@ def parse_target(
         notices.append(f"level {level!r} has no policy in run {run_id} at epoch {epoch}; showing {fallback}")
         level = fallback
     return Target(run_id, epoch, level), notices
+
+
+def _unknown_run(run_id: str, runs: Mapping[str, RunInfo]) -> str:
+    """Why a link's run is not shown: a path outside the roots is refused, anything else is not found."""
+    roots = run_roots()
+    try:
+        resolve_within(run_id, roots, "run")
+    except PathError as err:
+        return str(err)
+    return f"run {run_id!r} was not found under the run roots"
 
 
 def _check_timing(view: View, limits: Limits) -> list[str]:

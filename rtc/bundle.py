@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 
 from rtc import charts, diagnostics, plots, seeds, sweep
 from rtc import plots_analysis as analysis_plots
+from rtc.errors import RTCError
 from rtc.methods import METHOD_LABELS
 from rtc.pipeline import Inspection
 from rtc.render import FORMATS, FigureSource, render_figures
@@ -123,7 +124,7 @@ ANALYSIS_PAGES: dict[str, bool] = {"compare": True, "diagnostics": False, "seeds
 
 def _extra(page: str, extras: Mapping[str, Any] | None) -> Any:
     if extras is None or extras.get(page) is None:
-        raise ValueError(f"page {page!r} needs its results (extras[{page!r}]); run it first")
+        raise RTCError(f"page {page!r} needs its results (extras[{page!r}]); run it first")
     return extras[page]
 
 
@@ -174,7 +175,7 @@ def page_figure_makers(
         }
     if page == "error":
         return {f"rtc_error_b{b}": functools.partial(plots.plot_error_over_steps, rtc, b)}
-    raise ValueError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
+    raise RTCError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
 
 
 def _built(fig: Figure) -> Callable[[], Figure]:
@@ -289,7 +290,7 @@ def page_charts(
         }
     if page == "error":
         return {f"error_over_steps_b{b}": charts.error_chart(rtc, b)}
-    raise ValueError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
+    raise RTCError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
 
 
 def report_content(

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rtc import plots
+from rtc.errors import IndexRangeError, RTCError
 
 __all__ = [
     "chunk_chart",
@@ -40,13 +41,13 @@ INDEX_TITLE = "horizon index i (0 = next action to execute)"
 
 def _array(tracked: Tracked, key: str) -> np.ndarray:
     if key not in tracked:
-        raise ValueError(f"this chart needs tracked[{key!r}], which the run lacks")
+        raise RTCError(f"this chart needs tracked[{key!r}], which the run lacks")
     return np.asarray(tracked[key])
 
 
 def _check(name: str, value: int, size: int) -> int:
     if not 0 <= int(value) < size:
-        raise IndexError(f"{name}={value} is out of range; accepted 0..{size - 1}")
+        raise IndexRangeError(f"{name}={value} is out of range; accepted 0..{size - 1}")
     return int(value)
 
 

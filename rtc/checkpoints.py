@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from rtc.errors import CheckpointError, RTCError, RunError
 from rtc.model import FlowPolicy, ModelConfig
 
 PICKLE_SUFFIX = ".pkl"
@@ -33,6 +34,7 @@ METADATA_FILE = "metadata.json"
 PARAMS_DIR = "params"
 FORMAT_NAME = "rtc-flow-policy"
 FORMAT_VERSION = 1
+MAX_SIZE = 1 << 16  # largest size accepted in metadata.json (a width, a layer count, an observation size)
 
 # (module, name) pairs a paper checkpoint may reference; numpy 2 renamed numpy.core to numpy._core.
 _ALLOWED_GLOBALS = {
@@ -42,10 +44,6 @@ _ALLOWED_GLOBALS = {
     ("numpy", "dtype"): ("numpy", "dtype"),
     ("jax._src.array", "_reconstruct_array"): ("jax._src.array", "_reconstruct_array"),
 }
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: unsafe, malformed, or not matching what is asked."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +70,7 @@ class RunInfo:
         if epoch is None or epoch == -1:
             return self.latest_epoch
         if epoch not in self.epochs:
-            raise CheckpointError(
+            raise RunError(
                 f"epoch {epoch} is not in run {self.path}; available: {sorted(self.epochs)} (or -1 for the latest)"
             )
         return epoch
@@ -149,6 +147,26 @@ def read_run(path: str | Path) -> RunInfo | None:
         if found:
             epochs[int(child.name)] = found
     return RunInfo(path, dict(sorted(epochs.items()))) if epochs else None
+
+
+def open_run(path: str | Path) -> RunInfo:
+    """The run at ``path``, or a ``RunError`` saying whether it is missing, has no epoch folders or is empty."""
+    path = Path(path)
+    run = read_run(path)
+    if run is not None:
+        return run
+    layout = "<run>/<epoch>/policies/<level_key>.pkl (paper) or <run>/<epoch>/policies/<level_key>/metadata.json"
+    if not path.exists():
+        raise RunError(f"run folder {path} does not exist; expected a folder laid out as {layout}")
+    if not path.is_dir():
+        raise RunError(f"{path} is a file, not a run folder; expected a folder laid out as {layout}")
+    epochs = sorted(child.name for child in path.iterdir() if child.is_dir() and child.name.isdigit())
+    if not epochs:
+        found = sorted(child.name for child in path.iterdir())[:8]
+        raise RunError(
+            f"run {path} has no epoch folders (integer-named, e.g. {path}/0); found: {', '.join(found) or 'nothing'}"
+        )
+    raise RunError(f"run {path} is empty: its epoch folders ({', '.join(epochs)}) hold no checkpoints ({layout})")
 
 
 def discover_runs(root: str | Path, max_depth: int = 3) -> list[RunInfo]:
@@ -314,12 +332,34 @@ def read_metadata(path: str | Path) -> dict:
         metadata = json.loads((path / METADATA_FILE).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path}: unreadable {METADATA_FILE} ({err})") from None
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: {METADATA_FILE} must hold a JSON object, found {type(metadata).__name__}")
     if metadata.get("format") != FORMAT_NAME or metadata.get("version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: {METADATA_FILE} is not format {FORMAT_NAME!r} version {FORMAT_VERSION} "
             f"(found {metadata.get('format')!r} version {metadata.get('version')!r})"
         )
+    _check_sizes(path, metadata)
     return metadata
+
+
+def _check_sizes(path: Path, metadata: dict) -> None:
+    """Refuse metadata whose sizes are not what ``save_policy`` writes, before any array is allocated."""
+    fields = [f.name for f in dataclasses.fields(ModelConfig)]
+    config = metadata.get("config")
+    if not isinstance(config, dict) or sorted(config) != sorted(fields):
+        found = sorted(config) if isinstance(config, dict) else type(config).__name__
+        raise CheckpointError(f"{path}: {METADATA_FILE} 'config' must have exactly the keys {fields}; found {found}")
+    sizes = {**{f"config.{k}": v for k, v in config.items()}, **{k: metadata.get(k) for k in ("obs_dim", "action_dim")}}
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+            raise CheckpointError(
+                f"{path}: {METADATA_FILE} {name}={value!r} is not accepted; use an integer 1..{MAX_SIZE}"
+            )
+    try:
+        ModelConfig(**config)
+    except RTCError as err:
+        raise CheckpointError(f"{path}: {METADATA_FILE} {err}") from None
 
 
 def _load_project_policy(path: Path) -> FlowPolicy:

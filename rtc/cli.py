@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from rtc.errors import IndexRangeError, RTCError
 from rtc.files import write_atomic
 from rtc.sampler import SCHEDULES
 
@@ -60,21 +61,19 @@ def run(args: argparse.Namespace) -> dict:
     if args.legacy_threefry:
         jax.config.update("jax_threefry_partitionable", False)
     from rtc import levels, pipeline, plots, render
-    from rtc.checkpoints import CheckpointError, load_policy, match_level_key, read_run
+    from rtc.checkpoints import load_policy, match_level_key, open_run
 
     pipeline.enable_compilation_cache()
     started = time.perf_counter()
     # Workers start now, while this process loads and samples; they draw the figures at the end.
-    with render.render_pool(2) as pool, tqdm(total=4, desc="visualize", unit="phase", file=sys.stderr) as bar:
+    with (
+        render.render_pool(2) as pool,
+        tqdm(total=4, desc="visualize", unit="phase", file=sys.stderr, leave=False) as bar,
+    ):
         bar.set_postfix_str("loading checkpoint")
-        run_info = read_run(args.run_path)
-        if run_info is None:
-            raise CheckpointError(
-                f"{args.run_path} is not a training run: expected <run>/<epoch>/policies/<level_key>.pkl "
-                "(paper format) or <run>/<epoch>/policies/<level_key>/metadata.json (project format)"
-            )
+        run_info = open_run(args.run_path)
         epoch = run_info.resolve_epoch(args.step)
-        level_path = levels.resolve_level_path(args.level_path)
+        level_path = levels.checked_level_path(levels.resolve_level_path(args.level_path))
         key = match_level_key(level_path, run_info.levels(epoch))
         policy = load_policy(run_info.checkpoint(epoch, key))
         bar.update()
@@ -93,7 +92,7 @@ def run(args: argparse.Namespace) -> dict:
             tqdm.write(f"warning: {warning}", file=sys.stderr)
         for index in args.action_dim_indices:
             if not 0 <= index < policy.action_dim:
-                raise ValueError(
+                raise IndexRangeError(
                     f"--config.action-dim-indices {index} is out of range; accepted 0..{policy.action_dim - 1}"
                 )
         bar.update()
@@ -139,8 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         summary = run(args)
-    except (ValueError, OSError) as err:  # CheckpointError and LevelError are ValueErrors
+    except RTCError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # e.g. an output folder that cannot be written
+        print(f"error: {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
     print(f"Saved {len(summary['files'])} files to {args.output_dir}/ in {summary['seconds']} s")
     for name, value in summary["metrics"].items():

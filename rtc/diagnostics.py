@@ -12,6 +12,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from rtc.errors import IndexRangeError, RTCError, SettingsError
 from rtc.sampler import SCHEDULES, flow_times, get_prefix_weights, guidance_weight, unclipped_guidance_weight
 
 
@@ -31,7 +32,7 @@ def guidance_curves(num_steps: int, max_guidance_weight: float, dense_points: in
     ``t in [0, 1)`` (the unclipped curve grows without bound towards t = 1).
     """
     if num_steps < 1:
-        raise ValueError(f"num_steps={num_steps} must be >= 1")
+        raise SettingsError(f"num_steps={num_steps} must be >= 1")
     w_max = jnp.float32(max_guidance_weight)
     time = flow_times(num_steps)
     dense = jnp.linspace(0.0, 1.0, dense_points + 1, dtype=jnp.float32)[:-1]
@@ -73,7 +74,7 @@ def inert_guidance_warnings(
     """
     d, p = int(inference_delay), int(prefix_attention_horizon)
     if schedule not in SCHEDULES:
-        raise ValueError(f"schedule={schedule!r} is not one of {', '.join(SCHEDULES)}")
+        raise SettingsError(f"schedule={schedule!r} is not one of {', '.join(SCHEDULES)}")
     warnings = []
     if max_guidance_weight == 0:
         warnings.append("guidance is inert: max guidance weight is 0, so every guidance weight is 0 (RTC = plain)")
@@ -103,10 +104,10 @@ def heatmap_data(tracked: Mapping[str, Any], batch_idx: int = 0) -> dict[str, np
     out = {}
     for key in ("error", "correction", "applied"):
         if key not in tracked:
-            raise ValueError(f"heatmap_data needs tracked[{key!r}] (an RTC run with return_tracking=True)")
+            raise RTCError(f"heatmap_data needs tracked[{key!r}] (an RTC run with return_tracking=True)")
         values = np.asarray(tracked[key])
         if not 0 <= batch_idx < values.shape[1]:
-            raise IndexError(f"batch_idx={batch_idx} is out of range; accepted 0..{values.shape[1] - 1}")
+            raise IndexRangeError(f"batch_idx={batch_idx} is out of range; accepted 0..{values.shape[1] - 1}")
         out[key] = np.linalg.norm(values[:, batch_idx], axis=-1)
     return out
 
@@ -117,7 +118,7 @@ def correction_vs_applied(
     """The raw correction, the guidance weight and the applied term (weight x correction) of one entry per step."""
     for key in ("correction", "applied", "guidance_weight", "time"):
         if key not in tracked:
-            raise ValueError(f"correction_vs_applied needs tracked[{key!r}] (an RTC run with return_tracking=True)")
+            raise RTCError(f"correction_vs_applied needs tracked[{key!r}] (an RTC run with return_tracking=True)")
     b, h, a = batch_idx, horizon_idx, action_dim_idx
     return {
         "time": np.asarray(tracked["time"]),

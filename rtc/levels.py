@@ -17,6 +17,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from rtc.errors import LevelError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_WORLDS = PROJECT_ROOT / "worlds"
 DEFAULT_LEVEL = "worlds/l/grasp_easy.json"
@@ -35,10 +37,6 @@ PAPER_LEVELS_IN_KINETIX = (
     "mjc_swimmer",
     "mjc_walker",
 )
-
-
-class LevelError(ValueError):
-    """A level file that cannot be used, with a message naming it and what is accepted."""
 
 
 def static_env_params_l():
@@ -81,15 +79,21 @@ def _comparable(static_params: Any) -> Any:
     return static_params.replace(screen_dim=(500, 500), downscale=4)
 
 
-def load_level(path: str | Path) -> Level:
-    """Load a Kinetix level JSON (any folder) as an "L"-size level, or raise ``LevelError`` saying why."""
-    from kinetix.util.saving import load_from_json_file
-
+def checked_level_path(path: str | Path) -> Path:
+    """``path`` made absolute, or a ``LevelError`` if it is not an existing ``.json`` file."""
     path = Path(path).expanduser().absolute()
     if path.suffix != ".json":
         raise LevelError(f"level {path} is not a .json file; accepted: a Kinetix level JSON")
     if not path.is_file():
-        raise LevelError(f"level file {path} does not exist")
+        raise LevelError(f"level file {path} does not exist; accepted: a Kinetix level JSON file")
+    return path
+
+
+def load_level(path: str | Path) -> Level:
+    """Load a Kinetix level JSON (any folder) as an "L"-size level, or raise ``LevelError`` saying why."""
+    from kinetix.util.saving import load_from_json_file
+
+    path = checked_level_path(path)
     try:
         json.loads(path.read_text())
         state, static_params, env_params = load_from_json_file(str(path))

@@ -22,6 +22,7 @@ import numpy as np
 from flax import nnx
 
 from rtc import metrics, sampler
+from rtc.errors import SettingsError
 from rtc.model import FlowPolicy, velocity_fn
 from rtc.sampler import GuidanceSettings, get_prefix_weights, schedule_index
 
@@ -44,10 +45,10 @@ def method_index(method: str | int | jax.Array) -> int | jax.Array:
     """The index of ``method`` in ``METHODS``; ints are range-checked, traced arrays pass through."""
     if isinstance(method, str):
         if method not in METHODS:
-            raise ValueError(f"method={method!r} is not one of {', '.join(METHODS)}")
+            raise SettingsError(f"method={method!r} is not one of {', '.join(METHODS)}")
         return METHODS.index(method)
     if isinstance(method, (int, np.integer)) and not 0 <= method < len(METHODS):
-        raise ValueError(f"method index {method} is out of range 0..{len(METHODS) - 1} ({METHODS})")
+        raise SettingsError(f"method index {method} is out of range 0..{len(METHODS) - 1} ({METHODS})")
     return method
 
 
@@ -60,7 +61,7 @@ def candidate_noise(rng: jax.Array, shape: tuple[int, int, int], num_candidates:
     """Noise ``[N, B, H, A]``: candidate 0 is ``normal(rng, shape)`` (plain sampling's noise), candidate k
     is ``normal(fold_in(rng, k), shape)``, so the shared noise never depends on N."""
     if num_candidates < 1:
-        raise ValueError(f"num_candidates={num_candidates} must be >= 1")
+        raise SettingsError(f"num_candidates={num_candidates} must be >= 1")
     draws = [jax.random.normal(rng, shape)]
     draws += [jax.random.normal(jax.random.fold_in(rng, k), shape) for k in range(1, num_candidates)]
     return jnp.stack(draws)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from rtc import sampler
+from rtc.errors import SettingsError
 from rtc.sampler import SCHEDULES, get_prefix_weights, schedule_index
 
 __all__ = ["SCHEDULES", "FlowPolicy", "ModelConfig", "get_prefix_weights", "schedule_index"]
@@ -35,9 +36,9 @@ class ModelConfig:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModelConfig.{field.name} must be a positive integer, got {value!r}")
+                raise SettingsError(f"ModelConfig.{field.name} must be a positive integer, got {value!r}")
         if self.channel_dim % 2:
-            raise ValueError(f"ModelConfig.channel_dim must be even (sin/cos embedding), got {self.channel_dim}")
+            raise SettingsError(f"ModelConfig.channel_dim must be even (sin/cos embedding), got {self.channel_dim}")
 
     def to_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -88,7 +89,7 @@ class FlowPolicy(nnx.Module):
 
     def __init__(self, obs_dim: int, action_dim: int, config: ModelConfig = ModelConfig(), *, rngs: nnx.Rngs):
         if obs_dim < 1 or action_dim < 1:
-            raise ValueError(f"obs_dim and action_dim must be positive, got {obs_dim} and {action_dim}")
+            raise SettingsError(f"obs_dim and action_dim must be positive, got {obs_dim} and {action_dim}")
         c = config.channel_dim
         self.config = config
         self.obs_dim = obs_dim

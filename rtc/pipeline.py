@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from rtc import levels, metrics, protocol
+from rtc.errors import SettingsError
 from rtc.model import FlowPolicy
 from rtc.sampler import SCHEDULES
 
@@ -33,18 +34,20 @@ class RTCSettings:
     def validate(self, chunk_size: int) -> list[str]:
         """Raise ``ValueError`` naming a refused value and what is accepted; return warnings."""
         if not 1 <= self.num_flow_steps <= 1000:
-            raise ValueError(f"num_flow_steps={self.num_flow_steps} is out of range; accepted: 1..1000")
+            raise SettingsError(f"num_flow_steps={self.num_flow_steps} is out of range; accepted: 1..1000")
         if not 1 <= self.batch_size <= 4096:
-            raise ValueError(f"batch_size={self.batch_size} is out of range; accepted: 1..4096")
+            raise SettingsError(f"batch_size={self.batch_size} is out of range; accepted: 1..4096")
         if self.prefix_attention_schedule not in SCHEDULES:
-            raise ValueError(
+            raise SettingsError(
                 f"prefix_attention_schedule={self.prefix_attention_schedule!r} is not accepted; "
                 f"choose one of {', '.join(SCHEDULES)}"
             )
         if not (np.isfinite(self.max_guidance_weight) and self.max_guidance_weight >= 0):
-            raise ValueError(f"max_guidance_weight={self.max_guidance_weight} is not accepted; use a finite value >= 0")
+            raise SettingsError(
+                f"max_guidance_weight={self.max_guidance_weight} is not accepted; use a finite value >= 0"
+            )
         if self.seed < 0:
-            raise ValueError(f"seed={self.seed} is not accepted; use an integer >= 0")
+            raise SettingsError(f"seed={self.seed} is not accepted; use an integer >= 0")
         return protocol.validate_timing(self.inference_delay, self.execute_horizon, chunk_size)
 
     def to_dict(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from rtc.errors import IndexRangeError, RTCError
 from rtc.figure_layout import GridLayout
 from rtc.files import write_atomic
 from rtc.render import render_figures
@@ -91,7 +92,7 @@ def _numpy(tracked: Tracked, *keys: str, what: str) -> list[np.ndarray]:
     if missing:
         rtc_only = [key for key in missing if key in RTC_KEYS]
         hint = " (recorded only by RTC runs: realtime_action(..., return_tracking=True))" if rtc_only else ""
-        raise ValueError(f"{what} needs tracked[{missing[0]!r}], which this run lacks{hint}")
+        raise RTCError(f"{what} needs tracked[{missing[0]!r}], which this run lacks{hint}")
     return [np.asarray(tracked[key]) for key in keys]
 
 
@@ -103,11 +104,13 @@ def is_rtc(tracked: Tracked) -> bool:
 def _check_index(name: str, value: int, size: int) -> int:
     """``value`` as an int in ``0..size-1``, else an ``IndexError`` naming the argument and range."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
+        raise IndexRangeError(f"{name} must be an integer, got {value!r}")
     if value < 0:
-        raise IndexError(f"{name}={value} is negative; accepted 0..{size - 1} (negative indices are not supported)")
+        raise IndexRangeError(
+            f"{name}={value} is negative; accepted 0..{size - 1} (negative indices are not supported)"
+        )
     if value >= size:
-        raise IndexError(f"{name}={value} is out of range; accepted 0..{size - 1}")
+        raise IndexRangeError(f"{name}={value} is out of range; accepted 0..{size - 1}")
     return int(value)
 
 
@@ -117,7 +120,7 @@ def _dims(action_dim_indices: Sequence[int] | None, action_dim: int) -> list[int
         return list(range(min(_DEFAULT_DIMS, action_dim)))
     dims = [_check_index("action_dim_idx", a, action_dim) for a in action_dim_indices]
     if not dims:
-        raise ValueError("action_dim_indices is empty; give at least one action dim")
+        raise RTCError("action_dim_indices is empty; give at least one action dim")
     return dims
 
 
@@ -321,7 +324,7 @@ def plot_chunk_overview(
     if plain_action is not None:
         plain_action = np.asarray(plain_action)
         if plain_action.shape != action.shape:
-            raise ValueError(f"plain_action has shape {plain_action.shape}; expected {action.shape} like the action")
+            raise RTCError(f"plain_action has shape {plain_action.shape}; expected {action.shape} like the action")
     rtc = is_rtc(tracked)
     index = np.arange(horizon)
 

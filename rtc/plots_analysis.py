@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from rtc.errors import IndexRangeError, RTCError
 from rtc.methods import METHOD_LABELS, METHODS
 from rtc.plots import FROZEN_LABEL, GUIDED_LABEL, TARGET_LABEL, TIME_LABEL, legend_outside, new_figure
 from rtc.sampler import SCHEDULES
@@ -78,9 +79,9 @@ def _dims(action_dim_indices: Sequence[int] | None, action_dim: int) -> list[int
     dims = list(range(min(3, action_dim))) if action_dim_indices is None else [int(a) for a in action_dim_indices]
     for a in dims:
         if not 0 <= a < action_dim:
-            raise IndexError(f"action dim {a} is out of range; accepted 0..{action_dim - 1}")
+            raise IndexRangeError(f"action dim {a} is out of range; accepted 0..{action_dim - 1}")
     if not dims:
-        raise ValueError("action_dim_indices is empty; give at least one action dim")
+        raise RTCError("action_dim_indices is empty; give at least one action dim")
     return dims
 
 

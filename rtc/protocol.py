@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from rtc import export_cache, levels
+from rtc.errors import SettingsError
 from rtc.model import FlowPolicy
 
 
@@ -26,9 +27,11 @@ def validate_timing(inference_delay: int, execute_horizon: int, chunk_size: int)
     the previous chunk's zero padding. That is accepted with a warning.
     """
     if not 0 <= inference_delay <= chunk_size:
-        raise ValueError(f"inference delay d={inference_delay} is out of range; accepted: 0..{chunk_size} (chunk size)")
+        raise SettingsError(
+            f"inference delay d={inference_delay} is out of range; accepted: 0..{chunk_size} (chunk size)"
+        )
     if not max(1, inference_delay) <= execute_horizon <= chunk_size:
-        raise ValueError(
+        raise SettingsError(
             f"execute horizon s={execute_horizon} is out of range; accepted: max(1, d)={max(1, inference_delay)}"
             f"..{chunk_size} (it must cover the delay d={inference_delay} and fit in the chunk of {chunk_size})"
         )

@@ -20,6 +20,8 @@ from matplotlib.backends.backend_pdf import FigureCanvasPdf
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
+from rtc.errors import RTCError
+
 FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
 PNG_DPI = 120
 
@@ -36,7 +38,7 @@ def render_figure(fig: Figure, formats: Sequence[str] = FORMATS, dpi: int = PNG_
     """
     unknown = [fmt for fmt in formats if fmt not in FORMATS]
     if unknown:
-        raise ValueError(f"figure format {unknown[0]!r} is not supported; accepted: {', '.join(FORMATS)}")
+        raise RTCError(f"figure format {unknown[0]!r} is not supported; accepted: {', '.join(FORMATS)}")
     engine, figure_dpi = fig.get_layout_engine(), fig.dpi
     if engine is not None:
         engine.execute(fig)  # places the axes (no drawing)

@@ -40,6 +40,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from rtc import levels, methods, protocol, sampler
+from rtc.errors import IndexRangeError, RTCError, SettingsError
 from rtc.files import write_atomic
 from rtc.model import FlowPolicy, velocity_fn
 from rtc.pipeline import Inspection, RTCSettings
@@ -79,13 +80,13 @@ class RolloutSettings:
         }
         for name, (value, low, high) in checks.items():
             if not low <= value <= high:
-                raise ValueError(f"{name}={value} is out of range; accepted: {low}..{high}")
+                raise SettingsError(f"{name}={value} is out of range; accepted: {low}..{high}")
         if not (math.isfinite(self.max_guidance_weight) and self.max_guidance_weight >= 0):
-            raise ValueError(f"max_guidance_weight={self.max_guidance_weight} must be a finite number >= 0")
+            raise SettingsError(f"max_guidance_weight={self.max_guidance_weight} must be a finite number >= 0")
         if not (math.isfinite(self.action_noise) and self.action_noise >= 0):
-            raise ValueError(f"action_noise={self.action_noise} must be a finite number >= 0")
+            raise SettingsError(f"action_noise={self.action_noise} must be a finite number >= 0")
         if self.seed < 0:
-            raise ValueError(f"seed={self.seed} must be >= 0")
+            raise SettingsError(f"seed={self.seed} must be >= 0")
         warnings = protocol.validate_timing(self.inference_delay, self.execute_horizon, chunk_size)
         padded = chunk_size - self.execute_horizon
         if self.inference_delay > padded:
@@ -343,7 +344,7 @@ class Rollout:
     def episode_state(self, episode: int, step: int) -> Any:
         """Environment state after ``step`` steps (0 = reset) of ``episode`` (needs ``record``)."""
         if self.states is None:
-            raise ValueError("this rollout kept no states; run it with record=True")
+            raise RTCError("this rollout kept no states; run it with record=True")
         if step == 0:
             return levels.reset(self.level)[1]
         return jax.tree.map(lambda x: x[episode, step - 1], self.states)
@@ -506,16 +507,16 @@ def chunk_inspection(policy: FlowPolicy, rollout: Rollout, episode: int, chunk_i
     its ``action`` reproduces ``rollout.chunks[episode, chunk_index]`` up to float rounding.
     """
     if not rollout.recorded:
-        raise ValueError("this rollout kept no chunks; run it with record=True")
+        raise RTCError("this rollout kept no chunks; run it with record=True")
     settings = rollout.settings
     if not 0 <= episode < settings.num_episodes:
-        raise IndexError(f"episode={episode} is out of range; accepted 0..{settings.num_episodes - 1}")
+        raise IndexRangeError(f"episode={episode} is out of range; accepted 0..{settings.num_episodes - 1}")
     if not 0 <= chunk_index < len(rollout.chunk_starts):
-        raise IndexError(f"chunk_index={chunk_index} is out of range; accepted 0..{len(rollout.chunk_starts) - 1}")
+        raise IndexRangeError(f"chunk_index={chunk_index} is out of range; accepted 0..{len(rollout.chunk_starts) - 1}")
     start, length = int(rollout.chunk_starts[chunk_index]), int(rollout.lengths[episode])
     if start >= length:
         last = (length - 1) // settings.execute_horizon
-        raise IndexError(
+        raise IndexRangeError(
             f"chunk {chunk_index} starts at step {start}, after episode {episode} ended ({length} steps); "
             f"accepted 0..{last}"
         )
@@ -552,7 +553,7 @@ def chunk_as_inspection(
         tracked = chunk_inspection(policy, rollout, episode, chunk_index)
     settings = rollout.settings
     if "error" not in tracked:
-        raise ValueError(f"method {settings.method!r} samples without guidance; only guided chunks can be inspected")
+        raise RTCError(f"method {settings.method!r} samples without guidance; only guided chunks can be inspected")
     horizon = policy.action_chunk_size
     noise = block_noise(settings.seed, episode, chunk_index + 1, settings.bid_samples, horizon, policy.action_dim)
     obs = jnp.asarray(rollout.chunk_obs[episode, chunk_index])[None]
@@ -597,7 +598,7 @@ def gif_bytes(frames: list[np.ndarray], fps: float = 15.0) -> bytes:
     from PIL import Image
 
     if not frames:
-        raise ValueError("no frames to animate")
+        raise RTCError("no frames to animate")
     images = [Image.fromarray(np.asarray(frame)) for frame in frames]
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
@@ -608,7 +609,7 @@ def save_animation(frames: list[np.ndarray], path: str | Path, fps: float = 15.0
     """Write the frames as a GIF at ``path`` (suffix ``.gif``); returns the path."""
     path = Path(path)
     if path.suffix.lower() != ".gif":
-        raise ValueError(f"save_animation writes GIF files; {path.name} does not end in .gif")
+        raise RTCError(f"save_animation writes GIF files; {path.name} does not end in .gif")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, gif_bytes(frames, fps))
     return path

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rtc.errors import SettingsError
+
 SCHEDULES: tuple[str, ...] = ("exp", "linear", "ones", "zeros")
 
 VelocityFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -25,10 +27,10 @@ def schedule_index(schedule: str | int | jax.Array) -> int | jax.Array:
     """Map a schedule name to its index in ``SCHEDULES``; indices and arrays pass through."""
     if isinstance(schedule, str):
         if schedule not in SCHEDULES:
-            raise ValueError(f"prefix_attention_schedule={schedule!r} is not one of {', '.join(SCHEDULES)}")
+            raise SettingsError(f"prefix_attention_schedule={schedule!r} is not one of {', '.join(SCHEDULES)}")
         return SCHEDULES.index(schedule)
     if isinstance(schedule, (int, np.integer)) and not 0 <= schedule < len(SCHEDULES):
-        raise ValueError(f"schedule index {schedule} is out of range 0..{len(SCHEDULES) - 1} ({SCHEDULES})")
+        raise SettingsError(f"schedule index {schedule} is out of range 0..{len(SCHEDULES) - 1} ({SCHEDULES})")
     return schedule
 
 
@@ -97,11 +99,11 @@ class GuidanceSettings(NamedTuple):
                 upper = chunk_size if chunk_size is not None else value
                 if not 0 <= value <= upper:
                     bound = f"0..{chunk_size} (the chunk size)" if chunk_size is not None else ">= 0"
-                    raise ValueError(f"{name}={value} is out of range; accepted: {bound}")
+                    raise SettingsError(f"{name}={value} is out of range; accepted: {bound}")
         if isinstance(max_guidance_weight, (int, float)) and not (
             math.isfinite(max_guidance_weight) and max_guidance_weight >= 0
         ):
-            raise ValueError(f"max_guidance_weight={max_guidance_weight} must be a finite number >= 0")
+            raise SettingsError(f"max_guidance_weight={max_guidance_weight} must be a finite number >= 0")
         return cls(
             jnp.asarray(inference_delay, jnp.int32),
             jnp.asarray(prefix_attention_horizon, jnp.int32),

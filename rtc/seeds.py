@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rtc.errors import SettingsError
 from rtc.model import FlowPolicy
 from rtc.sampler import GuidanceSettings
 
@@ -38,7 +39,7 @@ def seed_batch(
     shared by every seed. Returns ``{"rtc": tracked, "naive": tracked}`` (numpy, batch axis = seed).
     """
     if len(seeds) == 0:
-        raise ValueError("seeds is empty; give at least one seed")
+        raise SettingsError("seeds is empty; give at least one seed")
     obs = jnp.asarray(obs).reshape(-1)
     prev = jnp.asarray(prev_chunk).reshape(policy.action_chunk_size, policy.action_dim)
     count = len(seeds)

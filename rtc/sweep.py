@@ -21,6 +21,7 @@ import numpy as np
 from flax import nnx
 
 from rtc import levels, methods, rollout
+from rtc.errors import SettingsError
 from rtc.model import FlowPolicy
 
 DEFAULT_METHODS: tuple[str, ...] = ("naive", "rtc_exp", "hard_masking", "bid")
@@ -56,11 +57,11 @@ def execute_horizon_for(inference_delay: int, chunk_size: int, rule: str | int =
         return max(low, chunk_size - inference_delay)
     if isinstance(rule, (int, np.integer)) and not isinstance(rule, bool):
         if not low <= rule <= chunk_size:
-            raise ValueError(
+            raise SettingsError(
                 f"execute horizon {rule} is out of range for d={inference_delay}; accepted {low}..{chunk_size}"
             )
         return int(rule)
-    raise ValueError(f"execute_horizon_rule={rule!r} is not accepted; use 'min', 'max' or an integer")
+    raise SettingsError(f"execute_horizon_rule={rule!r} is not accepted; use 'min', 'max' or an integer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +83,7 @@ class SweepSettings:
     def points(self, chunk_size: int) -> list[rollout.RolloutSettings]:
         """Rollout settings of every (method, delay) point, validated."""
         if not self.methods or not self.delays:
-            raise ValueError("a sweep needs at least one method and one delay")
+            raise SettingsError("a sweep needs at least one method and one delay")
         shared = {
             f.name: getattr(self, f.name) for f in dataclasses.fields(rollout.RolloutSettings) if hasattr(self, f.name)
         }
@@ -209,7 +210,7 @@ def from_csv(text: str) -> list[dict[str, Any]]:
 def metric_by_method(rows: Sequence[dict[str, Any]], metric: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{method: (delays, values)}`` sorted by delay, for plotting ``metric`` against delay."""
     if metric not in METRICS:
-        raise ValueError(f"metric={metric!r} is not one of {', '.join(METRICS)}")
+        raise SettingsError(f"metric={metric!r} is not one of {', '.join(METRICS)}")
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for method in dict.fromkeys(row["method"] for row in rows):
         chosen = sorted((r for r in rows if r["method"] == method), key=lambda r: r["inference_delay"])

@@ -11,6 +11,7 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
+from rtc.errors import RTCError
 from rtc.model import FlowPolicy
 
 
@@ -56,7 +57,7 @@ def train(
 ) -> list[float]:
     """Train ``policy`` in place on ``obs [N, obs_dim]`` and ``actions [N, H, A]``; returns the loss curve."""
     if obs.shape[0] != actions.shape[0]:
-        raise ValueError(f"obs has {obs.shape[0]} rows but actions has {actions.shape[0]}")
+        raise RTCError(f"obs has {obs.shape[0]} rows but actions has {actions.shape[0]}")
     schedule = optax.warmup_cosine_decay_schedule(
         0.0, config.learning_rate, config.warmup_steps, max(config.steps, config.warmup_steps + 1)
     )

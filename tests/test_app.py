@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from rtc import app_state
 from rtc.app_state import Limits, SelectionError, Target, View
+from rtc.errors import PathError
 
 PROJECT = Path(__file__).resolve().parents[1]
 APP = PROJECT / "streamlit_app.py"
@@ -67,7 +68,7 @@ def test_a_checkpoint_that_resolves_outside_the_roots_is_refused(tmp_path):
     (run_dir / "0" / "policies" / "worlds_l_catapult.pkl").symlink_to(target)
     run = app_state.find_runs([root])["root/run"]
     assert app_state.checked_checkpoint(run, 0, "worlds_l_grasp_easy", [root]).name == "worlds_l_grasp_easy.pkl"
-    with pytest.raises(SelectionError, match="points outside the configured run roots"):
+    with pytest.raises(PathError, match="points outside the configured run roots"):
         app_state.checked_checkpoint(run, 0, "worlds_l_catapult", [root])
 
 
