@@ -288,6 +288,7 @@ def main() -> None:
     _ui.set_context(context)
     for notice in st.session_state.pop(NOTICES_KEY, []):
         st.warning(f"From the link: {notice}", icon=":material/link_off:")
+    _ui.mark_entrypoint_run()
     navigation.run()
     with st.sidebar:
         _level_picture_in_sidebar()

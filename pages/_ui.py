@@ -235,18 +235,33 @@ def chart(chart_obj, key: str) -> None:
     st.altair_chart(chart_obj, key=key)
 
 
+ENTRY_KEY = "rtc_through_entrypoint"  # set by streamlit_app.py on every run, popped by ``page``
+REROUTED_KEY = "rtc_rerouted"
+
+
+def mark_entrypoint_run() -> None:
+    """Called by ``streamlit_app.py`` before it runs the page: this run went through the entrypoint."""
+    st.session_state[ENTRY_KEY] = True
+
+
 def _through_entrypoint() -> None:
     """Rerun through ``streamlit_app.py`` when Streamlit ran a page file alone.
 
-    A fresh server whose first request is a page URL (a shared link) runs that file directly, as in
-    Streamlit's older ``pages/`` mode, until some run has called ``st.navigation``; the sidebar would
-    then be missing. Switching that mode off and rerunning runs the entrypoint, which shows the page.
+    A fresh server whose first requests are page URLs (a shared link) runs those files directly, as
+    in Streamlit's older ``pages/`` mode, until some run has called ``st.navigation``; the sidebar
+    would then be missing. Each run checks its own mark (the server-wide mode flag may already have
+    been switched off by another session's first run), switches that mode off and reruns.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+    if st.session_state.pop(ENTRY_KEY, False):
+        st.session_state.pop(REROUTED_KEY, None)
+        return
+    if st.session_state.get(REROUTED_KEY):  # rerouted once already: do not loop
+        return
+    st.session_state[REROUTED_KEY] = True
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 
 def open_chunk(context: Context, inspection: pipeline.Inspection, description: str) -> None:

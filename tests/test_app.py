@@ -88,7 +88,7 @@ def test_a_link_with_unknown_run_epoch_or_level_falls_back_with_notices(tmp_path
     runs = app_state.find_runs([_fake_run(tmp_path, "r", keys=("worlds_l_a", "worlds_l_grasp_easy")).parent])
     target, notices = app_state.parse_target({"run": "r/../../etc", "epoch": "x", "level": "worlds_l_b"}, runs)
     assert target == Target(next(iter(runs)), 2, "worlds_l_grasp_easy")
-    assert len(notices) == 3 and "not found under the run roots" in notices[0]
+    assert len(notices) == 3 and "is refused" in notices[0]
     assert "is not an integer" in notices[1] and "has no policy" in notices[2]
     exact, none = app_state.parse_target({"run": target.run, "epoch": "0", "level": "worlds_l_a"}, runs)
     assert exact == Target(target.run, 0, "worlds_l_a") and none == []
@@ -235,7 +235,7 @@ def test_a_deep_link_restores_its_selection(demo_roots):
 def test_a_stale_link_falls_back_to_defaults_with_a_notice(demo_roots):
     at = _app({"run": "../../etc", "epoch": "99", "d": "abc", "dims": "0,17", "steps": "4"})
     notices = [w.value for w in at.main.warning]
-    assert any("From the link: run '../../etc' was not found" in n for n in notices)
+    assert any("From the link: run '../../etc' is refused" in n for n in notices)
     assert any("action dimension=17 is out of range" in n for n in notices)
     assert at.sidebar.selectbox(key="w_run").value == "runs/demo"
     assert at.sidebar.number_input(key="w_delay").value == 3

@@ -324,3 +324,34 @@ def test_a_link_with_a_path_outside_the_roots_is_refused_with_a_notice(monkeypat
     assert not at.exception
     assert any("refused" in w.value or "resolves outside" in w.value for w in at.main.warning)
     assert at.sidebar.selectbox(key="w_run").value == "runs/demo"
+
+
+# ---------------------------------------------------------------------------------------------
+# Many users: caches are bounded, so memory stays flat
+
+
+SINGLETONS = {"setup_process", "compiled_shapes", "render_pool"}  # no arguments: one value per process
+
+
+def test_every_app_cache_is_bounded():
+    from streamlit.runtime.caching.cache_utils import CachedFunc
+
+    from pages import _data
+
+    cached = {name: f for name, f in vars(_data).items() if isinstance(f, CachedFunc)}
+    assert set(cached) > SINGLETONS
+    for name, func in cached.items():
+        if name not in SINGLETONS:
+            assert func._info.max_entries or func._info.ttl, f"pages/_data.{name} has an unbounded cache"
+
+
+def test_memory_stays_flat_over_many_selections(monkeypatch):
+    import resource
+
+    at = _app(monkeypatch, [DEMO_RUN.parent], {"steps": "4"})
+    _assert_drawn(at, "Overview")
+    first = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for seed in range(1, 41):
+        at.sidebar.number_input(key="w_seed").set_value(seed).run()
+    assert not at.exception and not at.error
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss <= 1.5 * first

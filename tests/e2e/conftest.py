@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -54,36 +55,51 @@ def timings() -> Iterator[dict[str, float]]:
     (ARTIFACTS / "timings.json").write_text(json.dumps(measured, indent=2) + "\n")
 
 
-@pytest.fixture(scope="session")
-def app_server(timings: dict[str, float]) -> Iterator[str]:
-    """The app's base URL; run roots are the demo runs and the paper-format fixture run."""
+@contextlib.contextmanager
+def serve_app(name: str) -> Iterator[str]:
+    """A fresh ``streamlit run streamlit_app.py`` on a free port, logging to ``test-artifacts/streamlit-<name>.log``.
+
+    Run roots are the demo runs and the paper-format fixture run. Yields the base URL once
+    ``/_stcore/health`` answers; afterwards the log must hold no traceback.
+    """
     port = _free_port()
     env = dict(os.environ, RTC_RUNS_ROOTS=os.pathsep.join([str(PROJECT / "runs"), str(FIXTURE_RUN.resolve())]))
     ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "streamlit-e2e.log").open("w")
+    log_path = ARTIFACTS / f"streamlit-{name}.log"
     command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port)]
     command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
-    started = time.perf_counter()
-    server = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        while not _healthy(f"{base}/_stcore/health"):
-            if server.poll() is not None:
-                pytest.fail(f"streamlit exited with {server.returncode}; see {log.name}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer /_stcore/health within {HEALTH_TIMEOUT_S} s")
-            time.sleep(0.25)
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + HEALTH_TIMEOUT_S
+            while not _healthy(f"{base}/_stcore/health"):
+                if server.poll() is not None:
+                    pytest.fail(f"streamlit exited with {server.returncode}; see {log_path}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"streamlit did not answer /_stcore/health within {HEALTH_TIMEOUT_S} s")
+                time.sleep(0.25)
+            yield base
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    text = log_path.read_text(errors="replace")
+    assert "Traceback" not in text, (
+        f"the server logged an exception (see {log_path}):\n{text[text.index('Traceback') :][:3000]}"
+    )
+
+
+@pytest.fixture(scope="session")
+def app_server(timings: dict[str, float]) -> Iterator[str]:
+    """The app's base URL (see ``serve_app``), shared by the browser tests."""
+    started = time.perf_counter()
+    with serve_app("e2e") as base:
         timings["server_healthy_s"] = round(time.perf_counter() - started, 2)
         timings["_server_started"] = started
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
         timings.pop("_server_started", None)
 
 
