@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 from PIL import Image
 
 from rtc import plots
+from rtc.errors import IndexRangeError
 from rtc.model import FlowPolicy, ModelConfig
 
 BATCH, HORIZON, ACTION_DIM, STEPS = 3, 8, 6, 10
@@ -282,7 +283,7 @@ def test_out_of_range_indices_are_refused(
 
 
 def test_non_integer_index_is_refused(rtc_run: dict) -> None:
-    with pytest.raises(TypeError, match="horizon_idx"):
+    with pytest.raises(IndexRangeError, match="horizon_idx must be an integer, got 1.5"):
         plots.plot_flow_matching_steps(rtc_run, horizon_idx=1.5)
 
 

@@ -119,7 +119,7 @@ def test_plain_sampling_tracks_no_guidance(small_policy, obs):
 def test_same_noise_makes_zero_guidance_equal_to_plain_sampling(small_policy, obs, prev):
     plain = small_policy.action(jax.random.key(7), obs, 10)
     unguided = _rtc(small_policy, obs, prev, False, w_max=0.0)
-    np.testing.assert_allclose(unguided, plain, atol=1e-6)
+    np.testing.assert_allclose(unguided, plain, rtol=1e-6, atol=1e-6)  # vjp compiles another program
     noise = small_policy.initial_noise(jax.random.key(99), 3)
     from_noise = small_policy.action(None, obs, 10, noise=noise)
     np.testing.assert_array_equal(from_noise, small_policy.action(jax.random.key(99), obs, 10))
