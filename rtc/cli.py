@@ -16,6 +16,7 @@ import io
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -103,17 +104,26 @@ def run(args: argparse.Namespace) -> dict:
 
         bar.set_postfix_str("saving plots")
         out = args.output_dir
-        paths = plots.save_tracking_plots(
-            result.tracked,
-            out,
-            prefix="rtc",
-            action_dim_indices=args.action_dim_indices,
-            plain_action=result.plain["action"],
-            executor=pool,
-        )
-        paths += plots.save_tracking_plots(
-            result.plain, out, prefix="plain", action_dim_indices=args.action_dim_indices, executor=pool
-        )
+        # Both sets at once, so the render workers never wait for the second one.
+        with ThreadPoolExecutor(2) as threads:
+            rtc_paths = threads.submit(
+                plots.save_tracking_plots,
+                result.tracked,
+                out,
+                prefix="rtc",
+                action_dim_indices=args.action_dim_indices,
+                plain_action=result.plain["action"],
+                executor=pool,
+            )
+            plain_paths = threads.submit(
+                plots.save_tracking_plots,
+                result.plain,
+                out,
+                prefix="plain",
+                action_dim_indices=args.action_dim_indices,
+                executor=pool,
+            )
+            paths = rtc_paths.result() + plain_paths.result()
         arrays = io.BytesIO()
         np.savez(arrays, **result.arrays())
         write_atomic(out / "rtc_tracked.npz", arrays.getvalue())
