@@ -105,25 +105,21 @@ def run(args: argparse.Namespace) -> dict:
         bar.set_postfix_str("saving plots")
         out = args.output_dir
         # Both sets at once, so the render workers never wait for the second one.
-        with ThreadPoolExecutor(2) as threads:
-            rtc_paths = threads.submit(
-                plots.save_tracking_plots,
-                result.tracked,
-                out,
-                prefix="rtc",
-                action_dim_indices=args.action_dim_indices,
-                plain_action=result.plain["action"],
-                executor=pool,
-            )
-            plain_paths = threads.submit(
-                plots.save_tracking_plots,
-                result.plain,
-                out,
-                prefix="plain",
-                action_dim_indices=args.action_dim_indices,
-                executor=pool,
-            )
-            paths = rtc_paths.result() + plain_paths.result()
+        sets = (("rtc", result.tracked, result.plain["action"]), ("plain", result.plain, None))
+        with ThreadPoolExecutor(len(sets)) as threads:
+            jobs = [
+                threads.submit(
+                    plots.save_tracking_plots,
+                    tracked,
+                    out,
+                    prefix=prefix,
+                    action_dim_indices=args.action_dim_indices,
+                    plain_action=plain_action,
+                    executor=pool,
+                )
+                for prefix, tracked, plain_action in sets
+            ]
+            paths = [path for job in jobs for path in job.result()]
         arrays = io.BytesIO()
         np.savez(arrays, **result.arrays())
         write_atomic(out / "rtc_tracked.npz", arrays.getvalue())

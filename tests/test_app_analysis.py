@@ -144,3 +144,27 @@ def test_analysis_pages_run_on_the_paper_format_fixture_run(monkeypatch, path, t
         _assert_clean(at, title)
         assert len(at.main.dataframe[0].value) == 1
     assert at.main.get("image")
+
+
+def test_a_rollout_failing_midway_shows_an_error_and_keeps_nothing(monkeypatch):
+    from rtc import rollout
+    from rtc.errors import RTCError
+
+    real = rollout.iterate_rollout
+
+    def fails_after_the_first_segment(*args, **kwargs):
+        progress = real(*args, **kwargs)
+        yield next(progress)
+        raise RTCError("simulated failure midway through the rollout (step 32 of 64)")
+
+    at = _page("pages/rollout.py", "Closed-loop rollout", {"d": "2", "s": "4"})
+    at.number_input(key="rollout_steps").set_value(2 * SHORT_STEPS)
+    monkeypatch.setattr(rollout, "iterate_rollout", fails_after_the_first_segment)
+    at.button(key="rollout_run").click().run()
+    assert not at.exception
+    assert [e.value for e in at.main.error] == ["simulated failure midway through the rollout (step 32 of 64)"]
+    assert not at.session_state[ROLLOUTS_KEY] and not at.main.get("image")  # no partial result kept or drawn
+    monkeypatch.setattr(rollout, "iterate_rollout", real)
+    at.button(key="rollout_run").click().run()  # the page stays usable: the next run succeeds
+    _assert_clean(at, "Closed-loop rollout")
+    assert len(at.session_state[ROLLOUTS_KEY]) == 1

@@ -16,6 +16,7 @@ from flax import nnx
 from matplotlib.figure import Figure
 
 from rtc import bundle, render
+from rtc.errors import RTCError
 from rtc.model import FlowPolicy, ModelConfig
 from rtc.pipeline import Inspection, RTCSettings
 
@@ -175,3 +176,12 @@ def test_sweep_bundle_holds_every_metric_figure_and_the_csv(inspection):
         assert path in listed, path
         assert hashlib.sha256(archive.read(path)).hexdigest() == listed[path]["sha256"]
     assert archive.read("data/sweep.csv").decode() == sweep.to_csv(rows)
+
+
+def test_a_figure_failing_midway_fails_the_whole_bundle(inspection):
+    def broken() -> Figure:
+        raise RTCError("figure 2 of 2 failed")
+
+    good = bundle.page_figure_makers("error", inspection, 0, 0, [0])
+    with pytest.raises(RTCError, match="figure 2 of 2 failed"):  # nothing is returned: no partial zip exists
+        bundle.build_bundle(inspection, {**good, "broken": broken}, {}, META, now=NOW)
