@@ -8,9 +8,11 @@ compilation cache, and later processes call the deserialised program directly.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import inspect
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,14 +46,26 @@ def cache_folder() -> Path | None:
 def program_key(fn: Callable, flat_args: Sequence[Any], sources: Sequence[Callable], packages: Sequence[str]) -> str:
     """A digest of everything the traced program depends on: code, argument shapes, versions, flags, backend."""
     parts = [
-        f"{fn.__module__}.{fn.__qualname__}",
-        *(inspect.getsource(source) for source in sources),
+        _code_and_versions(
+            f"{fn.__module__}.{fn.__qualname__}", tuple(inspect.unwrap(s).__code__ for s in sources), tuple(packages)
+        ),
         *(f"{a.shape}{a.dtype}" for a in flat_args),
-        *(f"{p}={_version(p)}" for p in ("jax", "jaxlib", *packages)),
         *(f"{flag}={jax.config.values.get(flag)}" for flag in _FLAGS),
         jax.default_backend(),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+@functools.cache
+def _code_and_versions(name: str, codes: tuple[types.CodeType, ...], packages: tuple[str, ...]) -> str:
+    """The parts of a key fixed for the life of a process (read once: sources and versions cost milliseconds)."""
+    return "\n".join(
+        [
+            name,
+            *(inspect.getsource(code) for code in codes),
+            *(f"{p}={_version(p)}" for p in ("jax", "jaxlib", *packages)),
+        ]
+    )
 
 
 def call_flat(
