@@ -16,7 +16,6 @@ import io
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -104,22 +103,12 @@ def run(args: argparse.Namespace) -> dict:
 
         bar.set_postfix_str("saving plots")
         out = args.output_dir
-        # Both sets at once, so the render workers never wait for the second one.
-        sets = (("rtc", result.tracked, result.plain["action"]), ("plain", result.plain, None))
-        with ThreadPoolExecutor(len(sets)) as threads:
-            jobs = [
-                threads.submit(
-                    plots.save_tracking_plots,
-                    tracked,
-                    out,
-                    prefix=prefix,
-                    action_dim_indices=args.action_dim_indices,
-                    plain_action=plain_action,
-                    executor=pool,
-                )
-                for prefix, tracked, plain_action in sets
-            ]
-            paths = [path for job in jobs for path in job.result()]
+        # Both sets in one round, so the render workers never wait for the second one.
+        dims = args.action_dim_indices
+        rtc_figures = plots.tracking_figures(result.tracked, 0, dims, plain_action=result.plain["action"])
+        figures = {f"rtc_{name}": fig for name, fig in rtc_figures.items()}
+        figures |= {f"plain_{name}": fig for name, fig in plots.tracking_figures(result.plain, 0, dims).items()}
+        paths = plots.write_pngs(figures, out, executor=pool)
         arrays = io.BytesIO()
         np.savez(arrays, **result.arrays())
         write_atomic(out / "rtc_tracked.npz", arrays.getvalue())

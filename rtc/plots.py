@@ -46,6 +46,7 @@ __all__ = [
     "plot_flow_matching_steps",
     "save_tracking_plots",
     "tracking_figures",
+    "write_pngs",
 ]
 
 TIME_LABEL = "flow time t (0 = noise, 1 = data)"
@@ -423,11 +424,18 @@ def save_tracking_plots(
     figures are drawn in parallel.
     """
     figures = tracking_figures(tracked, batch_idx, action_dim_indices, horizon_idx, plain_action)
+    return write_pngs({f"{prefix}_{name}": fig for name, fig in figures.items()}, output_dir, executor=executor)
+
+
+def write_pngs(
+    figures: Mapping[str, Figure], output_dir: str | os.PathLike[str], *, executor: Executor | None = None
+) -> list[str]:
+    """Write each figure as ``{name}.png`` (100 dpi, each file whole or not at all); return the paths in order."""
     os.makedirs(output_dir, exist_ok=True)
     rendered = render_figures(figures, ("png",), dpi=100, executor=executor)()
     paths = []
     for name, formats in rendered.items():
-        path = os.path.join(os.fspath(output_dir), f"{prefix}_{name}.png")
+        path = os.path.join(os.fspath(output_dir), f"{name}.png")
         write_atomic(path, formats["png"])
         paths.append(path)
     return paths
