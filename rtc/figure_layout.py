@@ -60,24 +60,25 @@ def _label_size(axis: Axis, renderer) -> tuple[float, float]:
     return _text_size(renderer, axis.label.get_text(), axis.label.get_fontproperties())
 
 
+def _axis_extent(axis: Axis, renderer, letter: str, side: str) -> float:
+    """Inches an axis needs outside its axes (the y axis to the left, the x axis below): tick labels, then its label."""
+    extent = 0.0
+    if axis.get_tick_params().get(f"label{side}", True):
+        prop = FontProperties(size=mpl.rcParams[f"{letter}tick.labelsize"])
+        sizes = [_text_size(renderer, s, prop) for s in _tick_labels(axis)]
+        across = [width if letter == "y" else height for width, height in sizes]
+        tick = mpl.rcParams[f"{letter}tick.major.size"] + mpl.rcParams[f"{letter}tick.major.pad"]
+        extent = tick / _POINTS + max(across, default=0.0)
+    _, label_height = _label_size(axis, renderer)  # the y label is rotated: its height runs across too
+    if label_height:
+        extent += label_height + mpl.rcParams["axes.labelpad"] / _POINTS
+    return extent
+
+
 def _axes_extent(ax: Axes, renderer) -> _Extent:
-    extent = _Extent()
-    x_params, y_params = ax.xaxis.get_tick_params(), ax.yaxis.get_tick_params()
-    tick = (mpl.rcParams["ytick.major.size"] + mpl.rcParams["ytick.major.pad"]) / _POINTS
-    if y_params.get("labelleft", True):
-        prop = FontProperties(size=mpl.rcParams["ytick.labelsize"])
-        widths = [_text_size(renderer, s, prop)[0] for s in _tick_labels(ax.yaxis)]
-        extent.left = tick + max(widths, default=0.0)
-    label_w, label_h = _label_size(ax.yaxis, renderer)
-    if label_w:
-        extent.left += label_h + mpl.rcParams["axes.labelpad"] / _POINTS
-    tick = (mpl.rcParams["xtick.major.size"] + mpl.rcParams["xtick.major.pad"]) / _POINTS
-    if x_params.get("labelbottom", True):
-        prop = FontProperties(size=mpl.rcParams["xtick.labelsize"])
-        heights = [_text_size(renderer, s, prop)[1] for s in _tick_labels(ax.xaxis)]
-        extent.bottom = tick + max(heights, default=0.0)
-    if ax.xaxis.label.get_text() and ax.xaxis.label.get_visible():
-        extent.bottom += _label_size(ax.xaxis, renderer)[1] + mpl.rcParams["axes.labelpad"] / _POINTS
+    extent = _Extent(
+        left=_axis_extent(ax.yaxis, renderer, "y", "left"), bottom=_axis_extent(ax.xaxis, renderer, "x", "bottom")
+    )
     titles = [t for t in (ax.title, ax._left_title, ax._right_title) if t.get_text() and t.get_visible()]
     if titles:
         extent.top = max(_text_size(renderer, t.get_text(), t.get_fontproperties())[1] for t in titles)
