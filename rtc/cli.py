@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Do the work of one invocation; returns a summary (raises ``ValueError`` subclasses on bad input)."""
+    """Do the work of one invocation; returns a summary (raises ``RTCError`` on bad input)."""
     import jax
     import numpy as np
 

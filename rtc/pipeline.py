@@ -32,7 +32,7 @@ class RTCSettings:
     batch_size: int = 1
 
     def validate(self, chunk_size: int) -> list[str]:
-        """Raise ``ValueError`` naming a refused value and what is accepted; return warnings."""
+        """Raise ``SettingsError`` naming a refused value and what is accepted; return warnings."""
         if not 1 <= self.num_flow_steps <= 1000:
             raise SettingsError(f"num_flow_steps={self.num_flow_steps} is out of range; accepted: 1..1000")
         if not 1 <= self.batch_size <= 4096:

@@ -88,7 +88,7 @@ Tracked = Mapping[str, Any]
 
 
 def _numpy(tracked: Tracked, *keys: str, what: str) -> list[np.ndarray]:
-    """The arrays under ``keys`` as numpy; a missing key raises a ``ValueError`` naming it."""
+    """The arrays under ``keys`` as numpy; a missing key raises an ``RTCError`` naming it."""
     missing = [key for key in keys if key not in tracked]
     if missing:
         rtc_only = [key for key in missing if key in RTC_KEYS]

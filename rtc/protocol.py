@@ -20,7 +20,7 @@ from rtc.model import FlowPolicy
 
 
 def validate_timing(inference_delay: int, execute_horizon: int, chunk_size: int) -> list[str]:
-    """Check ``0 <= d <= s <= H`` (raise ``ValueError`` naming the value) and return warnings.
+    """Check ``0 <= d <= s <= H`` (raise ``SettingsError`` naming the value) and return warnings.
 
     The paper sweeps ``s <= H - d``; beyond it the prefix horizon ``H - s`` is shorter than the
     delay, so frozen actions from index ``H - s`` on get no guidance, and in closed loop they execute

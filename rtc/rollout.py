@@ -69,7 +69,7 @@ class RolloutSettings:
     segment_steps: int = 32
 
     def validate(self, chunk_size: int) -> list[str]:
-        """Raise ``ValueError`` naming a refused value; return warnings (see ``protocol.validate_timing``)."""
+        """Raise ``SettingsError`` naming a refused value; return warnings (see ``protocol.validate_timing``)."""
         methods.method_index(self.method)
         checks = {
             "num_episodes": (self.num_episodes, 1, 65536),

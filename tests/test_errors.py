@@ -32,9 +32,9 @@ from rtc.errors import (
 )
 from rtc.pipeline import RTCSettings
 from tests.conftest import DEMO_RUN, random_policy, shared_path
+from tests.test_app import _app as app_with_query
 from tests.test_app import _assert_drawn
 
-APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 PICKLE = "0/policies/worlds_l_grasp_easy.pkl"
 FIXTURE_PICKLE = ("fixtures", "upstream_small_run", "0", "policies", "worlds_l_grasp_easy.pkl")
 
@@ -302,12 +302,10 @@ def test_level_files_linking_out_of_their_folder_are_not_offered(tmp_path):
 
 
 def _app(monkeypatch, roots: list[Path], query: dict[str, str]) -> AppTest:
+    """``tests.test_app._app`` with the run roots set to ``roots`` (and no extra level folders)."""
     monkeypatch.setenv(app_state.RUNS_ROOTS_ENV, os.pathsep.join(str(r) for r in roots))
     monkeypatch.delenv(app_state.LEVEL_DIRS_ENV, raising=False)
-    at = AppTest.from_file(str(APP), default_timeout=600)
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at.run()
+    return app_with_query(query)
 
 
 def test_the_app_shows_a_corrupt_checkpoint_as_an_error_and_stays_usable(tmp_path, monkeypatch):
