@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import _data, _ui
-from rtc import pipeline, sweep
+from rtc import pipeline, rollout, sweep
 from rtc.methods import METHOD_LABELS, METHODS
 
 CACHE_KEY = "rtc_sweep_cache"  # rows per point, shared by every sweep of the session
@@ -27,10 +27,12 @@ def _settings(context: _ui.Context) -> tuple[sweep.SweepSettings, str]:
     settings = sweep.SweepSettings(
         methods=tuple(chosen),
         delays=tuple(sorted(int(d) for d in delays)),
-        num_episodes=int(episodes),
-        episode_steps=int(steps),
-        max_guidance_weight=view.max_guidance_weight,
-        seed=view.seed,
+        template=rollout.RolloutSettings(
+            num_episodes=int(episodes),
+            episode_steps=int(steps),
+            max_guidance_weight=view.max_guidance_weight,
+            seed=view.seed,
+        ),
     )
     return settings, metric
 
@@ -38,8 +40,9 @@ def _settings(context: _ui.Context) -> tuple[sweep.SweepSettings, str]:
 def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any] | None:
     settings, metric = _settings(context)
     st.caption(
-        f"Execute horizon s = max(1, d); {settings.num_flow_steps} flow steps, w_max = "
-        f"{settings.max_guidance_weight:g}, seed {settings.seed} (sidebar). Finished points are kept for the session."
+        f"Execute horizon s = max(1, d); {settings.template.num_flow_steps} flow steps, w_max = "
+        f"{settings.template.max_guidance_weight:g}, seed {settings.template.seed} (sidebar). "
+        "Finished points are kept for the session."
     )
     if not settings.methods or not settings.delays:
         st.info("Choose at least one method and one delay.")
@@ -59,7 +62,7 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
     rows = st.session_state.get(rows_key)
     if rows is None:
         points = len(settings.methods) * len(settings.delays)
-        st.info(f"Press Run sweep to evaluate {points} points × {settings.num_episodes} episodes.")
+        st.info(f"Press Run sweep to evaluate {points} points × {settings.template.num_episodes} episodes.")
         return None
     extras = {"sweep": (rows, metric)}
     _ui.show_analysis("sweep", context, result, extras)

@@ -64,36 +64,31 @@ def execute_horizon_for(inference_delay: int, chunk_size: int, rule: str | int =
     raise SettingsError(f"execute_horizon_rule={rule!r} is not accepted; use 'min', 'max' or an integer")
 
 
+PAPER_POINT = rollout.RolloutSettings(num_episodes=16)  # immutable, so safe as a default
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepSettings:
-    """Which points to evaluate and how; defaults follow the paper (5 flow steps, action noise 0.1)."""
+    """Which points to evaluate; each is ``template`` with its method, delay and execute horizon replaced.
+
+    The defaults follow the paper (5 flow steps, action noise 0.1) with 16 episodes per point.
+    """
 
     methods: tuple[str, ...] = DEFAULT_METHODS
     delays: tuple[int, ...] = (0, 1, 2, 3, 4)
     execute_horizon_rule: str | int = "min"
-    num_episodes: int = 16
-    episode_steps: int = 256
-    num_flow_steps: int = 5
-    max_guidance_weight: float = 5.0
-    bid_samples: int = 4
-    action_noise: float = 0.1
-    seed: int = 0
-    segment_steps: int = 32
+    template: rollout.RolloutSettings = PAPER_POINT
 
     def points(self, chunk_size: int) -> list[rollout.RolloutSettings]:
         """Rollout settings of every (method, delay) point, validated."""
         if not self.methods or not self.delays:
             raise SettingsError("a sweep needs at least one method and one delay")
-        shared = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(rollout.RolloutSettings) if hasattr(self, f.name)
-        }
-        template = rollout.RolloutSettings(**shared)
         out = []
         for method in self.methods:
             methods.method_index(method)
             for delay in self.delays:
                 point = dataclasses.replace(
-                    template,
+                    self.template,
                     method=method,
                     inference_delay=int(delay),
                     execute_horizon=execute_horizon_for(int(delay), chunk_size, self.execute_horizon_rule),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,9 @@ from rtc import rollout, sweep
 from tests.test_rollout import demo_setup
 
 SETTINGS = sweep.SweepSettings(
-    methods=("naive", "rtc_exp"), delays=(0, 2), num_episodes=4, episode_steps=32, segment_steps=16, bid_samples=4
+    methods=("naive", "rtc_exp"),
+    delays=(0, 2),
+    template=rollout.RolloutSettings(num_episodes=4, episode_steps=32, segment_steps=16, bid_samples=4),
 )
 
 
@@ -65,7 +69,7 @@ def test_cached_points_are_not_recomputed_and_cancel_keeps_them(swept):
     again = sweep.sweep(policy, level, SETTINGS, progress_callback=updates.append, cache=cache)
     assert again == rows
     assert all(u.row is not None for u in updates)  # no rollout segment ran
-    more = sweep.SweepSettings(**{**SETTINGS.__dict__, "delays": (0, 2, 3)})
+    more = dataclasses.replace(SETTINGS, delays=(0, 2, 3))
     with pytest.raises(rollout.RolloutCancelled):
         sweep.sweep(policy, level, more, progress_callback=lambda u: u.row is not None, cache=cache)
     assert len(cache) == 4  # the cancelled point is not cached, the others are kept
