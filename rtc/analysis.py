@@ -75,7 +75,7 @@ def compare_inspection(
         inspection.settings.num_flow_steps,
         chosen,
     )
-    rows = methods.comparison_table(chunks, prev, delay, prefix)
+    rows = methods.comparison_table(chunks, prev, delay, prefix, last_executed=inspection.last_executed_action)
     return MethodComparison(chunks, prev, delay, prefix, bid_samples, rows)
 
 

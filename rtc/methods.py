@@ -211,13 +211,17 @@ def comparison_table(
     inference_delay: int,
     prefix_attention_horizon: int,
     plain_method: str = "naive",
+    last_executed: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """One row per method, averaged over the batch.
 
     ``weighted_prefix_error``: ``sum_h W_h ||chunk_h - prev_h||`` with exp weights for every method;
-    ``boundary_jump``: ``||chunk[d] - prev[d - 1]||`` (``metrics.boundary_jump``), the step at the first
-    executed new action; ``frozen_max_deviation``: ``max |chunk[:d] - prev[:d]|`` (0 when d = 0);
+    ``boundary_jump``: ``metrics.boundary_jump`` (``||chunk[d] - e||`` with ``e`` the last action executed
+    before the switch; NaN where undefined, e.g. where ``e`` would be the previous chunk's zero padding);
+    ``frozen_max_deviation``: ``metrics.frozen_max_deviation`` over the real frozen actions (NaN if none);
     ``distance_to_plain``: L2 distance of the whole chunk to ``chunks[plain_method]`` (NaN if absent).
+    The previous chunk holds ``prefix_attention_horizon`` real planned actions (the protocol's ``H - s``);
+    ``last_executed`` ``[B, A]`` is the action run just before the chunk starts (for the jump at d = 0).
     """
     prev = np.asarray(prev_chunk)
     horizon = prev.shape[-2]
@@ -226,8 +230,8 @@ def comparison_table(
     rows = []
     for method, chunk in chunks.items():
         chunk = np.asarray(chunk)
-        d = int(inference_delay)
-        frozen = float(np.abs(chunk[:, :d] - prev[:, :d]).max()) if d > 0 else 0.0
+        d, valid = int(inference_delay), int(prefix_attention_horizon)
+        jump = metrics.mean_defined(metrics.boundary_jump(chunk, prev, d, valid, last_executed))
         to_plain = (
             float(np.linalg.norm((chunk - plain).reshape(len(chunk), -1), axis=-1).mean())
             if plain is not None
@@ -237,8 +241,8 @@ def comparison_table(
             {
                 "method": method,
                 "weighted_prefix_error": float(metrics.weighted_prefix_error(chunk, prev, weights).mean()),
-                "boundary_jump": float(metrics.boundary_jump(chunk, prev, d).mean()),
-                "frozen_max_deviation": frozen,
+                "boundary_jump": float("nan") if jump is None else jump,
+                "frozen_max_deviation": metrics.frozen_max_deviation(chunk, prev, d, valid),
                 "distance_to_plain": to_plain,
             }
         )

@@ -1,7 +1,25 @@
-"""Numbers that summarise a sample against the previous chunk (pure numpy, per batch element)."""
+"""Numbers that summarise a sample against the previous chunk (pure numpy, per batch element).
+
+One definition per metric, used by the overview, the command line's ``summary.json``, the method
+comparison, the seed batches, the rollouts and the sweeps. A value that is undefined is NaN per batch
+element and ``None`` once summarised (``null`` in JSON, "—" in the app), never a number measured
+against the previous chunk's zero padding:
+
+- ``prev_valid`` is how many leading entries of the previous chunk are real planned actions. In the
+  paper's protocol the previous chunk is ``new[s:]`` zero-padded to ``H``, so ``prev_valid = H - s``
+  (the prefix attention horizon); entries from ``prev_valid`` on are padding.
+- **Boundary jump** ``||new[d] - e||``, where ``e`` is the last action executed before the new chunk
+  takes over: ``prev[d - 1]`` for ``d >= 1``; for ``d = 0`` the previous chunk's last executed action
+  (which the previous chunk itself does not hold: pass it as ``last_executed``). Undefined where ``e``
+  would be padding (``d - 1 >= prev_valid``), where ``d = 0`` and the last executed action is not known,
+  and where no new action is executed (``d >= H``).
+- **Frozen max deviation** ``max |new[i] - prev[i]|`` over the frozen actions that are real planned
+  actions, ``i < min(d, prev_valid)``; undefined when there is none.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,35 +32,108 @@ def weighted_prefix_error(chunk: np.ndarray, prev_chunk: np.ndarray, weights: np
     return distance @ np.asarray(weights)
 
 
-def boundary_jump(chunk: np.ndarray, prev_chunk: np.ndarray, inference_delay: int) -> np.ndarray:
-    """Size of the step from the last frozen action ``prev[d - 1]`` to the first new one ``chunk[d]`` ``[B]``.
+def boundary_jump_reason(
+    inference_delay: int, prev_valid: int, chunk_size: int, has_last_executed: bool = False
+) -> str | None:
+    """Why the boundary jump is undefined for these settings, in one line; ``None`` when it is defined."""
+    d, valid = int(inference_delay), int(prev_valid)
+    if d >= chunk_size:
+        return f"no new action is executed (d = {d} = H)"
+    if d == 0 and not has_last_executed:
+        return "with d = 0 the last executed action is not part of the previous chunk and was not given"
+    if d >= 1 and d - 1 >= valid:
+        return (
+            f"the action before the switch, prev[d - 1] = prev[{d - 1}], is zero padding: the previous chunk "
+            f"holds {valid} planned actions (H - s), fewer than d = {d}"
+        )
+    return None
 
-    With ``d = 0`` it is the step from ``prev[0]`` (what would have run next) to ``chunk[0]``.
+
+def boundary_jump(
+    chunk: np.ndarray,
+    prev_chunk: np.ndarray,
+    inference_delay: int,
+    prev_valid: int,
+    last_executed: np.ndarray | None = None,
+) -> np.ndarray:
+    """``||chunk[d] - e||`` per batch element ``[B]``, NaN where undefined (see the module docstring).
+
+    ``chunk``, ``prev_chunk`` ``[B, H, A]``; ``last_executed`` ``[B, A]`` or ``[A]`` (used only for d = 0).
     """
+    chunk = np.asarray(chunk)
+    batch, horizon = chunk.shape[0], chunk.shape[-2]
     d = int(inference_delay)
-    if d >= chunk.shape[-2]:
-        return np.zeros(chunk.shape[0])
-    before = prev_chunk[:, max(d - 1, 0)]
+    if boundary_jump_reason(d, prev_valid, horizon, last_executed is not None) is not None:
+        return np.full(batch, np.nan)
+    before = np.asarray(prev_chunk)[:, d - 1] if d >= 1 else np.broadcast_to(last_executed, chunk[:, 0].shape)
     return np.linalg.norm(chunk[:, d] - before, axis=-1)
 
 
-def summarize(tracked: Mapping[str, Any], plain_action: np.ndarray | None = None) -> dict[str, float]:
-    """Averages over the batch of an RTC run: weighted prefix error (RTC and, if given, plain),
-    final-action difference to the plain sample, mean |correction| and mean |applied term|."""
+def frozen_max_deviation(chunk: np.ndarray, prev_chunk: np.ndarray, inference_delay: int, prev_valid: int) -> float:
+    """``max |chunk[i] - prev[i]|`` over ``i < min(d, prev_valid)`` and the batch; NaN when that is empty."""
+    frozen = min(int(inference_delay), int(prev_valid))
+    if frozen <= 0:
+        return float("nan")
+    return float(np.abs(np.asarray(chunk)[:, :frozen] - np.asarray(prev_chunk)[:, :frozen]).max())
+
+
+def frozen_reason(inference_delay: int, prev_valid: int) -> str | None:
+    """Why the frozen max deviation is undefined, in one line; ``None`` when it is defined."""
+    if int(inference_delay) == 0:
+        return "d = 0: no action is frozen"
+    if int(prev_valid) == 0:
+        return "the previous chunk holds no planned action (H - s = 0)"
+    return None
+
+
+def mean_defined(values: np.ndarray) -> float | None:
+    """Mean over the finite entries; ``None`` when there is none (undefined, never 0)."""
+    values = np.asarray(values, dtype=float).ravel()
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else None
+
+
+def as_json_number(value: float | None) -> float | None:
+    """``None`` for NaN/None, else the float (so JSON gets ``null`` for undefined values)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def prev_valid_of(tracked: Mapping[str, Any]) -> int:
+    """Real planned actions in a record's previous chunk: ``prev_valid`` if recorded, else its prefix horizon."""
+    if "prev_valid" in tracked:
+        return int(np.asarray(tracked["prev_valid"]))
+    return int(np.asarray(tracked["prefix_attention_horizon"]))
+
+
+def summarize(
+    tracked: Mapping[str, Any],
+    plain_action: np.ndarray | None = None,
+    last_executed: np.ndarray | None = None,
+) -> dict[str, float | None]:
+    """Averages over the batch of an RTC run: weighted prefix error (RTC and, if given, plain), boundary
+    jump (``None`` where undefined), final-action difference to the plain sample, mean |correction| and
+    mean |applied term|. ``last_executed`` ``[B, A]`` is the action executed just before the chunk starts
+    (needed for the jump at d = 0)."""
     action = np.asarray(tracked["action"])
     prev = np.asarray(tracked["prev_action_chunk"])
     weights = np.asarray(tracked["prefix_weights"])
     delay = int(np.asarray(tracked["inference_delay"]))
+    valid = prev_valid_of(tracked)
     result = {
         "weighted_prefix_error_rtc": float(weighted_prefix_error(action, prev, weights).mean()),
-        "boundary_jump_rtc": float(boundary_jump(action, prev, delay).mean()),
+        "boundary_jump_rtc": mean_defined(boundary_jump(action, prev, delay, valid, last_executed)),
+        "frozen_max_deviation_rtc": as_json_number(frozen_max_deviation(action, prev, delay, valid)),
         "mean_abs_correction": float(np.abs(np.asarray(tracked["correction"])).mean()),
         "mean_abs_applied": float(np.abs(np.asarray(tracked["applied"])).mean()),
     }
     if plain_action is not None:
         plain = np.asarray(plain_action)
         result["weighted_prefix_error_plain"] = float(weighted_prefix_error(plain, prev, weights).mean())
-        result["boundary_jump_plain"] = float(boundary_jump(plain, prev, delay).mean())
+        result["boundary_jump_plain"] = mean_defined(boundary_jump(plain, prev, delay, valid, last_executed))
+        result["frozen_max_deviation_plain"] = as_json_number(frozen_max_deviation(plain, prev, delay, valid))
         result["final_action_difference"] = float(
             np.linalg.norm((action - plain).reshape(len(action), -1), axis=-1).mean()
         )

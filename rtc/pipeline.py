@@ -66,8 +66,14 @@ class Inspection:
     warnings: tuple[str, ...]
 
     @property
-    def summary(self) -> dict[str, float]:
-        return metrics.summarize(self.tracked, self.plain["action"])
+    def last_executed_action(self) -> np.ndarray:
+        """The action executed just before the new chunk starts ``[B, A]``: the first chunk's ``s - 1``-th."""
+        last = self.first_chunk[:, self.settings.execute_horizon - 1]
+        return np.broadcast_to(last, (self.obs.shape[0], last.shape[-1]))
+
+    @property
+    def summary(self) -> dict[str, float | None]:
+        return metrics.summarize(self.tracked, self.plain["action"], self.last_executed_action)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Everything as flat arrays for ``np.savez``: ``rtc/<key>``, ``plain/<key>``, ``obs``, ``first_chunk``."""
