@@ -57,9 +57,10 @@ def run_roots(environ: Mapping[str, str] | None = None, cwd: Path | None = None)
 
 
 def level_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
-    """Folders searched for level files: the project's ``worlds/`` then those in ``RTC_LEVEL_DIRS``."""
+    """Folders searched for level files: those in ``RTC_LEVEL_DIRS`` first (so a configured folder, e.g. the
+    paper's own level set, takes precedence), then the project's ``worlds/``."""
     environ = os.environ if environ is None else environ
-    return _unique_dirs([PROJECT_ROOT / "worlds", *_split_dirs(environ.get(LEVEL_DIRS_ENV))])
+    return _unique_dirs([*_split_dirs(environ.get(LEVEL_DIRS_ENV)), PROJECT_ROOT / "worlds"])
 
 
 def is_within(path: Path, root: Path) -> bool:

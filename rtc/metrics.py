@@ -137,4 +137,22 @@ def summarize(
         result["final_action_difference"] = float(
             np.linalg.norm((action - plain).reshape(len(action), -1), axis=-1).mean()
         )
+        result["guidance_effect"] = guidance_effect(
+            result["weighted_prefix_error_rtc"], result["weighted_prefix_error_plain"]
+        )
     return result
+
+
+def guidance_effect(error_rtc: float | np.ndarray, error_plain: float | np.ndarray) -> float | np.ndarray | None:
+    """How much guidance did: ``1 - weighted_prefix_error_rtc / weighted_prefix_error_plain``.
+
+    1 means RTC met the previous chunk exactly on the guided prefix, 0 that it did no better than plain
+    sampling from the same noise, negative that it did worse. Given batch means it returns a float (``None``
+    when the plain error is 0: undefined); given per-seed arrays it returns an array (NaN where undefined).
+    """
+    if np.ndim(error_rtc) == 0 and np.ndim(error_plain) == 0:
+        plain = float(error_plain)
+        return None if plain <= 0 or not math.isfinite(plain) else 1.0 - float(error_rtc) / plain
+    rtc, plain = np.asarray(error_rtc, float), np.asarray(error_plain, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(plain > 0, 1.0 - rtc / plain, np.nan)

@@ -49,7 +49,10 @@ def sinusoidal_time_embedding(time: jax.Array, dim: int) -> jax.Array:
     min_period, max_period = 4e-3, 4.0
     fraction = jnp.linspace(0.0, 1.0, dim // 2)
     period = min_period * (max_period / min_period) ** fraction
-    angle = jnp.dot(time[:, None], (2 * math.pi / period)[None, :], precision=jax.lax.Precision.HIGHEST)
+    # The reference's order of operations (reciprocal, then times 2 pi): ``2 pi / period`` rounds 33 of
+    # 128 float32 frequencies differently and moves v_t by up to 1.7e-5 at large angles.
+    frequency = (1.0 / period) * 2 * math.pi
+    angle = jnp.dot(time[:, None], frequency[None, :], precision=jax.lax.Precision.HIGHEST)
     return jnp.concatenate([jnp.sin(angle), jnp.cos(angle)], axis=-1)
 
 

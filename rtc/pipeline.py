@@ -21,18 +21,37 @@ from rtc.sampler import SCHEDULES
 
 @dataclasses.dataclass(frozen=True)
 class RTCSettings:
-    """What the user chooses; defaults are those of the tracking documentation (d=3, s=6, 20 steps)."""
+    """What the user chooses. ``inference_delay``/``execute_horizon`` left at ``None`` take the default for the
+    policy's chunk size (``protocol.default_timing``: d = 2, s = 4 for H = 8, inside the paper's range)."""
 
     num_flow_steps: int = 20
-    inference_delay: int = 3
-    execute_horizon: int = 6
+    inference_delay: int | None = None
+    execute_horizon: int | None = None
     max_guidance_weight: float = 5.0
     prefix_attention_schedule: str = "exp"
     seed: int = 0
     batch_size: int = 1
+    situation: str = protocol.DEFAULT_SITUATION
+
+    def for_chunk_size(self, chunk_size: int) -> RTCSettings:
+        """These settings with the delay and execute horizon filled in for chunks of ``chunk_size``."""
+        delay, horizon = protocol.default_timing(chunk_size)
+        return dataclasses.replace(
+            self,
+            inference_delay=delay if self.inference_delay is None else self.inference_delay,
+            execute_horizon=horizon if self.execute_horizon is None else self.execute_horizon,
+        )
+
+    @classmethod
+    def tracking_doc_preset(cls, **overrides: Any) -> RTCSettings:
+        """The tracking documentation's example (d=3, s=6, 20 steps, w_max=5): outside the paper's range."""
+        return cls(**{**protocol.TRACKING_DOC_PRESET, **overrides})
 
     def validate(self, chunk_size: int) -> list[str]:
         """Raise ``SettingsError`` naming a refused value and what is accepted; return warnings."""
+        if self.inference_delay is None or self.execute_horizon is None:
+            return self.for_chunk_size(chunk_size).validate(chunk_size)
+        protocol.check_situation(self.situation)
         if not 1 <= self.num_flow_steps <= 1000:
             raise SettingsError(f"num_flow_steps={self.num_flow_steps} is out of range; accepted: 1..1000")
         if not 1 <= self.batch_size <= 4096:
@@ -75,6 +94,11 @@ class Inspection:
     def summary(self) -> dict[str, float | None]:
         return metrics.summarize(self.tracked, self.plain["action"], self.last_executed_action)
 
+    @property
+    def situation_label(self) -> str:
+        """One sentence saying what situation the sampler was in."""
+        return protocol.SITUATIONS[self.settings.situation]
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Everything as flat arrays for ``np.savez``: ``rtc/<key>``, ``plain/<key>``, ``obs``, ``first_chunk``."""
         out = {f"rtc/{k}": v for k, v in self.tracked.items()}
@@ -84,12 +108,20 @@ class Inspection:
 
 
 def inspect(policy: FlowPolicy, level: levels.Level, settings: RTCSettings) -> Inspection:
-    """Run the paper's protocol to the second chunk, then RTC and plain sampling with tracking on."""
+    """Build the chosen situation (``protocol.SITUATIONS``), then run RTC and plain sampling with tracking on,
+    from the same noise."""
+    settings = settings.for_chunk_size(policy.action_chunk_size)
     warnings = settings.validate(policy.action_chunk_size)
     levels.check_obs_dim(level, policy.obs_dim)
     first_rng, sample_rng = jax.random.split(jax.random.key(settings.seed))
-    situation = protocol.protocol_situation(
-        policy, level, settings.num_flow_steps, settings.execute_horizon, first_rng, settings.batch_size
+    situation = protocol.make_situation(
+        settings.situation,
+        policy,
+        level,
+        settings.num_flow_steps,
+        settings.execute_horizon,
+        first_rng,
+        settings.batch_size,
     )
     noise = policy.initial_noise(sample_rng, settings.batch_size)
     _, tracked = policy.realtime_action(

@@ -4,6 +4,9 @@ Per chunk, with inference delay ``d`` and execute horizon ``s`` (``d <= s <= H``
 sampled from the observation at the chunk start; the executed actions are ``prev[:d]`` then
 ``new[d:s]``; the next call's previous chunk is ``new[s:]`` padded with zeros to ``H``, and its
 prefix attention horizon is ``H - s``. The first chunk comes from plain sampling.
+
+The open-loop inspections look at one RTC call in one of the ``SITUATIONS``: what the sampler is given
+(an observation and a previous chunk) without running a whole episode.
 """
 
 from __future__ import annotations
@@ -44,6 +47,23 @@ def validate_timing(inference_delay: int, execute_horizon: int, chunk_size: int)
             "(in closed loop they execute the previous chunk's zero padding)"
         )
     return warnings
+
+
+def default_timing(chunk_size: int) -> tuple[int, int]:
+    """A default ``(d, s)`` inside the paper's range ``max(1, d) <= s <= H - d`` where the schedules differ.
+
+    ``d = max(1, H // 4)`` and ``s = max(1, H // 2)``, so the guided prefix ``H - s`` extends past the
+    delay and the decaying part of the weights is not empty (H = 8: d = 2, s = 4, weights on 0..3).
+    """
+    h = int(chunk_size)
+    if h < 2:
+        return 0, 1
+    return min(max(1, h // 4), h - 1), max(1, h // 2)
+
+
+# The tracking documentation's example (d = 3, s = 6, 20 flow steps, w_max = 5 with H = 8). It lies outside
+# the paper's range (s > H - d): offered as a named preset, with its warning, never as a default.
+TRACKING_DOC_PRESET = {"inference_delay": 3, "execute_horizon": 6, "num_flow_steps": 20, "max_guidance_weight": 5.0}
 
 
 def prefix_attention_horizon(execute_horizon: int, chunk_size: int) -> int:
@@ -104,15 +124,36 @@ def advance(level: levels.Level, env_state: Any, actions: jax.Array, num_actions
     return obs, jax.tree.unflatten(state_def, state_leaves)
 
 
+# The situations an open-loop inspection can put the sampler in, with the one sentence that labels each.
+SITUATIONS: dict[str, str] = {
+    "same-observation": (
+        "Mode switch: the previous chunk is a plain sample from another seed at the same observation, "
+        "shifted by s; a multimodal policy's next plain sample may pick another behaviour, RTC should keep it."
+    ),
+    "protocol": (
+        "Second chunk: the first chunk's first s actions were executed open loop (no action noise) from the "
+        "level's reset, and the new chunk is sampled at the observation reached, as rollouts and sweeps do."
+    ),
+}
+DEFAULT_SITUATION = "same-observation"
+
+
+def check_situation(situation: str) -> str:
+    if situation not in SITUATIONS:
+        raise SettingsError(f"situation={situation!r} is not accepted; choose one of {', '.join(SITUATIONS)}")
+    return situation
+
+
 @dataclasses.dataclass(frozen=True)
 class Situation:
-    """What the sampler sees at the second chunk of an episode, built by the paper's protocol."""
+    """What the sampler is given for one open-loop RTC call, and how it came about."""
 
-    obs: jax.Array  # [B, obs_dim], the observation after executing the first chunk's s actions
+    obs: jax.Array  # [B, obs_dim], the observation the new chunk is sampled at
     prev_action_chunk: jax.Array  # [B, H, A], first chunk[s:] zero-padded
     first_chunk: jax.Array  # [1, H, A], the plain sample at the reset observation
     reset_obs: jax.Array  # [obs_dim]
     env_state: Any
+    name: str = "protocol"
 
 
 def protocol_situation(
@@ -140,4 +181,44 @@ def protocol_situation(
         first_chunk=first_chunk,
         reset_obs=reset_obs,
         env_state=env_state,
+        name="protocol",
     )
+
+
+def same_observation_situation(
+    policy: FlowPolicy,
+    level: levels.Level,
+    num_steps: int,
+    execute_horizon: int,
+    rng: jax.Array,
+    batch_size: int = 1,
+) -> Situation:
+    """Reset ``level``; the previous chunk is a plain sample at the reset observation (from ``rng``, another
+    seed than the new chunk's noise), shifted by ``s`` and zero-padded as the protocol does; the new chunk is
+    sampled at the same observation. Nothing is executed, so no environment step runs."""
+    levels.check_obs_dim(level, policy.obs_dim)
+    reset_obs, env_state = levels.reset(level)
+    first_chunk = policy.action(rng, reset_obs[None], num_steps)
+    prev = next_prev_chunk(first_chunk, execute_horizon)
+    return Situation(
+        obs=jnp.broadcast_to(reset_obs, (batch_size, reset_obs.shape[-1])),
+        prev_action_chunk=jnp.broadcast_to(prev, (batch_size, *prev.shape[1:])),
+        first_chunk=first_chunk,
+        reset_obs=reset_obs,
+        env_state=env_state,
+        name="same-observation",
+    )
+
+
+def make_situation(
+    name: str,
+    policy: FlowPolicy,
+    level: levels.Level,
+    num_steps: int,
+    execute_horizon: int,
+    rng: jax.Array,
+    batch_size: int = 1,
+) -> Situation:
+    """The situation called ``name`` (one of ``SITUATIONS``)."""
+    build = {"protocol": protocol_situation, "same-observation": same_observation_situation}[check_situation(name)]
+    return build(policy, level, num_steps, execute_horizon, rng, batch_size)

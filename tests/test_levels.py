@@ -48,13 +48,33 @@ def test_observations_match_the_paper_stack(upstream_obs, shared_worlds, name):
     np.testing.assert_allclose(_ten_steps(state, level.env_params), expected[1:], rtol=0, atol=2e-5)
 
 
-def test_project_worlds_are_the_kinetix_levels_of_the_paper():
+@pytest.mark.parametrize("name", PAPER_LEVELS)
+def test_project_worlds_hold_all_twelve_paper_levels_and_reset_exactly(upstream_obs, name):
+    """Every level resets to the paper stack's observation, except the two whose kinetix-env version is
+    another level than the paper's (pinned here, so a kinetix-env change is noticed)."""
+    level = levels.load_level(levels.PROJECT_WORLDS / "l" / f"{name}.json")
+    assert level.key == f"worlds_l_{name}"
+    obs, _ = levels.reset(level, jax.random.key(0))
+    expected = upstream_obs[level.key][0]
+    if name in levels.KINETIX_DIFFERS_FROM_PAPER:
+        assert int((np.asarray(obs) != expected).sum()) == levels.KINETIX_DIFFERS_FROM_PAPER[name]
+        assert levels.paper_level_note(level.key) is not None
+    else:
+        np.testing.assert_array_equal(obs, expected)
+        assert levels.paper_level_note(level.key) is None
+
+
+def test_project_worlds_are_kinetix_levels_or_the_paper_only_files_with_their_notice():
     shipped = sorted(p.stem for p in (levels.PROJECT_WORLDS / "l").glob("*.json"))
-    assert shipped == sorted(levels.PAPER_LEVELS_IN_KINETIX)
+    assert shipped == PAPER_LEVELS
     for name in shipped:
-        assert (levels.PROJECT_WORLDS / "l" / f"{name}.json").read_bytes() == (
-            levels.kinetix_levels_folder() / f"{name}.json"
-        ).read_bytes()
+        ours = (levels.PROJECT_WORLDS / "l" / f"{name}.json").read_bytes()
+        if name in levels.PAPER_LEVELS_IN_KINETIX:
+            assert ours == (levels.kinetix_levels_folder() / f"{name}.json").read_bytes()
+        else:
+            assert ours == shared_path("worlds", "l", f"{name}.json").read_bytes()
+    notice = (levels.PROJECT_WORLDS / "NOTICE").read_text()
+    assert "MIT License, Copyright (c) 2025 Physical Intelligence" in notice
 
 
 def test_level_choices_offer_project_then_kinetix_levels(tmp_path):
