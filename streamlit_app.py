@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:  # so that pages can import their shared helpers
     sys.path.insert(0, str(ROOT))
 
 from pages import _data, _ui  # noqa: E402
-from rtc import app_state  # noqa: E402
+from rtc import app_state, levels, protocol  # noqa: E402
 from rtc.app_state import Limits, Target, View  # noqa: E402
 from rtc.errors import RTCError  # noqa: E402
 from rtc.sampler import SCHEDULES  # noqa: E402
@@ -51,6 +51,7 @@ WIDGETS = {
     "max_guidance_weight": "w_max_guidance_weight",
     "seed": "w_seed",
     "batch_size": "w_batch_size",
+    "situation": "w_situation",
     "batch_index": "w_batch_index",
     "horizon_index": "w_horizon_index",
     "dims": "w_dims",
@@ -109,6 +110,18 @@ def _clamp_state(field: str, low: float, high: float) -> None:
         state[key] = clamped
 
 
+def _apply_preset(name: str, limits: Limits) -> None:
+    """Button callback: put a named preset's values into the widgets (before they are drawn)."""
+    state = st.session_state
+    current = View(
+        **{f: (tuple(state[k]) if f == "dims" else state[k]) for f, k in WIDGETS.items()},
+    )
+    chosen = app_state.preset_view(name, current, limits)
+    for field, key in WIDGETS.items():
+        value = getattr(chosen, field)
+        state[key] = list(value) if field == "dims" else value
+
+
 def _select_view(limits: Limits) -> View:
     """RTC settings and what-to-look-at selectors; values outside the widget ranges are clamped with a notice."""
     state = st.session_state
@@ -125,6 +138,26 @@ def _select_view(limits: Limits) -> View:
     state[WIDGETS["dims"]] = [a for a in state[WIDGETS["dims"]] if 0 <= a < a_max]
 
     st.subheader("RTC settings")
+    st.radio(
+        "Situation",
+        list(protocol.SITUATIONS),
+        key=WIDGETS["situation"],
+        horizontal=True,
+        help="What the sampler is given. same-observation: "
+        + protocol.SITUATIONS["same-observation"]
+        + " protocol: "
+        + protocol.SITUATIONS["protocol"],
+    )
+    st.caption(protocol.SITUATIONS[state[WIDGETS["situation"]]])
+    for index, name in enumerate(app_state.PRESETS):
+        st.button(
+            f"Preset: {name}",
+            key=f"w_preset_{index}",
+            on_click=_apply_preset,
+            args=(name, limits),
+            width="stretch",
+            help="Sets delay, execute horizon, flow steps, guidance weight and schedule.",
+        )
     st.selectbox(
         "Prefix schedule",
         SCHEDULES,
@@ -230,6 +263,9 @@ def sidebar() -> _ui.Context | None:
         st.warning(note)
     else:
         note = _display_level(level_path)
+        paper_note = levels.paper_level_note(target.level, level_path)
+        if paper_note:
+            st.warning(paper_note)
     run = runs[target.run]
     checkpoint = app_state.checked_checkpoint(run, target.epoch, target.level, roots)
     with st.spinner(f"Loading checkpoint {target.run} epoch {target.epoch}…"):

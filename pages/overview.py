@@ -3,15 +3,28 @@
 import streamlit as st
 
 from pages import _data, _ui
-from rtc import pipeline
+from rtc import metrics, pipeline
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 def body(context: _ui.Context, result: pipeline.Inspection) -> None:
     summary = result.summary
+    settings = result.settings
+    st.info(f"**{settings.situation}** — {result.situation_label}", icon=":material/info:")
     picture, numbers = st.columns([1, 3])
     picture_slot = picture.empty()  # filled last: the first render of a level takes a second or two
     with numbers:
-        first, second, third, fourth = st.columns(4)
+        effect, first, second, third, fourth = st.columns(5)
+        effect.metric(
+            "Guidance effect",
+            _number(summary["guidance_effect"]),
+            help="1 − (weighted prefix error of RTC) / (weighted prefix error of plain sampling from the same "
+            "noise), both averaged over the batch: 1 = RTC met the previous chunk on the guided prefix, "
+            "0 = no better than plain sampling.",
+        )
         first.metric(
             "Weighted prefix error, RTC",
             f"{summary['weighted_prefix_error_rtc']:.3f}",
@@ -35,13 +48,22 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> None:
         )
         fourth.metric(
             "Jump at d",
-            f"{summary['boundary_jump_rtc']:.3f}",
-            f"plain: {summary['boundary_jump_plain']:.3f}",
+            _number(summary["boundary_jump_rtc"]),
+            f"plain: {_number(summary['boundary_jump_plain'])}",
             delta_color="off",
             delta_arrow="off",
-            help="‖chunk[d] − previous[d−1]‖: the step between the last frozen action and the first new one.",
+            help="‖chunk[d] − e‖, e the last action executed before the new chunk takes over (previous[d−1] "
+            "for d ≥ 1, the previous chunk's last executed action for d = 0). Undefined where e would be "
+            "the previous chunk's zero padding.",
         )
-        settings = context.settings
+        reason = metrics.boundary_jump_reason(
+            settings.inference_delay,
+            context.limits.chunk_size - settings.execute_horizon,
+            context.limits.chunk_size,
+            has_last_executed=True,
+        )
+        if reason:
+            st.caption(f"Jump at d: — because {reason}.")
         st.markdown(
             f"The policy sampled a new chunk of {context.limits.chunk_size} actions while the first "
             f"**d = {settings.inference_delay}** still run from the previous chunk; it executes up to "

@@ -12,10 +12,13 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from rtc import protocol
 from rtc.checkpoints import RunInfo, discover_runs, level_key
 from rtc.errors import PathError, SelectionError
 from rtc.pipeline import RTCSettings
 from rtc.sampler import SCHEDULES
+
+_DEFAULT_DELAY, _DEFAULT_EXECUTE_HORIZON = protocol.default_timing(8)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUNS_ROOTS_ENV = "RTC_RUNS_ROOTS"
@@ -160,12 +163,13 @@ class View:
     """RTC settings and what to look at."""
 
     schedule: str = RTCSettings.prefix_attention_schedule
-    delay: int = RTCSettings.inference_delay
-    execute_horizon: int = RTCSettings.execute_horizon
+    delay: int = _DEFAULT_DELAY  # default_view() fills in the policy's own default
+    execute_horizon: int = _DEFAULT_EXECUTE_HORIZON
     flow_steps: int = RTCSettings.num_flow_steps
     max_guidance_weight: float = RTCSettings.max_guidance_weight
     seed: int = RTCSettings.seed
     batch_size: int = RTCSettings.batch_size
+    situation: str = RTCSettings.situation
     batch_index: int = 0
     horizon_index: int = 0
     dims: tuple[int, ...] = (0, 1, 2)
@@ -179,6 +183,7 @@ class View:
             prefix_attention_schedule=self.schedule,
             seed=self.seed,
             batch_size=self.batch_size,
+            situation=self.situation,
         )
 
 
@@ -192,6 +197,7 @@ VIEW_PARAMS = {
     "max_guidance_weight": "w",
     "seed": "seed",
     "batch_size": "batch",
+    "situation": "situation",
     "batch_index": "b",
     "horizon_index": "h",
     "dims": "dims",
@@ -322,6 +328,10 @@ def _parse_field(name: str, text: str) -> object:
         if text not in SCHEDULES:
             raise SelectionError(f"schedule={text!r} is not accepted; choose one of {', '.join(SCHEDULES)}")
         return text
+    if name == "situation":
+        if text not in protocol.SITUATIONS:
+            raise SelectionError(f"situation={text!r} is not accepted; choose one of {', '.join(protocol.SITUATIONS)}")
+        return text
     if name == "max_guidance_weight":
         try:
             return float(text)
@@ -334,13 +344,38 @@ def _parse_field(name: str, text: str) -> object:
 
 
 def default_view(limits: Limits) -> View:
-    """The documented defaults (d=3, s=6, 20 steps, exp, w_max=5), looking at the first three action dims."""
+    """The defaults: ``protocol.default_timing(H)`` (d=2, s=4 for H=8), 20 steps, exp, w_max=5, the
+    same-observation situation, looking at the first three action dims."""
+    delay, horizon = protocol.default_timing(limits.chunk_size)
+    return View(delay=delay, execute_horizon=horizon, dims=tuple(range(min(3, limits.action_dim))))
+
+
+# Named presets: a label, and the View fields it sets (the rest stays as chosen).
+PRESETS: dict[str, dict[str, object]] = {
+    "Default (paper range)": {},  # filled from default_view
+    "Tracking-doc example (d=3, s=6, 20 steps, w_max=5)": {
+        "delay": protocol.TRACKING_DOC_PRESET["inference_delay"],
+        "execute_horizon": protocol.TRACKING_DOC_PRESET["execute_horizon"],
+        "flow_steps": protocol.TRACKING_DOC_PRESET["num_flow_steps"],
+        "max_guidance_weight": protocol.TRACKING_DOC_PRESET["max_guidance_weight"],
+        "schedule": "exp",
+    },
+}
+
+
+def preset_view(name: str, view: View, limits: Limits) -> View:
+    """``view`` with preset ``name``'s settings (delay and horizon clamped to the chunk size)."""
+    if name not in PRESETS:
+        raise SelectionError(f"preset {name!r} is not one of {', '.join(PRESETS)}")
+    default = default_view(limits)
+    fields = PRESETS[name] or {
+        f: getattr(default, f) for f in ("delay", "execute_horizon", "flow_steps", "max_guidance_weight", "schedule")
+    }
     h = limits.chunk_size
-    return View(
-        delay=min(View.delay, h),
-        execute_horizon=min(View.execute_horizon, h),
-        dims=tuple(range(min(3, limits.action_dim))),
-    )
+    values = dict(fields)
+    values["delay"] = min(int(values["delay"]), h)
+    values["execute_horizon"] = min(max(int(values["execute_horizon"]), 1), h)
+    return dataclasses.replace(view, **values)
 
 
 def parse_view(params: Mapping[str, str], limits: Limits) -> tuple[View, list[str]]:
@@ -396,7 +431,7 @@ def describe(target: Target, view: View) -> str:
     return (
         f"{target.run} · epoch {target.epoch} · {target.level} · {view.schedule} schedule, "
         f"d={view.delay}, s={view.execute_horizon}, {view.flow_steps} flow steps, w_max={view.max_guidance_weight:g}, "
-        f"seed {view.seed}, batch {view.batch_size}"
+        f"seed {view.seed}, batch {view.batch_size}, {view.situation} situation"
     )
 
 
@@ -407,6 +442,6 @@ def file_stem(target: Target, view: View) -> str:
     weight = f"{view.max_guidance_weight:g}".replace(".", "p")
     raw = (
         f"{run}_e{target.epoch}_{level}_{view.schedule}_d{view.delay}_s{view.execute_horizon}"
-        f"_n{view.flow_steps}_w{weight}_seed{view.seed}"
+        f"_n{view.flow_steps}_w{weight}_seed{view.seed}{'' if view.situation == 'protocol' else '_sameobs'}"
     )
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in raw)

@@ -1,10 +1,13 @@
 """Command line: plot what RTC did at every denoising step for one run, checkpoint and level.
 
     python examples/visualize_flow_matching.py <run_path> [--level-path worlds/l/grasp_easy.json]
-        [--config.step -1] [--config.num-flow-steps 20] [--config.inference-delay 3]
-        [--config.execute-horizon 6] [--config.max-guidance-weight 5.0]
+        [--config.step -1] [--config.num-flow-steps 20] [--config.inference-delay D]
+        [--config.execute-horizon S] [--config.max-guidance-weight 5.0]
         [--config.prefix-attention-schedule exp|linear|ones|zeros] [--config.action-dim-indices 0 1 2]
+        [--config.batch-size 1] [--situation same-observation|protocol] [--preset tracking-doc]
         [--output-dir rtc_plots] [--seed 0]
+
+D and S default to the policy's ``protocol.default_timing(H)`` (d=2, s=4 for H=8).
 
 Also installed as ``rtc-visualize``.
 """
@@ -24,6 +27,10 @@ from rtc.errors import IndexRangeError, RTCError
 from rtc.files import write_atomic
 from rtc.sampler import SCHEDULES
 
+# Lightweight mirrors of rtc.protocol's names, so that building the parser imports nothing heavy.
+SITUATION_CHOICES = ("same-observation", "protocol")
+PRESET_CHOICES = ("tracking-doc",)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -33,10 +40,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("run_path", type=Path, help="training run folder (<run>/<epoch>/policies/<level_key>)")
     parser.add_argument("--level-path", default="worlds/l/grasp_easy.json", help="Kinetix level JSON")
     parser.add_argument("--config.step", dest="step", type=int, default=-1, help="epoch; -1 = latest")
-    parser.add_argument("--config.num-flow-steps", dest="num_flow_steps", type=int, default=20)
-    parser.add_argument("--config.inference-delay", dest="inference_delay", type=int, default=3)
-    parser.add_argument("--config.execute-horizon", dest="execute_horizon", type=int, default=6)
-    parser.add_argument("--config.max-guidance-weight", dest="max_guidance_weight", type=float, default=5.0)
+    parser.add_argument("--config.num-flow-steps", dest="num_flow_steps", type=int, default=None, help="default 20")
+    parser.add_argument(
+        "--config.inference-delay",
+        dest="inference_delay",
+        type=int,
+        default=None,
+        help="default: max(1, H // 4) for the policy's chunk size H (2 for H = 8)",
+    )
+    parser.add_argument(
+        "--config.execute-horizon",
+        dest="execute_horizon",
+        type=int,
+        default=None,
+        help="default: H // 2 (4 for H = 8), inside the paper's range max(1, d) <= s <= H - d",
+    )
+    parser.add_argument(
+        "--config.max-guidance-weight", dest="max_guidance_weight", type=float, default=None, help="default 5.0"
+    )
+    parser.add_argument(
+        "--config.batch-size", dest="batch_size", type=int, default=1, help="samples from different noise (1..4096)"
+    )
+    parser.add_argument(
+        "--situation",
+        choices=SITUATION_CHOICES,
+        default=SITUATION_CHOICES[0],
+        help="same-observation (default): the previous chunk is a plain sample from another seed at the same "
+        "observation, shifted by s; protocol: the second chunk after executing the first s actions open loop",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=PRESET_CHOICES,
+        default=None,
+        help="tracking-doc: the tracking documentation's d=3, s=6, 20 steps, w_max=5 (outside the paper's range); "
+        "explicit --config flags override it",
+    )
     parser.add_argument(
         "--config.prefix-attention-schedule", dest="prefix_attention_schedule", choices=SCHEDULES, default="exp"
     )
@@ -51,6 +89,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw noise as jax 0.4 did (jax_threefry_partitionable=False), to reproduce the paper's samples",
     )
     return parser
+
+
+def settings_from_args(args: argparse.Namespace, chunk_size: int):
+    """The ``RTCSettings`` of an invocation: defaults for the policy's chunk size, then the preset, then flags."""
+    from rtc import pipeline, protocol
+
+    values = {"num_flow_steps": 20, "max_guidance_weight": 5.0}
+    if args.preset == "tracking-doc":
+        values.update(protocol.TRACKING_DOC_PRESET)
+    flags = ("num_flow_steps", "inference_delay", "execute_horizon", "max_guidance_weight")
+    values.update({name: getattr(args, name) for name in flags if getattr(args, name) is not None})
+    settings = pipeline.RTCSettings(
+        **values,
+        prefix_attention_schedule=args.prefix_attention_schedule,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        situation=args.situation,
+    )
+    return settings.for_chunk_size(chunk_size)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -80,15 +137,9 @@ def run(args: argparse.Namespace) -> dict:
 
         bar.set_postfix_str("resetting level")
         level = levels.load_level(level_path)
-        settings = pipeline.RTCSettings(
-            num_flow_steps=args.num_flow_steps,
-            inference_delay=args.inference_delay,
-            execute_horizon=args.execute_horizon,
-            max_guidance_weight=args.max_guidance_weight,
-            prefix_attention_schedule=args.prefix_attention_schedule,
-            seed=args.seed,
-        )
-        for warning in settings.validate(policy.action_chunk_size):
+        settings = settings_from_args(args, policy.action_chunk_size)
+        level_note = levels.paper_level_note(key, level_path)
+        for warning in [*settings.validate(policy.action_chunk_size), *([level_note] if level_note else [])]:
             tqdm.write(f"warning: {warning}", file=sys.stderr)
         for index in args.action_dim_indices:
             if not 0 <= index < policy.action_dim:
@@ -118,8 +169,9 @@ def run(args: argparse.Namespace) -> dict:
             "level": str(level_path),
             "level_key": key,
             "settings": settings.to_dict(),
+            "situation": {"name": settings.situation, "description": result.situation_label},
             "legacy_threefry": bool(args.legacy_threefry),
-            "warnings": list(result.warnings),
+            "warnings": list(result.warnings) + ([level_note] if level_note else []),
             "metrics": result.summary,
             "files": [Path(p).name for p in paths] + ["rtc_tracked.npz", "summary.json"],
             "seconds": round(time.perf_counter() - started, 2),
@@ -141,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"Saved {len(summary['files'])} files to {args.output_dir}/ in {summary['seconds']} s")
     for name, value in summary["metrics"].items():
-        print(f"  {name:32s} {value:.4f}")
+        print(f"  {name:32s} {'undefined' if value is None else f'{value:.4f}'}")
     return 0
 
 

@@ -44,13 +44,14 @@ KINETIX_DIFFERS_FROM_PAPER: dict[str, int] = {"car_launch": 23, "chain_lander": 
 
 
 def paper_level_note(key: str, path: Path | None = None) -> str | None:
-    """A one-line warning when ``key``'s level file is kinetix-env's version of a level the paper defines differently."""
+    """A one-line warning when ``key``'s level file is kinetix-env's version of a level the paper defines
+    differently (``path``: the file used; a file from another folder, e.g. the paper's own set, gets none)."""
     name = key.removeprefix("worlds_l_")
     if name not in KINETIX_DIFFERS_FROM_PAPER:
         return None
-    if path is not None and path.resolve().parent != (PROJECT_WORLDS / "l").resolve():
-        if path.resolve().parent != kinetix_levels_folder().resolve():
-            return None  # a file from another folder (e.g. the paper's own set): not ours to judge
+    ours = {(PROJECT_WORLDS / "l").resolve(), kinetix_levels_folder().resolve()}
+    if path is not None and path.resolve().parent not in ours:
+        return None
     return (
         f"{name}.json here is kinetix-env's version, a different level from the paper's "
         f"({KINETIX_DIFFERS_FROM_PAPER[name]} of 679 reset observation entries differ): for a policy trained "

@@ -17,11 +17,42 @@ EXAMPLE = PROJECT_ROOT / "examples" / "visualize_flow_matching.py"
 
 def test_documented_defaults():
     args = cli.build_parser().parse_args(["runs/demo"])
-    assert (args.step, args.num_flow_steps, args.inference_delay, args.execute_horizon) == (-1, 20, 3, 6)
-    assert (args.max_guidance_weight, args.prefix_attention_schedule) == (5.0, "exp")
+    assert args.step == -1 and args.prefix_attention_schedule == "exp"
     assert args.action_dim_indices == [0, 1, 2]
     assert str(args.output_dir) == "rtc_plots" and args.seed == 0
     assert args.level_path == "worlds/l/grasp_easy.json"
+    assert args.batch_size == 1 and args.situation == "same-observation" and args.preset is None
+    settings = cli.settings_from_args(args, 8)  # d and s come from the policy's chunk size
+    assert (settings.num_flow_steps, settings.inference_delay, settings.execute_horizon) == (20, 2, 4)
+    assert settings.max_guidance_weight == 5.0
+    assert settings.validate(8) == []  # inside the paper's range: no warning
+    assert (cli.settings_from_args(args, 16).inference_delay, cli.settings_from_args(args, 16).execute_horizon) == (4, 8)
+
+
+def test_tracking_doc_preset_and_flags_over_it():
+    args = cli.build_parser().parse_args(["runs/demo", "--preset", "tracking-doc", "--config.num-flow-steps", "7"])
+    settings = cli.settings_from_args(args, 8)
+    assert (settings.inference_delay, settings.execute_horizon, settings.max_guidance_weight) == (3, 6, 5.0)
+    assert settings.num_flow_steps == 7
+    assert any("shorter than the delay" in w for w in settings.validate(8))
+
+
+@pytest.mark.parametrize(("timing", "defined"), [((["--preset", "tracking-doc"]), False), ([], True)])
+def test_summary_boundary_jump_is_null_where_it_would_meet_padding(tmp_path, capsys, timing, defined):
+    out = tmp_path / "out"
+    code = cli.main(
+        [str(DEMO_RUN), "--output-dir", str(out), "--config.num-flow-steps", "5", "--situation", "protocol", *timing]
+    )
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["situation"]["name"] == "protocol"
+    metrics = summary["metrics"]
+    if defined:  # d = 2, s = 4: prev[1] is a real planned action
+        assert (summary["settings"]["inference_delay"], summary["settings"]["execute_horizon"]) == (2, 4)
+        assert metrics["boundary_jump_rtc"] > 0 and metrics["boundary_jump_plain"] > 0
+    else:  # d = 3, s = 6: prev[2] is zero padding (H - s = 2)
+        assert metrics["boundary_jump_rtc"] is None and metrics["boundary_jump_plain"] is None
+        assert any("shorter than the delay" in w for w in summary["warnings"])
 
 
 def test_cli_on_the_demo_run_saves_plots_and_arrays(tmp_path, capsys):
@@ -38,18 +69,22 @@ def test_cli_on_the_demo_run_saves_plots_and_arrays(tmp_path, capsys):
             "4",
             "--config.prefix-attention-schedule",
             "linear",
+            "--config.batch-size",
+            "4",
         ]
     )
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["level_key"] == "worlds_l_grasp_easy"
     assert summary["settings"]["prefix_attention_schedule"] == "linear"
-    assert any("shorter than the delay" in w for w in summary["warnings"])  # d=3, s=6, H=8
+    assert summary["warnings"] == []  # the default d=2, s=4 is inside the paper's range
+    assert summary["situation"]["name"] == "same-observation"
+    assert 0 < summary["metrics"]["guidance_effect"] <= 1
     for name in summary["files"]:
         assert (out / name).is_file(), name
     assert "rtc_flow_steps_b0_h0_a4.png" in summary["files"]
     data = np.load(out / "rtc_tracked.npz")
-    assert data["rtc/x_t"].shape == (8, 1, 8, 6)
+    assert data["rtc/x_t"].shape == (8, 4, 8, 6)
     np.testing.assert_array_equal(data["rtc/x_t"][0], data["plain/x_t"][0])
     assert summary["metrics"]["weighted_prefix_error_rtc"] < summary["metrics"]["weighted_prefix_error_plain"]
 
