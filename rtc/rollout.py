@@ -127,6 +127,9 @@ class _Carry(NamedTuple):
     length: jax.Array
     jump_sum: jax.Array
     jump_count: jax.Array
+    last_padding: jax.Array  # [E] whether last_action was the previous chunk's zero padding
+    step_sum: jax.Array  # sums of ||a_t - a_(t-1)|| over steps that are not switches
+    step_count: jax.Array
 
 
 # ------------------------------------------------------------------------------------------------
@@ -192,6 +195,9 @@ def _init_local(graphdef, state, env_params, level_state, sample_keys, *, num_st
         length=jnp.zeros(count, jnp.int32),
         jump_sum=zeros,
         jump_count=jnp.zeros(count, jnp.int32),
+        last_padding=jnp.zeros(count, bool),
+        step_sum=zeros,
+        step_count=jnp.zeros(count, jnp.int32),
     )
     # Level files leave some state leaves weak-typed; the environment step returns them strongly typed, so
     # strip weak types here or the second segment would see new input types and compile again.
@@ -226,8 +232,14 @@ def _segment_local(
         applied = action + dyn.action_noise * noise
         obs, env_state, reward, done, info = step_env(jax.random.key(0), c.env_state, applied, env_params)
         live = c.alive & (t < dyn.episode_steps)
+        # A frozen action is zero padding when its index lies past the previous chunk's real actions: all H
+        # of the first (plain) chunk in block 0, H - s of ``new[s:]`` after that.
+        valid = jnp.where(t < s, horizon, horizon - s)
+        padding = (offset < d) & (offset >= valid)
         switch = (t >= jnp.maximum(d, 1)) & ((t - d) % s == 0) & live
-        jump = jnp.linalg.norm(action - c.last_action, axis=-1)
+        step = jnp.linalg.norm(action - c.last_action, axis=-1)
+        jump_defined = switch & ~c.last_padding  # undefined where the action before the switch was padding
+        smooth = (t >= 1) & live & ~switch
         reward = jnp.where(live, reward, 0.0)
         goal = live & info["GoalR"]
         new_carry = _Carry(
@@ -240,8 +252,11 @@ def _segment_local(
             total_return=c.total_return + reward,
             solved=c.solved | goal,
             length=c.length + live,
-            jump_sum=c.jump_sum + jnp.where(switch, jump, 0.0),
-            jump_count=c.jump_count + switch,
+            jump_sum=c.jump_sum + jnp.where(jump_defined, step, 0.0),
+            jump_count=c.jump_count + jump_defined,
+            last_padding=jnp.broadcast_to(padding, c.last_padding.shape),
+            step_sum=c.step_sum + jnp.where(smooth, step, 0.0),
+            step_count=c.step_count + smooth,
         )
         out = {
             "actions": action,
@@ -249,7 +264,7 @@ def _segment_local(
             "rewards": reward,
             "alive": live,
             "goal": goal,
-            "jumps": jnp.where(switch, jump, jnp.nan),
+            "jumps": jnp.where(jump_defined, step, jnp.nan),
         }
         if record:
             out.update(obs=c.obs, chunks=new, prev_chunks=used_prev, states=new_carry.env_state)
@@ -319,6 +334,8 @@ class Rollout:
     lengths: np.ndarray
     jump_sums: np.ndarray
     jump_counts: np.ndarray
+    step_sums: np.ndarray  # [E] sums of ||a_t - a_(t-1)|| over steps t >= 1 that are not switches
+    step_counts: np.ndarray
     first_chunk: np.ndarray
     chunk_starts: np.ndarray
     chunk_obs: np.ndarray | None = None
@@ -331,12 +348,18 @@ class Rollout:
         return self.chunks is not None
 
     def summary(self) -> dict[str, float]:
-        """Solve rate, mean return, mean boundary jump (over every switch of every episode), mean length."""
-        count = int(self.jump_counts.sum())
+        """Solve rate, mean return, mean boundary jump (over every switch of every episode where it is defined;
+        NaN if none is), mean step size away from switches (the baseline for "smooth"), their ratio, mean length.
+        """
+        count, steps = int(self.jump_counts.sum()), int(self.step_counts.sum())
+        jump = float(self.jump_sums.sum() / count) if count else float("nan")
+        step = float(self.step_sums.sum() / steps) if steps else float("nan")
         return {
             "solve_rate": float(self.solved.mean()),
             "mean_return": float(self.returns.mean()),
-            "mean_boundary_jump": float(self.jump_sums.sum() / count) if count else float("nan"),
+            "mean_boundary_jump": jump,
+            "mean_step_size": step,
+            "jump_to_step_ratio": jump / step if count and steps and step > 0 else float("nan"),
             "mean_length": float(self.lengths.mean()),
             "episodes": len(self.returns),
         }
@@ -471,6 +494,8 @@ def _assemble(settings, level, carry, first, pieces, record) -> Rollout:
         lengths=np.asarray(carry.length)[:count],
         jump_sums=np.asarray(carry.jump_sum)[:count],
         jump_counts=np.asarray(carry.jump_count)[:count],
+        step_sums=np.asarray(carry.step_sum)[:count],
+        step_counts=np.asarray(carry.step_count)[:count],
         first_chunk=np.asarray(first)[:count],
         chunk_starts=starts,
         **extra,

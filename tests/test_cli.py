@@ -26,7 +26,10 @@ def test_documented_defaults():
     assert (settings.num_flow_steps, settings.inference_delay, settings.execute_horizon) == (20, 2, 4)
     assert settings.max_guidance_weight == 5.0
     assert settings.validate(8) == []  # inside the paper's range: no warning
-    assert (cli.settings_from_args(args, 16).inference_delay, cli.settings_from_args(args, 16).execute_horizon) == (4, 8)
+    assert (cli.settings_from_args(args, 16).inference_delay, cli.settings_from_args(args, 16).execute_horizon) == (
+        4,
+        8,
+    )
 
 
 def test_tracking_doc_preset_and_flags_over_it():

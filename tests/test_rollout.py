@@ -124,6 +124,45 @@ def test_boundary_jumps_and_action_noise(recorded):
             np.testing.assert_allclose(recorded.applied_actions[e, t] - recorded.actions[e, t], noise, atol=1e-6)
     summary = recorded.summary()
     assert summary["mean_boundary_jump"] == pytest.approx(recorded.jump_sums.sum() / recorded.jump_counts.sum())
+    # the baseline: mean ||a_t - a_(t-1)|| over the steps that are not switches
+    steps = []
+    for e in range(EPISODES):
+        length = recorded.lengths[e]
+        steps += [
+            np.linalg.norm(recorded.actions[e, t] - recorded.actions[e, t - 1])
+            for t in range(1, length)
+            if not (t >= max(d, 1) and (t - d) % s == 0)
+        ]
+    assert summary["mean_step_size"] == pytest.approx(np.mean(steps), rel=1e-5)
+    assert summary["jump_to_step_ratio"] == pytest.approx(summary["mean_boundary_jump"] / np.mean(steps), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("d", "s", "defined_after_first_block"),
+    [(0, 3, True), (3, 5, True), (3, 6, False)],  # d = 0; the edge d - 1 = H - s - 1; d - 1 >= H - s (padding)
+)
+def test_boundary_jump_is_undefined_only_where_the_action_before_the_switch_was_padding(
+    d, s, defined_after_first_block
+):
+    policy, level = demo_setup()
+    settings = rollout.RolloutSettings(
+        **{**BASE.to_dict(), "inference_delay": d, "execute_horizon": s, "episode_steps": 80, "method": "rtc_exp"}
+    )
+    result = rollout.run_rollout(policy, level, settings, record=True)
+    horizon = result.first_chunk.shape[1]
+    for e in range(EPISODES):
+        switches = [t for t in range(max(d, 1), result.lengths[e]) if (t - d) % s == 0]
+        for t in switches:
+            before = result.actions[e, t - 1]
+            jump = result.jumps[e, t]
+            first_block = t < s
+            if first_block or defined_after_first_block:
+                assert jump == pytest.approx(np.linalg.norm(result.actions[e, t] - before), rel=1e-5)
+            else:  # the action before the switch was prev[d - 1], past the H - s planned actions: zero padding
+                assert d - 1 >= horizon - s
+                np.testing.assert_array_equal(before, 0.0)
+                assert np.isnan(jump)
+        assert result.jump_counts[e] == np.isfinite(result.jumps[e]).sum()
 
 
 def test_returns_and_solved_flag_match_the_environment(recorded):
