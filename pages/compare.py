@@ -34,7 +34,8 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         value=8,
         step=1,
         key="compare_bid_samples",
-        help="Plain samples BID draws and ranks by distance to the previous chunk; sample 0 is the shared noise, "
+        help="Plain samples BID draws and ranks by distance to the previous chunk (backward coherence only: "
+        "no forward contrast with a weaker policy, as in the paper's sweep); sample 0 is the shared noise, "
         "so N = 1 gives the naive chunk. A new N compiles once.",
     )
     with st.spinner("Sampling every method from the same noise…"):

@@ -4,6 +4,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -51,15 +52,23 @@ def _run(context: _ui.Context, settings: rollout.RolloutSettings) -> tuple[rollo
 
 
 def _episode_table(result: rollout.Rollout) -> pd.DataFrame:
-    jumps = result.jump_sums / result.jump_counts.clip(min=1)
+    counts, steps = result.jump_counts, result.step_counts
+    jumps = np.where(counts > 0, result.jump_sums / np.maximum(counts, 1), np.nan)  # NaN: no defined jump
+    step = np.where(steps > 0, result.step_sums / np.maximum(steps, 1), np.nan)
     return pd.DataFrame(
         {
             "return": result.returns,
             "solved": result.solved.astype(bool),
             "length": result.lengths,
             "mean boundary jump": jumps,
+            "mean step size (no switch)": step,
+            "jump / step": jumps / step,
         }
     ).rename_axis("episode")
+
+
+def _fmt(value: float) -> str:
+    return "—" if not np.isfinite(value) else f"{value:.3f}"
 
 
 def _gif(key: tuple, result: rollout.Rollout, episode: int) -> bytes:
@@ -137,7 +146,14 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
     summary = done.summary()
     st.caption(
         f"Ran in {seconds:.1f} s: solve rate {summary['solve_rate']:.2f}, mean return {summary['mean_return']:.2f}, "
-        f"mean boundary jump {summary['mean_boundary_jump']:.3f}."
+        f"mean boundary jump {_fmt(summary['mean_boundary_jump'])} against a mean step of "
+        f"{_fmt(summary['mean_step_size'])} away from switches (ratio {_fmt(summary['jump_to_step_ratio'])})."
+        + (
+            " The jump is undefined (—) where the action before a switch was the previous chunk's zero padding "
+            "(d − 1 ≥ H − s)."
+            if not np.isfinite(summary["mean_boundary_jump"])
+            else ""
+        )
     )
     st.dataframe(_episode_table(done), key="rollout_table")
     episode = 0

@@ -3,10 +3,31 @@
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from pages import _data, _ui
-from rtc import analysis, pipeline
+from rtc import analysis, pipeline, seeds
+
+
+def _effect_table(effects: Mapping[str, Any]) -> pd.DataFrame:
+    values = np.asarray(effects["effect"], float)
+    finite = values[np.isfinite(values)]
+    q25, median, q75 = np.percentile(finite, [25, 50, 75]) if finite.size else (np.nan,) * 3
+    rows = [
+        {"quantity": "guidance effect, median [IQR]", "value": f"{median:.3f} [{q25:.3f}, {q75:.3f}]"},
+        *(
+            {
+                "quantity": f"share of seeds where {label} left the previous chunk's behaviour [95 % Wilson]",
+                "value": f"{effects[f'left_{key}']:.2f} [{effects[f'left_{key}_low']:.2f}, "
+                f"{effects[f'left_{key}_high']:.2f}]",
+            }
+            for key, label in (("plain", "plain sampling"), ("rtc", "RTC"))
+        ),
+        {"quantity": "threshold on the prefix distance", "value": f"{effects['threshold']:.3f}"},
+    ]
+    return pd.DataFrame(rows).set_index("quantity")
 
 
 def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]:
@@ -28,6 +49,15 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
     with st.spinner(f"Sampling {int(count)} seeds…"):
         runs = _data.seed_runs(*_ui.cache_args(context), int(count), view.batch_index)
     extras = {"seeds": runs}
+    effects = seeds.guidance_effects(runs)
+    st.subheader(f"How much guidance did, over {effects['seeds']} seeds")
+    st.dataframe(_effect_table(effects), key="seeds_effects")
+    st.caption(
+        "Guidance effect = 1 − Σ_h W_h‖RTC_h − prev_h‖ / Σ_h W_h‖plain_h − prev_h‖ per seed (same noise). "
+        "A sample left the previous chunk's behaviour when its mean distance per guided action, "
+        "Σ_h W_h‖a_h − prev_h‖ / Σ_h W_h, exceeds half the median of that distance between two plain samples: "
+        "it is then nearer to a typical other draw of the policy than to the previous chunk."
+    )
     _ui.show_analysis("seeds", context, result, extras)
     return extras
 

@@ -87,9 +87,9 @@ PAGES: dict[str, tuple[str, str]] = {
     ),
     "compare": (
         "Compare methods",
-        "Final chunks of naive sampling, RTC per schedule, hard masking and BID (best of N plain samples), all "
-        "from the inspection's noise and observation, against the previous chunk (red dashed); the table scores "
-        "each against the previous chunk with the exp prefix weights.",
+        "Final chunks of naive sampling, RTC per schedule, hard masking and BID (backward coherence only: "
+        "best of N plain samples), all from the inspection's noise and observation, against the previous chunk "
+        "(red dashed); the table scores each against the previous chunk with the exp prefix weights.",
     ),
     "diagnostics": (
         "Guidance diagnostics",
@@ -260,7 +260,9 @@ def _analysis_charts(
         }
     if page == "seeds":
         result = _extra(page, extras)
-        return {f"seed_bands_h{h}_a{a}": charts.seed_band_chart(seeds.band_series(result, h, a), h, a) for a in dims}
+        out = {f"seed_bands_h{h}_a{a}": charts.seed_band_chart(seeds.band_series(result, h, a), h, a) for a in dims}
+        out["guidance_effect"] = charts.guidance_effect_chart(seeds.guidance_effects(result))
+        return out
     return {}  # rollout and sweep: figures only
 
 

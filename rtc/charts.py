@@ -501,3 +501,25 @@ def seed_band_chart(series: Mapping[str, Mapping[str, np.ndarray]], horizon_inde
         )
         panels.append((band + line).properties(width=2 * WIDTH, height=HEIGHT - 40))
     return alt.vconcat(*panels, title="Median (line) and inter-quartile range (band) over seeds")
+
+
+def guidance_effect_chart(effects: Mapping[str, Any]) -> alt.LayerChart:
+    """Histogram over seeds of ``seeds.guidance_effects(...)["effect"]``, with the median as a rule."""
+    values = np.asarray(effects["effect"], float)
+    finite = values[np.isfinite(values)]
+    frame = pd.DataFrame({"guidance effect": finite})
+    bars = (
+        alt.Chart(frame)
+        .mark_bar(opacity=0.8)
+        .encode(
+            x=alt.X(
+                "guidance effect:Q", bin=alt.Bin(maxbins=30), title="guidance effect (1 − error RTC / error plain)"
+            ),
+            y=alt.Y("count():Q", title="seeds"),
+            tooltip=[alt.Tooltip("count():Q", title="seeds")],
+        )
+    )
+    median = pd.DataFrame({"median": [float(np.median(finite))] if finite.size else []})
+    rule = alt.Chart(median).mark_rule(color="black", strokeDash=[4, 3]).encode(x="median:Q")
+    title = f"Guidance effect per seed (n = {len(finite)} seeds; dashed: median)"
+    return (bars + rule).properties(width=2 * WIDTH, height=HEIGHT - 40, title=title)

@@ -1,9 +1,10 @@
 """The chunking methods compared in the paper, sampled from identical starting noise.
 
 ``naive`` is plain sampling; ``rtc_<schedule>`` is RTC with that prefix schedule; ``hard_masking`` is RTC
-with the ``zeros`` schedule; ``bid`` (bidirectional decoding, backward loss only) draws N plain samples
-and keeps the one with the smallest weighted distance ``sum_h W_h ||a_h - y_h||`` to the previous chunk,
-with ``W`` from the ``exp`` schedule.
+with the ``zeros`` schedule; ``bid`` (bidirectional decoding, backward coherence only: the forward contrast
+against a weaker policy is not implemented) draws N plain samples and keeps the one with the smallest weighted
+distance ``sum_h W_h ||a_h - y_h||`` to the previous chunk, with ``W`` from the ``exp`` schedule. That is the
+variant the paper's sweep uses.
 
 Noise is one array ``[N, B, H, A]`` for every method: candidate 0 is the shared starting noise (what
 ``FlowPolicy.initial_noise(rng, B)`` draws), candidates 1.. are BID's extra samples and the other methods
@@ -33,7 +34,7 @@ METHOD_LABELS: dict[str, str] = {
     "rtc_linear": "RTC (linear schedule)",
     "rtc_ones": "RTC (ones schedule)",
     "hard_masking": "hard masking (zeros schedule)",
-    "bid": "BID (best of N plain samples)",
+    "bid": "BID, backward only (best of N plain samples; no forward contrast with a weak policy)",
 }
 # Kind of sampler per method: 0 plain, 1 guided (RTC), 2 BID; and the prefix schedule each one uses.
 _KIND: tuple[int, ...] = (0, 1, 1, 1, 1, 2)

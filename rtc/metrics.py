@@ -156,3 +156,42 @@ def guidance_effect(error_rtc: float | np.ndarray, error_plain: float | np.ndarr
     rtc, plain = np.asarray(error_rtc, float), np.asarray(error_plain, float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(plain > 0, 1.0 - rtc / plain, np.nan)
+
+
+def wilson_interval(successes: int | np.ndarray, trials: int | np.ndarray, z: float = 1.959964) -> tuple:
+    """Wilson score interval ``(low, high)`` for a proportion (95 % by default); NaN where ``trials`` is 0."""
+    k, n = np.asarray(successes, float), np.asarray(trials, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        denominator = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / denominator
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denominator
+        low, high = np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    low, high = np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
+    if low.ndim == 0:
+        return float(low), float(high)
+    return low, high
+
+
+def prefix_distance(chunks: np.ndarray, reference: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mean distance per guided action ``sum_h W_h ||a_h - y_h|| / sum_h W_h`` per batch element (NaN if W = 0)."""
+    total = float(np.sum(weights))
+    if total <= 0:
+        return np.full(np.asarray(chunks).shape[0], np.nan)
+    return weighted_prefix_error(chunks, np.broadcast_to(reference, np.shape(chunks)), weights) / total
+
+
+def left_behaviour_threshold(plain_chunks: np.ndarray, weights: np.ndarray) -> float:
+    """Half the median prefix distance between two independent plain samples ``[S, H, A]`` (NaN for S < 2).
+
+    A sample farther than this from the previous chunk is nearer to a typical other plain sample than to the
+    previous chunk: the midpoint between "the same behaviour" (distance 0) and the typical distance between
+    two draws of the policy, which for a multimodal policy is dominated by pairs in different behaviours.
+    """
+    chunks = np.asarray(plain_chunks)
+    count = chunks.shape[0]
+    if count < 2 or float(np.sum(weights)) <= 0:
+        return float("nan")
+    first, second = np.triu_indices(count, k=1)
+    distances = np.linalg.norm(chunks[first] - chunks[second], axis=-1) @ np.asarray(weights) / np.sum(weights)
+    return 0.5 * float(np.median(distances))

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rtc import metrics
 from rtc.errors import SettingsError
 from rtc.model import FlowPolicy
 from rtc.sampler import GuidanceSettings
@@ -91,4 +92,32 @@ def band_series(
             "x_t": per_seed(tracked["x_t"][:, :, horizon_idx, action_dim_idx]),
             "error": per_seed(weighted_error_norms(tracked, prev, weights)),
         }
+    return out
+
+
+def guidance_effects(result: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+    """How much guidance did per seed, and how often each method left the previous chunk's behaviour.
+
+    ``effect [S]``: ``metrics.guidance_effect`` of each seed's final chunks (RTC against plain from the same
+    noise, on RTC's prefix weights); ``threshold``: ``metrics.left_behaviour_threshold`` of the plain samples;
+    ``left_plain`` / ``left_rtc``: share of seeds whose prefix distance to the previous chunk exceeds it, each
+    with its Wilson 95 % interval (``*_low``, ``*_high``); ``seeds``: the sample size.
+    """
+    rtc, naive = result["rtc"], result["naive"]
+    prev, weights = np.asarray(rtc["prev_action_chunk"]), np.asarray(rtc["prefix_weights"])
+    error_rtc = metrics.weighted_prefix_error(rtc["action"], prev, weights)
+    error_plain = metrics.weighted_prefix_error(naive["action"], prev, weights)
+    threshold = metrics.left_behaviour_threshold(naive["action"], weights)
+    out: dict[str, Any] = {
+        "seeds": len(error_rtc),
+        "effect": metrics.guidance_effect(error_rtc, error_plain),
+        "threshold": threshold,
+    }
+    for name, tracked in (("plain", naive), ("rtc", rtc)):
+        distance = metrics.prefix_distance(tracked["action"], prev, weights)
+        left = int(np.sum(distance > threshold)) if np.isfinite(threshold) else 0
+        trials = len(distance) if np.isfinite(threshold) else 0
+        low, high = metrics.wilson_interval(left, trials)
+        out[f"left_{name}"] = left / trials if trials else float("nan")
+        out[f"left_{name}_low"], out[f"left_{name}_high"] = low, high
     return out

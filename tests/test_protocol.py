@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from rtc import levels, protocol
+from rtc.errors import SettingsError
 from rtc.pipeline import RTCSettings, inspect
+from rtc.sampler import get_prefix_weights
 from tests.conftest import random_policy
 
 
@@ -50,7 +52,9 @@ def test_documented_defaults_are_accepted_with_a_warning():
 def test_inspection_follows_the_protocol(shared_worlds):
     policy = random_policy(obs_dim=levels.OBS_DIM, seed=4)
     level = levels.load_level(shared_worlds / "grasp_easy.json")
-    settings = RTCSettings(num_flow_steps=5, inference_delay=2, execute_horizon=5, batch_size=3, seed=1)
+    settings = RTCSettings(
+        num_flow_steps=5, inference_delay=2, execute_horizon=5, batch_size=3, seed=1, situation="protocol"
+    )
     result = inspect(policy, level, settings)
     prev = result.tracked["prev_action_chunk"]
     np.testing.assert_array_equal(prev[:, :3], np.broadcast_to(result.first_chunk[:, 5:], (3, 3, 6)))
@@ -66,6 +70,44 @@ def test_inspection_follows_the_protocol(shared_worlds):
     assert result.warnings == ()
     summary = result.summary
     assert summary["weighted_prefix_error_rtc"] < summary["weighted_prefix_error_plain"]
+    np.testing.assert_array_equal(result.last_executed_action, np.broadcast_to(result.first_chunk[:, 4], (3, 6)))
+
+
+def test_same_observation_situation_samples_at_the_reset_observation(shared_worlds):
+    policy = random_policy(obs_dim=levels.OBS_DIM, seed=4)
+    level = levels.load_level(shared_worlds / "grasp_easy.json")
+    result = inspect(policy, level, RTCSettings(num_flow_steps=5, batch_size=2, seed=1))
+    assert result.settings.situation == "same-observation"
+    assert (result.settings.inference_delay, result.settings.execute_horizon) == protocol.default_timing(8) == (2, 4)
+    reset_obs, _ = levels.reset(level)
+    np.testing.assert_array_equal(result.obs, np.broadcast_to(reset_obs, result.obs.shape))
+    prev = result.tracked["prev_action_chunk"]
+    np.testing.assert_array_equal(prev[:, :4], np.broadcast_to(result.first_chunk[:, 4:], (2, 4, 6)))
+    np.testing.assert_array_equal(prev[:, 4:], 0)
+    # the previous chunk comes from another seed than the new chunk's noise
+    assert not np.allclose(result.first_chunk[0], result.plain["action"][0])
+    assert "Mode switch" in result.situation_label
+    assert result.summary["guidance_effect"] == pytest.approx(
+        1 - result.summary["weighted_prefix_error_rtc"] / result.summary["weighted_prefix_error_plain"]
+    )
+
+
+@pytest.mark.parametrize("horizon", [1, 2, 3, 4, 8, 10, 16, 50])
+def test_default_timing_is_inside_the_paper_range_and_separates_the_schedules(horizon):
+    d, s = protocol.default_timing(horizon)
+    assert protocol.validate_timing(d, s, horizon) == []
+    assert max(1, d) <= s <= horizon - d
+    if horizon >= 3:  # room for a decaying part between d and H - s
+        weights = {
+            name: np.asarray(get_prefix_weights(d, horizon - s, horizon, name)) for name in ("exp", "linear", "ones")
+        }
+        assert not np.allclose(weights["exp"], weights["linear"])
+        assert not np.allclose(weights["linear"], weights["ones"])
+
+
+def test_unknown_situation_is_refused():
+    with pytest.raises(SettingsError, match="situation='x' is not accepted; choose one of same-observation, protocol"):
+        RTCSettings(situation="x").validate(8)
 
 
 def test_inspection_refuses_a_policy_of_another_observation_size(shared_worlds):

@@ -58,3 +58,29 @@ def test_band_series_error_is_the_tracked_error_norm(batch):
     np.testing.assert_allclose(series["rtc"]["error"], expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(series["naive"]["x_t"], result["naive"]["x_t"][:, :, 1, 2].T)
     assert series["rtc"]["error"][:, -1].mean() < series["naive"]["error"][:, -1].mean()
+
+
+def test_guidance_effects_over_seeds_on_the_demo_policy():
+    """Same observation, a previous chunk in one behaviour: plain samples often leave it, RTC rarely does."""
+    import jax
+
+    from rtc import levels, metrics, protocol, seeds
+    from rtc.checkpoints import load_policy, read_run
+    from rtc.sampler import GuidanceSettings
+    from tests.conftest import DEMO_RUN
+
+    policy = load_policy(read_run(DEMO_RUN).checkpoint(-1, "worlds_l_grasp_easy"))
+    level = levels.load_level(levels.resolve_level_path("worlds/l/grasp_easy.json"))
+    situation = protocol.same_observation_situation(policy, level, 10, 4, jax.random.key(7))
+    guidance = GuidanceSettings.create(2, 4, "exp", 5.0, 8)
+    result = seeds.seed_batch(policy, situation.obs, situation.prev_action_chunk, guidance, list(range(48)), 10)
+    effects = seeds.guidance_effects(result)
+    assert effects["seeds"] == 48 and effects["effect"].shape == (48,)
+    prev, weights = result["rtc"]["prev_action_chunk"], result["rtc"]["prefix_weights"]
+    expected = 1 - metrics.weighted_prefix_error(result["rtc"]["action"], prev, weights) / (
+        metrics.weighted_prefix_error(result["naive"]["action"], prev, weights)
+    )
+    np.testing.assert_allclose(effects["effect"], expected, rtol=1e-6)
+    assert effects["left_plain"] > effects["left_rtc"]
+    assert effects["left_plain_low"] <= effects["left_plain"] <= effects["left_plain_high"]
+    assert np.median(effects["effect"]) > 0.3
