@@ -11,6 +11,15 @@ from pages import _data, _ui
 from rtc import analysis, pipeline, seeds
 
 
+def _mean_interval(values: np.ndarray) -> str:
+    """Mean and normal 95 % interval over the seeds where the value is defined; "—" where none is."""
+    finite = np.asarray(values, float)[np.isfinite(values)]
+    if not finite.size:
+        return "— (undefined: the action before the switch is not a planned action of the previous chunk)"
+    half = 1.96 * finite.std(ddof=1) / np.sqrt(finite.size) if finite.size > 1 else float("nan")
+    return f"{finite.mean():.3f} [{finite.mean() - half:.3f}, {finite.mean() + half:.3f}] (n = {finite.size})"
+
+
 def _effect_table(effects: Mapping[str, Any]) -> pd.DataFrame:
     values = np.asarray(effects["effect"], float)
     finite = values[np.isfinite(values)]
@@ -26,6 +35,10 @@ def _effect_table(effects: Mapping[str, Any]) -> pd.DataFrame:
             for key, label in (("plain", "plain sampling"), ("rtc", "RTC"))
         ),
         {"quantity": "threshold on the prefix distance", "value": f"{effects['threshold']:.3f}"},
+        *(
+            {"quantity": f"boundary jump, {label}, mean [95 % CI]", "value": _mean_interval(effects[f"jump_{key}"])}
+            for key, label in (("plain", "plain sampling"), ("rtc", "RTC"))
+        ),
     ]
     return pd.DataFrame(rows).set_index("quantity")
 

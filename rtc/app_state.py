@@ -169,10 +169,10 @@ class View:
     max_guidance_weight: float = RTCSettings.max_guidance_weight
     seed: int = RTCSettings.seed
     batch_size: int = RTCSettings.batch_size
-    situation: str = RTCSettings.situation
     batch_index: int = 0
     horizon_index: int = 0
     dims: tuple[int, ...] = (0, 1, 2)
+    situation: str = RTCSettings.situation
 
     def settings(self) -> RTCSettings:
         return RTCSettings(

@@ -83,10 +83,14 @@ class Inspection:
     obs: np.ndarray
     first_chunk: np.ndarray
     warnings: tuple[str, ...]
+    last_executed: np.ndarray | None = None  # [B, A]; None: the first chunk's (s - 1)-th action
 
     @property
-    def last_executed_action(self) -> np.ndarray:
-        """The action executed just before the new chunk starts ``[B, A]``: the first chunk's ``s - 1``-th."""
+    def last_executed_action(self) -> np.ndarray | None:
+        """The action executed just before the new chunk starts ``[B, A]``: the first chunk's ``s - 1``-th in
+        the open-loop situations, or the one given (a rollout block); ``None`` when nothing ran before."""
+        if self.last_executed is not None:
+            return None if self.last_executed.size == 0 else self.last_executed
         last = self.first_chunk[:, self.settings.execute_horizon - 1]
         return np.broadcast_to(last, (self.obs.shape[0], last.shape[-1]))
 

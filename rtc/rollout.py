@@ -591,14 +591,22 @@ def chunk_as_inspection(
         prefix_attention_schedule=methods.method_schedule(settings.method),
         seed=settings.seed,
         batch_size=1,
+        situation="protocol",
     )
+    start = int(rollout.chunk_starts[chunk_index])
+    # the action executed just before this block starts (none before the first block)
+    last = rollout.actions[episode, start - 1][None] if start >= 1 else np.zeros((0, policy.action_dim))
+    tracked = dict(tracked)
+    # block 0's previous chunk is the whole plain first chunk; later ones hold H - s planned actions
+    tracked["prev_valid"] = np.asarray(horizon if chunk_index == 0 else horizon - settings.execute_horizon)
     return Inspection(
         settings=inspection_settings,
-        tracked=dict(tracked),
+        tracked=tracked,
         plain=jax.tree.map(np.asarray, plain),
         obs=np.asarray(obs),
         first_chunk=np.asarray(rollout.prev_chunks[episode, chunk_index])[None],
         warnings=(),
+        last_executed=last,
     )
 
 

@@ -101,7 +101,9 @@ def guidance_effects(result: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]
     ``effect [S]``: ``metrics.guidance_effect`` of each seed's final chunks (RTC against plain from the same
     noise, on RTC's prefix weights); ``threshold``: ``metrics.left_behaviour_threshold`` of the plain samples;
     ``left_plain`` / ``left_rtc``: share of seeds whose prefix distance to the previous chunk exceeds it, each
-    with its Wilson 95 % interval (``*_low``, ``*_high``); ``seeds``: the sample size.
+    with its Wilson 95 % interval (``*_low``, ``*_high``); ``jump_plain`` / ``jump_rtc`` ``[S]``: the boundary
+    jump per seed (NaN where undefined; at d = 0 the last executed action is not part of a seed batch);
+    ``seeds``: the sample size.
     """
     rtc, naive = result["rtc"], result["naive"]
     prev, weights = np.asarray(rtc["prev_action_chunk"]), np.asarray(rtc["prefix_weights"])
@@ -113,7 +115,10 @@ def guidance_effects(result: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]
         "effect": metrics.guidance_effect(error_rtc, error_plain),
         "threshold": threshold,
     }
+    delay, valid = int(np.asarray(rtc["inference_delay"])), metrics.prev_valid_of(rtc)
     for name, tracked in (("plain", naive), ("rtc", rtc)):
+        jump = metrics.boundary_jump(tracked["action"], prev, delay, valid)  # NaN where undefined (and at d = 0)
+        out[f"jump_{name}"] = jump
         distance = metrics.prefix_distance(tracked["action"], prev, weights)
         left = int(np.sum(distance > threshold)) if np.isfinite(threshold) else 0
         trials = len(distance) if np.isfinite(threshold) else 0

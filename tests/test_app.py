@@ -76,12 +76,14 @@ def test_level_keys_map_to_level_files(tmp_path):
     candidates = app_state.level_files(app_state.level_dirs({}))
     grasp = app_state.find_level_file("worlds_l_grasp_easy", candidates)
     assert grasp == PROJECT / "worlds" / "l" / "grasp_easy.json"
-    assert app_state.find_level_file("worlds_l_catapult", candidates) is None
-    other = tmp_path / "levels" / "catapult.json"
-    other.parent.mkdir()
+    assert app_state.find_level_file("worlds_l_catapult", candidates) == PROJECT / "worlds" / "l" / "catapult.json"
+    assert app_state.find_level_file("worlds_l_nowhere", candidates) is None
+    # a configured folder comes first, so it can hold the paper's own version of a level
+    other = tmp_path / "worlds" / "l" / "car_launch.json"
+    other.parent.mkdir(parents=True)
     other.write_text("{}")
-    extra = app_state.level_files(app_state.level_dirs({app_state.LEVEL_DIRS_ENV: str(tmp_path / "levels")}))
-    assert app_state.find_level_file("worlds_l_catapult", extra) == other.resolve()
+    extra = app_state.level_files(app_state.level_dirs({app_state.LEVEL_DIRS_ENV: str(tmp_path / "worlds")}))
+    assert app_state.find_level_file("worlds_l_car_launch", extra) == other.resolve()
 
 
 def test_a_link_with_unknown_run_epoch_or_level_falls_back_with_notices(tmp_path):
@@ -112,7 +114,10 @@ def test_refused_values_in_a_link_fall_back_one_by_one():
 
 
 def test_check_view_refuses_and_warns():
-    assert "get no guidance" in app_state.check_view(View(), LIMITS)[0]  # the documented d=3, s=6, H=8
+    assert app_state.check_view(app_state.default_view(LIMITS), LIMITS) == []  # the default is in the paper's range
+    doc = app_state.preset_view("Tracking-doc example (d=3, s=6, 20 steps, w_max=5)", View(seed=4), LIMITS)
+    assert (doc.delay, doc.execute_horizon, doc.flow_steps, doc.max_guidance_weight, doc.seed) == (3, 6, 20, 5.0, 4)
+    assert "get no guidance" in app_state.check_view(doc, LIMITS)[0]
     assert app_state.check_view(View(delay=2, execute_horizon=4), LIMITS) == []
     with pytest.raises(SelectionError, match="execute horizon s=2 is out of range"):
         app_state.check_view(View(delay=4, execute_horizon=2), LIMITS)
@@ -123,13 +128,16 @@ def test_check_view_refuses_and_warns():
 
 
 def test_schedule_note_explains_when_schedules_coincide():
-    assert "every schedule gives the same weights" in app_state.schedule_note(View(), LIMITS)
-    assert app_state.schedule_note(View(delay=2, execute_horizon=4), LIMITS) is None
+    assert "every schedule gives the same weights" in app_state.schedule_note(View(delay=3, execute_horizon=6), LIMITS)
+    assert app_state.schedule_note(app_state.default_view(LIMITS), LIMITS) is None
+    assert app_state.default_view(Limits(chunk_size=16, action_dim=2)).execute_horizon == 8
 
 
 def test_file_stem_is_safe_and_telling():
     stem = app_state.file_stem(Target("runs/demo", 1, "worlds_l_grasp_easy"), View(max_guidance_weight=2.5))
-    assert stem == "demo_e1_grasp_easy_exp_d3_s6_n20_w2p5_seed0"
+    assert stem == "demo_e1_grasp_easy_exp_d2_s4_n20_w2p5_seed0_sameobs"
+    protocol_view = View(max_guidance_weight=2.5, situation="protocol")
+    assert app_state.file_stem(Target("runs/demo", 1, "worlds_l_grasp_easy"), protocol_view).endswith("seed0")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,6 +195,32 @@ def test_every_page_runs_on_the_fixture_run(monkeypatch):
     _visit_every_page(at)
 
 
+def test_landing_view_is_valid_and_the_preset_is_one_click_away(demo_roots):
+    at = _app(FAST)
+    assert at.sidebar.radio(key="w_situation").value == "same-observation"
+    assert (at.sidebar.number_input(key="w_delay").value, at.sidebar.number_input(key="w_execute_horizon").value) == (
+        2,
+        4,
+    )
+    assert not at.sidebar.warning and not at.sidebar.info  # no warning, no "schedules coincide" note
+    labels = [m.label for m in at.main.get("metric")]
+    assert labels[0] == "Guidance effect"
+    effect = float(at.main.get("metric")[0].value)
+    assert 0 < effect <= 1
+    assert any("Mode switch" in i.value for i in at.main.info)
+    at.sidebar.button(key="w_preset_1").click().run()
+    assert at.query_params["d"] == "3" and at.query_params["s"] == "6" and at.query_params["steps"] == "20"
+    assert any("get no guidance" in w.value for w in at.sidebar.warning)
+    jump = next(m for m in at.main.get("metric") if m.label == "Jump at d")
+    assert jump.value == "—"
+    assert any("zero padding" in c.value for c in at.main.caption)
+    at.sidebar.radio(key="w_situation").set_value("protocol").run()
+    assert at.query_params["situation"] == "protocol"
+    assert any("Second chunk" in i.value for i in at.main.info)
+    at.sidebar.button(key="w_preset_0").click().run()
+    assert at.query_params["d"] == "2" and at.query_params["s"] == "4"
+
+
 def test_changing_the_schedule_changes_the_plotted_data(demo_roots):
     at = _app({**FAST, "d": "1", "s": "3"})  # guided prefix 1..4, where schedules differ
     at.switch_page("pages/x_t.py").run()
@@ -238,7 +272,7 @@ def test_a_stale_link_falls_back_to_defaults_with_a_notice(demo_roots):
     assert any("From the link: run '../../etc' is refused" in n for n in notices)
     assert any("action dimension=17 is out of range" in n for n in notices)
     assert at.sidebar.selectbox(key="w_run").value == "runs/demo"
-    assert at.sidebar.number_input(key="w_delay").value == 3
+    assert at.sidebar.number_input(key="w_delay").value == 2  # the default for H = 8
     assert at.query_params["run"] == "runs/demo"
     assert not at.exception
 
@@ -254,15 +288,15 @@ def test_a_refused_setting_shows_an_error_not_a_traceback(demo_roots):
 
 
 def test_a_level_without_a_level_file_is_explained(tmp_path, monkeypatch):
-    policies = tmp_path / "runs" / "catapult_run" / "0" / "policies"
+    policies = tmp_path / "runs" / "nowhere_run" / "0" / "policies"
     policies.mkdir(parents=True)
-    shutil.copy(FIXTURE_RUN / "0" / "policies" / "worlds_l_grasp_easy.pkl", policies / "worlds_l_catapult.pkl")
+    shutil.copy(FIXTURE_RUN / "0" / "policies" / "worlds_l_grasp_easy.pkl", policies / "worlds_l_nowhere.pkl")
     monkeypatch.setenv(app_state.RUNS_ROOTS_ENV, str(tmp_path / "runs"))
     monkeypatch.delenv(app_state.LEVEL_DIRS_ENV, raising=False)
     at = _app(FAST)
-    assert at.sidebar.selectbox(key="w_level").value == "worlds_l_catapult"
+    assert at.sidebar.selectbox(key="w_level").value == "worlds_l_nowhere"
     assert not at.exception
-    assert any("No level file for worlds_l_catapult" in e.value for e in at.main.error)
+    assert any("No level file for worlds_l_nowhere" in e.value for e in at.main.error)
     assert any(app_state.LEVEL_DIRS_ENV in w.value for w in at.sidebar.warning)
 
 

@@ -58,7 +58,10 @@ def test_diagnostics_page_draws_and_warns_when_guidance_is_off():
 def test_seeds_page_draws_bands():
     at = _page("pages/seeds.py", "Many seeds", {"dims": "0"})
     assert at.number_input(key="seeds_count").value == 16
-    assert len(at.get("vega_lite_chart")) == 1 and len(at.main.get("image")) == 1
+    assert len(at.get("vega_lite_chart")) == 2 and len(at.main.get("image")) == 1  # bands, guidance effect
+    table = at.main.dataframe[0].value
+    assert "guidance effect, median [IQR]" in table.index
+    assert any("over 16 seeds" in h.value for h in at.main.subheader)
 
 
 def test_rollout_page_runs_on_its_button_and_keeps_the_result():
