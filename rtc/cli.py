@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> dict:
         bar.update()
 
         bar.set_postfix_str("resetting level")
-        level = levels.load_level(level_path)
+        level = levels.open_level(level_path)  # read only if needed (see levels.reset_observation)
         settings = settings_from_args(args, policy.action_chunk_size)
         level_note = levels.paper_level_note(key, level_path)
         for warning in [*settings.validate(policy.action_chunk_size), *([level_note] if level_note else [])]:

@@ -25,6 +25,11 @@ _FLAGS = ("jax_enable_x64", "jax_threefry_partitionable", "jax_default_prng_impl
 _loaded: dict[Path, Callable[..., Any]] = {}
 
 
+def package_version(package: str) -> str:
+    """The installed version of ``package`` ("none" if absent), read from its metadata (no import)."""
+    return _version(package)
+
+
 def _version(package: str) -> str:
     try:
         return importlib.metadata.version(package)

@@ -7,17 +7,21 @@ its first observation; ``render_level`` draws it; ``level_choices`` lists the le
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+import hashlib
+import importlib.util
+import io
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from rtc.errors import LevelError
+from rtc.files import write_atomic
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_WORLDS = PROJECT_ROOT / "worlds"
@@ -74,14 +78,39 @@ def static_env_params_l():
     )
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
 class Level:
-    """A loaded Kinetix level: its file, initial state and parameters."""
+    """A Kinetix level file and, read on first use, its initial state and parameters.
 
-    path: Path
-    state: Any
-    static_params: Any
-    env_params: Any
+    ``load_level`` reads the file at once (validating it); ``open_level`` defers that while the level's
+    reset observation is on disk (``reset_observation``), so inspections that need only that observation
+    never import kinetix.
+    """
+
+    def __init__(self, path: Path, state: Any = None, static_params: Any = None, env_params: Any = None):
+        self.path = Path(path)
+        self._parts = None if state is None else (state, static_params, env_params)
+
+    def _read(self) -> tuple[Any, Any, Any]:
+        if self._parts is None:
+            self._parts = _read_level(self.path)
+        return self._parts
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the level file has been read (kinetix imported)."""
+        return self._parts is not None
+
+    @property
+    def state(self) -> Any:
+        return self._read()[0]
+
+    @property
+    def static_params(self) -> Any:
+        return self._read()[1]
+
+    @property
+    def env_params(self) -> Any:
+        return self._read()[2]
 
     @property
     def name(self) -> str:
@@ -92,6 +121,9 @@ class Level:
         from rtc.checkpoints import level_key
 
         return level_key(self.path)
+
+    def __repr__(self) -> str:
+        return f"Level({str(self.path)!r})"
 
 
 def _comparable(static_params: Any) -> Any:
@@ -111,9 +143,22 @@ def checked_level_path(path: str | Path) -> Path:
 
 def load_level(path: str | Path) -> Level:
     """Load a Kinetix level JSON (any folder) as an "L"-size level, or raise ``LevelError`` saying why."""
+    path = checked_level_path(path)
+    return Level(path, *_read_level(path))
+
+
+def open_level(path: str | Path) -> Level:
+    """Like ``load_level``, but the file is read only when needed: while its reset observation is on disk
+    (the file's content validated when that was stored), nothing is read until a state is asked for."""
+    path = checked_level_path(path)
+    if _reset_cache_file(path) is not None and _reset_cache_file(path).is_file():
+        return Level(path)
+    return load_level(path)
+
+
+def _read_level(path: Path) -> tuple[Any, Any, Any]:
     from kinetix.util.saving import load_from_json_file
 
-    path = checked_level_path(path)
     try:
         json.loads(path.read_text())
         state, static_params, env_params = load_from_json_file(str(path))
@@ -125,7 +170,7 @@ def load_level(path: str | Path) -> Level:
             f"level {path.name} has static parameters {static_params}, but policies here use size 'L' "
             f"({expected}); its observation would not have {OBS_DIM} floats"
         )
-    return Level(path, state, expected, env_params)
+    return state, expected, env_params
 
 
 @functools.cache
@@ -149,6 +194,35 @@ def reset(level: Level, rng: jax.Array | None = None) -> tuple[jax.Array, Any]:
     """Reset the environment to ``level``; returns ``(obs [679], env_state)``."""
     rng = jax.random.key(0) if rng is None else rng
     return make_env().reset(rng, level.env_params, override_reset_state=level.state)
+
+
+def _reset_cache_file(path: Path) -> Path | None:
+    """Where the reset observation of the level file ``path`` is kept: next to the compilation cache, keyed by
+    the file's sha256 and the versions of kinetix-env and jax (None without a configured cache)."""
+    from rtc import export_cache
+
+    folder = export_cache.cache_folder()
+    if folder is None:
+        return None
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:32]
+    versions = f"kinetix-env{export_cache.package_version('kinetix-env')}-jax{export_cache.package_version('jax')}"
+    return folder / "reset_obs" / f"{digest}-{versions}.npy"
+
+
+def reset_observation(level: Level) -> jax.Array:
+    """The observation after resetting to ``level`` (``[679]``), read from disk when it was stored before."""
+    cached = _reset_cache_file(level.path)
+    if cached is not None and cached.is_file():
+        try:
+            return jnp.asarray(np.load(cached, allow_pickle=False))
+        except (OSError, ValueError):
+            pass  # unreadable: compute it again below
+    obs, _ = reset(level)
+    if cached is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(obs), allow_pickle=False)
+        write_atomic(cached, buffer.getvalue())
+    return obs
 
 
 def check_obs_dim(level: Level, obs_dim: int) -> None:
@@ -181,10 +255,11 @@ def render_level(level: Level) -> np.ndarray:
 
 
 def kinetix_levels_folder() -> Path:
-    """Where kinetix-env installs its own "L" levels."""
-    import kinetix
-
-    return Path(kinetix.__file__).parent / "levels" / "l"
+    """Where kinetix-env installs its own "L" levels (found without importing kinetix)."""
+    spec = importlib.util.find_spec("kinetix")
+    if spec is None or spec.origin is None:
+        raise LevelError("kinetix-env is not installed; install the project's dependencies")
+    return Path(spec.origin).parent / "levels" / "l"
 
 
 def level_choices(folders: list[Path] | None = None) -> dict[str, Path]:

@@ -152,7 +152,7 @@ class Situation:
     prev_action_chunk: jax.Array  # [B, H, A], first chunk[s:] zero-padded
     first_chunk: jax.Array  # [1, H, A], the plain sample at the reset observation
     reset_obs: jax.Array  # [obs_dim]
-    env_state: Any
+    env_state: Any  # the environment state the new chunk starts from (None when nothing was executed)
     name: str = "protocol"
 
 
@@ -197,7 +197,7 @@ def same_observation_situation(
     seed than the new chunk's noise), shifted by ``s`` and zero-padded as the protocol does; the new chunk is
     sampled at the same observation. Nothing is executed, so no environment step runs."""
     levels.check_obs_dim(level, policy.obs_dim)
-    reset_obs, env_state = levels.reset(level)
+    reset_obs = levels.reset_observation(level)  # from disk when stored: no environment, no kinetix import
     first_chunk = policy.action(rng, reset_obs[None], num_steps)
     prev = next_prev_chunk(first_chunk, execute_horizon)
     return Situation(
@@ -205,7 +205,7 @@ def same_observation_situation(
         prev_action_chunk=jnp.broadcast_to(prev, (batch_size, *prev.shape[1:])),
         first_chunk=first_chunk,
         reset_obs=reset_obs,
-        env_state=env_state,
+        env_state=None,
         name="same-observation",
     )
 

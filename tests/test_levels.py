@@ -130,3 +130,26 @@ def test_level_json_parse_is_checked_before_kinetix(tmp_path):
     path = tmp_path / "copy.json"
     path.write_text(json.dumps(data))
     assert levels.load_level(path).name == "copy"
+
+
+def test_reset_observation_is_kept_on_disk_so_a_warm_open_never_reads_the_level(tmp_path, monkeypatch):
+    from rtc import export_cache
+
+    monkeypatch.setattr(export_cache, "cache_folder", lambda: tmp_path)
+    path = levels.PROJECT_WORLDS / "l" / "grasp_easy.json"
+    cold = levels.open_level(path)
+    assert cold.loaded  # nothing stored yet: read at once (and validated)
+    obs = levels.reset_observation(cold)
+    stored = list((tmp_path / "reset_obs").glob("*.npy"))
+    assert len(stored) == 1 and "kinetix-env3.0.2" in stored[0].name
+    warm = levels.open_level(path)
+    assert not warm.loaded
+    np.testing.assert_array_equal(levels.reset_observation(warm), obs)
+    assert not warm.loaded  # the observation came from disk
+    np.testing.assert_array_equal(warm.state.polygon.position, cold.state.polygon.position)  # read on demand
+    assert warm.loaded
+    # another file content is another entry; a corrupt entry is recomputed, not trusted
+    stored[0].write_bytes(b"not an array")
+    np.testing.assert_array_equal(levels.reset_observation(levels.open_level(path)), obs)
+    with pytest.raises(levels.LevelError, match="does not exist"):
+        levels.open_level(tmp_path / "missing.json")
