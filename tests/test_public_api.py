@@ -1,0 +1,34 @@
+"""The top-level package is the documented public API: every name resolves, and importing it is cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import rtc
+
+
+@pytest.mark.parametrize("name", rtc.__all__)
+def test_every_public_name_resolves(name):
+    assert getattr(rtc, name) is not None
+    assert name in dir(rtc)
+
+
+def test_public_names_are_the_objects_of_their_modules():
+    from rtc import checkpoints, errors, model, pipeline
+
+    assert rtc.FlowPolicy is model.FlowPolicy and rtc.load_policy is checkpoints.load_policy
+    assert rtc.read_run is checkpoints.read_run and rtc.RTCError is errors.RTCError
+    assert rtc.RTCSettings is pipeline.RTCSettings
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        rtc.nope  # noqa: B018
+
+
+def test_import_rtc_imports_neither_jax_nor_kinetix():
+    code = (
+        "import sys, rtc; print(sorted(m for m in ('jax', 'kinetix', 'matplotlib', 'streamlit') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
