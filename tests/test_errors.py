@@ -142,7 +142,7 @@ CASES: dict[str, tuple[Callable[[Path], object], type[RTCError], str]] = {
     "execute horizon > chunk size": (
         lambda tmp: RTCSettings(execute_horizon=9).validate(8),
         SettingsError,
-        r"execute horizon s=9 is out of range; accepted: max\(1, d\)=3\.\.8",
+        r"execute horizon s=9 is out of range; accepted: max\(1, d\)=2\.\.8",
     ),
     "no flow steps": (
         lambda tmp: RTCSettings(num_flow_steps=0).validate(8),
