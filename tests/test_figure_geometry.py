@@ -11,8 +11,10 @@ import functools
 import inspect
 import itertools
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import jax
+import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -49,16 +51,33 @@ def demo_inspection(d: int, s: int) -> pipeline.Inspection:
     return pipeline.inspect(demo_policy(), demo_level(), settings)
 
 
-@functools.cache
-def demo_rollout() -> rollout.Rollout:
-    settings = rollout.RolloutSettings(
-        inference_delay=2, execute_horizon=4, episode_steps=48, num_flow_steps=STEPS, segment_steps=48
+def demo_rollout(ins: pipeline.Inspection, episode_steps: int = 48) -> SimpleNamespace:
+    """A one-episode rollout's arrays as ``rollout.Rollout`` holds them (a real closed loop compiles for
+    minutes on this machine), from the demo chunks: block j executes the previous chunk's actions s..s+d-1,
+    then the new chunk's d..s-1; the jump is ``||a_t - a_(t-1)||`` at every switch ``t = j s + d``."""
+    settings = rollout.RolloutSettings(inference_delay=2, execute_horizon=4, episode_steps=episode_steps)
+    d, s = settings.inference_delay, settings.execute_horizon
+    chunks = np.concatenate([ins.tracked["action"], ins.plain["action"]])  # real chunks of the demo policy
+    chunk = [chunks[j % len(chunks)] for j in range(episode_steps // s + 1)]
+    blocks = [chunk[0][:s]] + [np.concatenate([chunk[j - 1][s : s + d], chunk[j][d:s]]) for j in range(1, len(chunk))]
+    actions = np.concatenate(blocks)[:episode_steps]
+    steps = np.linalg.norm(np.diff(actions, axis=0), axis=-1)
+    switches = np.arange(d, episode_steps, s)
+    jumps = np.full(episode_steps, np.nan)
+    jumps[switches] = steps[switches - 1]
+    return SimpleNamespace(
+        settings=settings,
+        actions=actions[None],
+        jumps=jumps[None],
+        lengths=np.array([episode_steps - 5]),
+        chunk_starts=np.arange(0, episode_steps, s),
+        returns=np.array([0.75]),
+        solved=np.array([False]),
     )
-    return rollout.run_rollout(demo_policy(), demo_level(), settings, record=False)
 
 
 def _figures(timing: str) -> dict[str, Callable[[], Figure]]:
-    """Every plot_* function with the demo run's data, by function name (several calls where options differ)."""
+    """Every plot_* function with the demo run's data, by qualified function name."""
     ins = demo_inspection(*TIMINGS[timing])
     rtc, plain, settings = ins.tracked, ins.plain, ins.settings
     d, p = int(rtc["inference_delay"]), int(rtc["prefix_attention_horizon"])
@@ -112,7 +131,7 @@ def _figures(timing: str) -> dict[str, Callable[[], Figure]]:
         ),
         "plot_heatmaps": lambda: pa.plot_heatmaps(diagnostics.heatmap_data(rtc, 0), rtc["time"]),
         "plot_seed_bands": seed_bands,
-        "plot_rollout_trace": lambda: pa.plot_rollout_trace(demo_rollout(), 0),
+        "plot_rollout_trace": lambda: pa.plot_rollout_trace(demo_rollout(ins), 0),
         "plot_sweep": sweep_figure,
     }
     return {f"{(plots if hasattr(plots, name) else pa).__name__}.{name}": build for name, build in figures.items()}
@@ -206,3 +225,16 @@ def test_colorbar_figures_go_to_constrained_layout():
     assert unhandled_reason(fig) == "axes outside the grid (a colorbar or added axes)"
     grid = plots.plot_comparison_grid(ins.tracked)
     assert unhandled_reason(grid) is None
+
+
+@pytest.mark.parametrize(("scale", "shift"), [(1e-5, 0.0), (1e7, 0.0), (1e-3, 1000.0)])
+def test_titles_clear_the_offset_text_of_tiny_or_huge_values(scale: float, shift: float):
+    """Values like 1e-5, 1e7 or 1000.001 get a y offset text ("1e−5", "+1e3") above the axes; titles clear it."""
+    rtc = demo_inspection(*TIMINGS["valid"]).tracked
+    changed = ("x_t", "v_t", "x_1_pred", "action", "prev_action_chunk")
+    scaled = {key: np.asarray(value) * scale + shift if key in changed else value for key, value in rtc.items()}
+    fig = plots.plot_flow_matching_steps(scaled, 0, 0, 0)
+    assert_texts_fit(fig)
+    assert any(ax.yaxis.get_offset_text().get_text() for ax in fig.axes)  # drawn by now
+    assert_texts_fit(plots.plot_comparison_grid(scaled, 0, None, 0))
+    assert_texts_fit(plots.plot_chunk_overview(scaled, 0, None, None))
