@@ -246,7 +246,14 @@ def _analysis_charts(
     if page == "compare":
         comparison = _extra(page, extras)
         chart = charts.methods_chart(
-            comparison.chunks, comparison.prev_chunk, b, dims, comparison.prefix_attention_horizon, METHOD_LABELS
+            comparison.chunks,
+            comparison.prev_chunk,
+            b,
+            dims,
+            comparison.prefix_attention_horizon,
+            METHOD_LABELS,
+            inference_delay=comparison.inference_delay,
+            prefix_weights=comparison.weights,
         )
         return {f"methods_b{b}": chart}
     if page == "diagnostics":

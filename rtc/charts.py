@@ -16,6 +16,7 @@ import pandas as pd
 
 from rtc import plots
 from rtc.errors import IndexRangeError, RTCError
+from rtc.metrics import prev_valid_of
 
 __all__ = [
     "chunk_chart",
@@ -284,26 +285,81 @@ def error_chart(tracked: Tracked, batch_index: int) -> alt.LayerChart:
     )
 
 
-def chunk_chart(tracked: Tracked, plain_action: np.ndarray, batch_index: int, dims: Sequence[int]) -> alt.FacetChart:
-    """Previous chunk, RTC chunk and plain chunk over the horizon, frozen and guided regions shaded.
+_REGION_COLORS: dict[str, str] = {
+    plots.FROZEN_LABEL: "#9467bd",
+    plots.FROZEN_PADDING_LABEL: "#d62728",
+    plots.GUIDED_LABEL: "#ff7f0e",
+    plots.PADDING_LABEL: "#7f7f7f",
+    plots.EXECUTED_LABEL: "#000000",
+}
 
-    The previous chunk is drawn where it exists (i < H - s, its ``prefix_attention_horizon``), not its zero padding.
+
+def _region_rows(
+    regions: Sequence[plots.Region], executed: plots.Region | None, field: str, panel: str
+) -> list[dict[str, Any]]:
+    """Rows of the region layers (as ``rtc.plots.chunk_regions``) for one facet panel ``{field: panel}``."""
+    rows = [
+        {"layer": "region", field: panel, "region": r.label, "x0": r.start - 0.5, "x1": r.stop - 0.5} for r in regions
+    ]
+    if executed is not None:
+        rows.append(
+            {
+                "layer": "executed",
+                field: panel,
+                "region": executed.label,
+                "x0": executed.start - 0.5,
+                "x1": executed.stop - 0.5,
+            }
+        )
+    return rows
+
+
+def _region_layers(regions: Sequence[plots.Region], executed: plots.Region | None, horizon: int) -> list[alt.Chart]:
+    """Shaded bands per region and a bar along the top over the executed window, in the figures' colours."""
+    present = [r.label for r in regions] + ([executed.label] if executed is not None else [])
+    domain = [label for label in _REGION_COLORS if label in present]
+    color = alt.Color(
+        "region:N",
+        title="region",
+        scale=alt.Scale(domain=domain, range=[_REGION_COLORS[label] for label in domain]),
+        legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=400, symbolOpacity=0.5),
+    )
+    x = alt.X("x0:Q", title=INDEX_TITLE, scale=alt.Scale(domain=[-0.5, horizon - 0.5], nice=False))
+    shading = (
+        alt.Chart()
+        .transform_filter(alt.datum.layer == "region")
+        .mark_rect(opacity=0.15)
+        .encode(x=x, x2="x1:Q", color=color, tooltip=["region:N"])
+    )
+    bar = (
+        alt.Chart()
+        .transform_filter(alt.datum.layer == "executed")
+        .mark_rect(opacity=0.9)
+        .encode(x=x, x2="x1:Q", y=alt.value(0), y2=alt.value(5), color=color, tooltip=["region:N"])
+    )
+    return [shading, bar]
+
+
+def chunk_chart(tracked: Tracked, plain_action: np.ndarray, batch_index: int, dims: Sequence[int]) -> alt.FacetChart:
+    """Previous chunk, RTC chunk and plain chunk over the horizon, regions shaded as in the figures
+    (``rtc.plots.chunk_regions``: frozen, frozen on zero padding, guided, the previous chunk's zero padding)
+    and the executed window ``d <= i < s`` as a bar along the top.
+
+    The previous chunk is drawn where it holds planned actions (i < H - s, ``metrics.prev_valid_of``), not
+    over its zero padding.
     """
     action = _array(tracked, "action")
     prev = _array(tracked, "prev_action_chunk")
     weights = _array(tracked, "prefix_weights")
     delay = int(_array(tracked, "inference_delay"))
-    known = int(_array(tracked, "prefix_attention_horizon"))  # H - s: entries of the previous chunk that exist
+    _array(tracked, "prefix_attention_horizon")  # a clear message when the run lacks it
+    known = prev_valid_of(tracked)  # H - s: entries of the previous chunk that are planned actions
     plain_action = np.asarray(plain_action)
     b = _check("batch_index", batch_index, action.shape[0])
     horizon = action.shape[1]
     index = np.arange(horizon)
-    guided = np.flatnonzero(weights[delay:] > 0) + delay
-    regions = []
-    if delay > 0:
-        regions.append((plots.FROZEN_LABEL, -0.5, delay - 0.5))
-    if guided.size:
-        regions.append((plots.GUIDED_LABEL, guided.min() - 0.5, guided.max() + 0.5))
+    regions = plots.chunk_regions(delay, known, horizon, weights)
+    executed = plots.executed_window(delay, known, horizon)
     frames = []
     for a in dims:
         _check("action dim", a, action.shape[2])
@@ -320,29 +376,10 @@ def chunk_chart(tracked: Tracked, plain_action: np.ndarray, batch_index: int, di
             # The previous chunk is zero padding from index H - s on: nothing to continue there.
             frames.append(rows[index < known] if name == plots.TARGET_LABEL else rows)
         frames.append(
-            pd.DataFrame(
-                [{"layer": "region", "dim": label, "region": r, "x0": x0, "x1": x1} for r, x0, x1 in regions],
-                columns=["layer", "dim", "region", "x0", "x1"],
-            )
+            pd.DataFrame(_region_rows(regions, executed, "dim", label), columns=["layer", "dim", "region", "x0", "x1"])
         )
     frame = pd.concat(frames, ignore_index=True)
     pick = alt.selection_point(fields=["series"], bind="legend", name="pick_chunk")
-    shading = (
-        alt.Chart()
-        .transform_filter(alt.datum.layer == "region")
-        .mark_rect(opacity=0.15)
-        .encode(
-            x=alt.X("x0:Q", title=INDEX_TITLE, scale=alt.Scale(domain=[-0.5, horizon - 0.5], nice=False)),
-            x2="x1:Q",
-            color=alt.Color(
-                "region:N",
-                title="region",
-                scale=alt.Scale(range=["#9467bd", "#ff7f0e"]),
-                legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=400),
-            ),
-            tooltip=["region:N"],
-        )
-    )
     lines = (
         alt.Chart()
         .transform_filter(alt.datum.layer == "line")
@@ -370,7 +407,9 @@ def chunk_chart(tracked: Tracked, plain_action: np.ndarray, batch_index: int, di
         )
         .add_params(pick)
     )
-    layered = alt.layer(shading, lines, data=frame).properties(width=2 * WIDTH, height=150)
+    layered = alt.layer(*_region_layers(regions, executed, horizon), lines, data=frame).properties(
+        width=2 * WIDTH, height=150
+    )
     return layered.facet(row=alt.Row("dim:N", title=None), title="Action chunk over the horizon").resolve_scale(
         y="independent"
     )
@@ -387,40 +426,58 @@ def methods_chart(
     dims: Sequence[int],
     prev_valid: int,
     labels: Mapping[str, str] | None = None,
+    inference_delay: int | None = None,
+    prefix_weights: np.ndarray | None = None,
 ) -> alt.FacetChart:
     """Final chunk of every method over the horizon against the previous chunk (its first ``prev_valid``
-    entries, the rest being zero padding), one panel per action dimension."""
+    entries, the rest being zero padding), one panel per action dimension. With ``inference_delay`` the
+    regions are shaded as in ``rtc.plots_analysis.plot_method_comparison`` and the executed window
+    ``d <= i < s = H - prev_valid`` is a bar along the top."""
     prev = np.asarray(prev_chunk)
     b = _check("batch_index", batch_index, prev.shape[0])
+    horizon = prev.shape[1]
     labels = labels or {}
+    regions, executed = [], None
+    if inference_delay is not None:
+        regions = plots.chunk_regions(inference_delay, prev_valid, horizon, prefix_weights)
+        executed = plots.executed_window(inference_delay, prev_valid, horizon)
     rows = []
     for a in dims:
         rows += [
-            {"series": "previous chunk (target)", "i": i, "dim": f"dim {a}", "value": float(prev[b, i, a])}
+            {"layer": "line", "series": plots.TARGET_LABEL, "i": i, "dim": f"dim {a}", "value": float(prev[b, i, a])}
             for i in range(int(prev_valid))
         ]
         for method, chunk in chunks.items():
             values = np.asarray(chunk)[b, :, a]
             name = labels.get(method, method)
-            rows += [{"series": name, "i": i, "dim": f"dim {a}", "value": float(v)} for i, v in enumerate(values)]
+            rows += [
+                {"layer": "line", "series": name, "i": i, "dim": f"dim {a}", "value": float(v)}
+                for i, v in enumerate(values)
+            ]
+        rows += _region_rows(regions, executed, "dim", f"dim {a}")
     pick = alt.selection_point(fields=["series"], bind="legend", name="pick_method")
-    dashed = alt.condition(alt.datum.series == "previous chunk (target)", alt.value([5, 3]), alt.value([1, 0]))
-    return (
-        alt.Chart(pd.DataFrame(rows))
+    dashed = alt.condition(alt.datum.series == plots.TARGET_LABEL, alt.value([5, 3]), alt.value([1, 0]))
+    lines = (
+        alt.Chart()
+        .transform_filter(alt.datum.layer == "line")
         .mark_line(point=True)
         .encode(
             x=alt.X("i:Q", title=INDEX_TITLE, axis=alt.Axis(tickMinStep=1)),
             y=alt.Y("value:Q", title="action"),
-            color=alt.Color("series:N", title="method"),
+            stroke=alt.Stroke("series:N", title="method", legend=alt.Legend(labelLimit=400)),
             strokeDash=dashed,
             opacity=alt.condition(pick, alt.value(0.95), alt.value(0.1)),
             tooltip=["series:N", "dim:N", "i:Q", alt.Tooltip("value:Q", format=".4f")],
         )
         .add_params(pick)
+        .interactive()
+    )
+    layers = (*_region_layers(regions, executed, horizon), lines) if regions or executed else (lines,)
+    return (
+        alt.layer(*layers, data=pd.DataFrame(rows))
         .properties(width=WIDTH, height=HEIGHT)
         .facet(facet=alt.Facet("dim:N", title=None), columns=3)
         .properties(title="Final chunks by method from the same noise (click the legend to isolate)")
-        .interactive()
     )
 
 

@@ -29,7 +29,9 @@ def guidance_curves(num_steps: int, max_guidance_weight: float, dense_points: in
 
     ``time``, ``clipped``, ``unclipped`` ``[num_steps]`` (what the sampler uses, and ``c * inv_r2`` before
     the clip at ``max_guidance_weight``); ``dense_time``, ``dense_clipped``, ``dense_unclipped`` on
-    ``t in [0, 1)`` (the unclipped curve grows without bound towards t = 1).
+    ``t in [0, 1)``. The unclipped value is the true one: it grows without bound towards t = 1 and is
+    ``inf`` at t = 0, where ``c = (1 - t) / t`` diverges (the sampler's clip gives ``max_guidance_weight``
+    there, so the clipped weight is finite everywhere).
     """
     if num_steps < 1:
         raise SettingsError(f"num_steps={num_steps} must be >= 1")
@@ -39,11 +41,16 @@ def guidance_curves(num_steps: int, max_guidance_weight: float, dense_points: in
     return {
         "time": np.asarray(time),
         "clipped": np.asarray(guidance_weight(time, w_max)),
-        "unclipped": np.asarray(unclipped_guidance_weight(time, w_max)),
+        "unclipped": _true_unclipped(time, w_max),
         "dense_time": np.asarray(dense),
         "dense_clipped": np.asarray(guidance_weight(dense, w_max)),
-        "dense_unclipped": np.asarray(unclipped_guidance_weight(dense, w_max)),
+        "dense_unclipped": _true_unclipped(dense, w_max),
     }
+
+
+def _true_unclipped(time: jnp.ndarray, w_max: jnp.ndarray) -> np.ndarray:
+    """``c * inv_r2`` with ``inf`` at t = 0 (the sampler substitutes ``w_max`` for ``c(0)`` before clipping)."""
+    return np.where(np.asarray(time) == 0, np.inf, np.asarray(unclipped_guidance_weight(time, w_max)))
 
 
 def guidance_is_inert(

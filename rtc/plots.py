@@ -11,6 +11,7 @@ data. The final action is the state at t = 1, one step after the last tracked on
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
@@ -25,26 +26,35 @@ from matplotlib.figure import Figure
 from rtc.errors import IndexRangeError, RTCError
 from rtc.figure_layout import GridLayout
 from rtc.files import write_atomic
+from rtc.metrics import prev_valid_of
 from rtc.render import render_figures
 
 __all__ = [
+    "EXECUTED_LABEL",
     "FINAL_LABEL",
     "FROZEN_LABEL",
+    "FROZEN_PADDING_LABEL",
     "GUIDED_LABEL",
+    "PADDING_LABEL",
     "PLAIN_LABEL",
     "RTC_KEYS",
     "TARGET_LABEL",
     "TIME_LABEL",
     "TOTAL_ERROR_LABEL",
     "WEIGHTS_LABEL",
+    "Region",
+    "chunk_regions",
     "error_magnitude",
+    "executed_window",
     "horizon_error_norms",
     "is_rtc",
+    "mark_executed",
     "plot_chunk_overview",
     "plot_comparison_grid",
     "plot_error_over_steps",
     "plot_flow_matching_steps",
     "save_tracking_plots",
+    "shade_regions",
     "tracking_figures",
     "write_pngs",
 ]
@@ -53,8 +63,11 @@ TIME_LABEL = "flow time t (0 = noise, 1 = data)"
 TARGET_LABEL = "previous chunk (target)"
 FINAL_LABEL = "final action"
 PLAIN_LABEL = "plain action (no guidance)"
-FROZEN_LABEL = "frozen (i < inference_delay)"
+FROZEN_LABEL = "frozen: previous chunk's planned actions (i < d)"
+FROZEN_PADDING_LABEL = "frozen on the previous chunk's zero padding (H - s <= i < d)"
 GUIDED_LABEL = "guided (prefix weight > 0, not frozen)"
+PADDING_LABEL = "previous chunk: zero padding (i >= H - s)"
+EXECUTED_LABEL = "executed from this chunk (d <= i < s)"
 WEIGHTS_LABEL = "prefix weights"
 TOTAL_ERROR_LABEL = "|error| (all horizon indices)"
 
@@ -177,6 +190,94 @@ def _log_scale_if_sensible(ax: Axes, values: np.ndarray) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# Regions of the horizon
+
+
+@dataclasses.dataclass(frozen=True)
+class Region:
+    """Horizon indices ``start <= i < stop`` that share a role, with the legend label naming the role."""
+
+    label: str
+    start: int
+    stop: int
+
+
+# Shading per region: what the frozen, guided and padded parts of a chunk look like in every figure.
+REGION_STYLES: dict[str, dict[str, Any]] = {
+    FROZEN_LABEL: {"color": "tab:purple", "alpha": 0.15, "linewidth": 0},
+    FROZEN_PADDING_LABEL: {"color": "tab:red", "alpha": 0.2, "linewidth": 0},
+    GUIDED_LABEL: {"color": "tab:orange", "alpha": 0.15, "linewidth": 0},
+    PADDING_LABEL: {"facecolor": "none", "edgecolor": "0.7", "hatch": "///", "linewidth": 0},
+}
+
+
+def chunk_regions(
+    inference_delay: int, prev_valid: int, horizon: int, prefix_weights: np.ndarray | None = None
+) -> list[Region]:
+    """The roles of the horizon indices of a new chunk, against a previous chunk with ``prev_valid`` planned
+    actions (``H - s`` in the protocol; the rest is zero padding).
+
+    Frozen on planned actions ``i < min(d, prev_valid)``; frozen on zero padding ``prev_valid <= i < d``;
+    guided but not frozen (``prefix_weights > 0`` at ``i >= d``); the previous chunk's padding
+    ``i >= prev_valid``. Regions may overlap (padding and frozen on padding do).
+    """
+    d, valid, horizon = int(inference_delay), int(prev_valid), int(horizon)
+    regions = []
+    if min(d, valid) > 0:
+        regions.append(Region(FROZEN_LABEL, 0, min(d, valid)))
+    if d > valid:
+        regions.append(Region(FROZEN_PADDING_LABEL, valid, min(d, horizon)))
+    if prefix_weights is not None:
+        guided = np.flatnonzero(np.asarray(prefix_weights)[d:] > 0) + d  # the frozen part is guided too
+        if guided.size:
+            regions.append(Region(GUIDED_LABEL, int(guided.min()), int(guided.max()) + 1))
+    if valid < horizon:
+        regions.append(Region(PADDING_LABEL, valid, horizon))
+    return regions
+
+
+def executed_window(inference_delay: int, prev_valid: int, horizon: int) -> Region | None:
+    """Indices ``d <= i < s`` the new chunk executes before the next one takes over (``s = H - prev_valid``,
+    the protocol's execute horizon); ``None`` when that is empty (``s <= d``)."""
+    d, s = int(inference_delay), int(horizon) - int(prev_valid)
+    return Region(EXECUTED_LABEL, d, s) if d < s else None
+
+
+def shade_regions(ax: Axes, regions: Sequence[Region], label: bool = True) -> None:
+    """One vertical band per region over its indices (``i - 0.5`` to ``i + 0.5``), styled by ``REGION_STYLES``."""
+    for region in regions:
+        style = REGION_STYLES[region.label]
+        ax.axvspan(region.start - 0.5, region.stop - 0.5, label=region.label if label else None, **style)
+
+
+def mark_executed(ax: Axes, window: Region | None, label: bool = True) -> None:
+    """A bar along the top of the axes over the executed indices, labelled ``EXECUTED_LABEL`` and "executed"."""
+    if window is None:
+        return
+    span = [window.start - 0.5, window.stop - 0.5]
+    ax.plot(
+        span,
+        [0.95, 0.95],
+        transform=ax.get_xaxis_transform(),
+        color="k",
+        linewidth=2.5,
+        marker="|",
+        markersize=9,
+        solid_capstyle="butt",
+        label=EXECUTED_LABEL if label else "_executed",
+    )
+    ax.text(
+        sum(span) / 2, 0.91, "executed", transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize="small"
+    )
+
+
+def _tracked_regions(tracked: Tracked, horizon: int) -> tuple[list[Region], Region | None]:
+    weights, delay = _numpy(tracked, "prefix_weights", "inference_delay", what="the region shading")
+    valid = prev_valid_of(tracked)
+    return chunk_regions(int(delay), valid, horizon, weights), executed_window(int(delay), valid, horizon)
+
+
+# ------------------------------------------------------------------------------------------------
 # Figures
 
 
@@ -224,7 +325,7 @@ def plot_flow_matching_steps(
         guided = f"RTC, prefix weight {weights[h]:.2f}" + ("" if target is not None else ", not guided")
     else:
         guided = "plain, no guidance"
-    fig.suptitle(f"Flow matching steps — batch {b}, horizon index {h} ({guided}), action dim {a}")
+    fig.suptitle(f"Flow matching steps — batch {b}, horizon index {h}, action dim {a}\n({guided})")
     return fig
 
 
@@ -315,8 +416,9 @@ def plot_chunk_overview(
     """The final chunk over horizon index against ``prev_action_chunk`` (and a plain chunk, if given).
 
     ``action_dim_indices`` defaults to the first (up to) three dims, 0, 1, 2.
-    RTC runs shade the frozen region (i < inference_delay) and the rest of the guided region (prefix
-    weight > 0) and show the prefix weights in a bottom panel.
+    RTC runs shade the regions of ``chunk_regions`` (frozen on planned actions, frozen on zero padding,
+    guided, the previous chunk's zero padding from ``prev_valid = H - s`` on, where its line stops), mark
+    the executed window ``d <= i < s`` along the top and show the prefix weights in a bottom panel.
     """
     (action,) = _numpy(tracked, "action", what="plot_chunk_overview")
     batch, horizon, action_dim = action.shape
@@ -332,16 +434,18 @@ def plot_chunk_overview(
     heights = [2.2] * len(dims) + ([1.1] if rtc else [])
     fig = new_figure(9.0, sum(heights) + 0.8)
     axes = fig.subplots(len(heights), 1, sharex=True, squeeze=False, height_ratios=heights)[:, 0]
-    for ax, a in zip(axes[: len(dims)], dims, strict=True):
+    regions, executed = _tracked_regions(tracked, horizon) if rtc else ([], None)
+    for k, (ax, a) in enumerate(zip(axes[: len(dims)], dims, strict=True)):
         ax.set_label(f"chunk a={a}")
         if rtc:
-            _shade_regions(ax, tracked)
-            # Past the prefix horizon the previous chunk is padding (nothing of it is left to execute).
-            target, prefix = _numpy(
-                tracked, "prev_action_chunk", "prefix_attention_horizon", what="plot_chunk_overview"
+            shade_regions(ax, regions, label=k == 0)
+            mark_executed(ax, executed, label=k == 0)
+            # From prev_valid (H - s) on the previous chunk is zero padding: not drawn, it is no plan.
+            (target,) = _numpy(tracked, "prev_action_chunk", what="plot_chunk_overview")
+            valid = prev_valid_of(tracked)
+            ax.plot(
+                index[:valid], target[b, :valid, a], color="tab:red", linestyle="--", marker="s", label=TARGET_LABEL
             )
-            k = int(prefix)
-            ax.plot(index[:k], target[b, :k, a], color="tab:red", linestyle="--", marker="s", label=TARGET_LABEL)
         if plain_action is not None:
             ax.plot(index, plain_action[b, :, a], color="tab:gray", marker="^", label=PLAIN_LABEL)
         ax.plot(index, action[b, :, a], color="tab:blue", marker="o", label=FINAL_LABEL)
@@ -352,7 +456,7 @@ def plot_chunk_overview(
         (weights,) = _numpy(tracked, "prefix_weights", what="plot_chunk_overview")
         ax = axes[-1]
         ax.set_label(WEIGHTS_LABEL)
-        _shade_regions(ax, tracked, label=False)
+        shade_regions(ax, regions, label=False)
         ax.plot(index, weights, color="k", marker="o", drawstyle="default", label=WEIGHTS_LABEL)
         ax.set_ylim(-0.05, 1.1)
         ax.set_ylabel("prefix weight")
@@ -363,18 +467,6 @@ def plot_chunk_overview(
     axes[-1].set_xlim(-0.5, horizon - 0.5)
     fig.suptitle(f"Action chunk over the horizon — batch {b}")
     return fig
-
-
-def _shade_regions(ax: Axes, tracked: Tracked, label: bool = True) -> None:
-    """Shade the frozen indices (i < inference_delay) and the other guided ones (weight > 0) beside them."""
-    weights, delay = _numpy(tracked, "prefix_weights", "inference_delay", what="the region shading")
-    delay = int(delay)
-    if delay > 0:
-        ax.axvspan(-0.5, delay - 0.5, color="tab:purple", alpha=0.15, label=FROZEN_LABEL if label else None)
-    guided = np.flatnonzero(weights[delay:] > 0) + delay  # the frozen part is guided too; shade the rest
-    if guided.size:
-        span = (guided.min() - 0.5, guided.max() + 0.5)
-        ax.axvspan(*span, color="tab:orange", alpha=0.15, label=GUIDED_LABEL if label else None)
 
 
 def tracking_figures(

@@ -12,18 +12,28 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from rtc.errors import IndexRangeError, RTCError
 from rtc.methods import METHOD_LABELS, METHODS
-from rtc.plots import FROZEN_LABEL, GUIDED_LABEL, TARGET_LABEL, TIME_LABEL, legend_outside, new_figure
+from rtc.plots import (
+    PADDING_LABEL,
+    TARGET_LABEL,
+    TIME_LABEL,
+    chunk_regions,
+    executed_window,
+    legend_outside,
+    mark_executed,
+    new_figure,
+    shade_regions,
+)
 from rtc.sampler import SCHEDULES
 from rtc.sweep import METRICS
 
 __all__ = [
     "CHUNK_START_LABEL",
     "CLIPPED_LABEL",
+    "DIVERGES_LABEL",
     "HORIZON_LABEL",
     "JUMP_LABEL",
     "PADDING_LABEL",
@@ -42,10 +52,10 @@ __all__ = [
 ]
 
 HORIZON_LABEL = "horizon index i (0 = next action to execute)"
-PADDING_LABEL = "previous chunk: zero padding (i >= H - s)"
 STEP_LABEL = "environment step"
 CLIPPED_LABEL = "guidance weight (clipped at max)"
 UNCLIPPED_LABEL = "unclipped c · inv_r2 (unbounded near t = 0 and t = 1)"
+DIVERGES_LABEL = "unclipped → ∞ at t = 0"
 STEP_MARKER_LABEL = "sampler steps"
 CHUNK_START_LABEL = "chunk start (new observation)"
 SWITCH_LABEL = "switch to the new chunk (start + d)"
@@ -61,18 +71,6 @@ _SEED_LABELS = {"rtc": "RTC", "naive": "naive"}
 def method_color(method: str) -> str:
     """The colour a method has in every figure."""
     return _METHOD_COLORS.get(method, "k")
-
-
-def _shade(ax: Axes, inference_delay: int, weights: np.ndarray | None, label: bool = True) -> None:
-    """Frozen indices (i < d) in purple, other indices with prefix weight > 0 in orange."""
-    d = int(inference_delay)
-    if d > 0:
-        ax.axvspan(-0.5, d - 0.5, color="tab:purple", alpha=0.15, label=FROZEN_LABEL if label else None)
-    if weights is not None:
-        guided = np.flatnonzero(np.asarray(weights)[d:] > 0) + d
-        if guided.size:
-            span = (guided.min() - 0.5, guided.max() + 0.5)
-            ax.axvspan(*span, color="tab:orange", alpha=0.15, label=GUIDED_LABEL if label else None)
 
 
 def _dims(action_dim_indices: Sequence[int] | None, action_dim: int) -> list[int]:
@@ -100,10 +98,10 @@ def plot_method_comparison(
 ) -> Figure:
     """Final chunks of every method over the horizon, one panel per action dim, against the previous chunk.
 
-    Lines are labelled with ``METHOD_LABELS`` (or the key) and ``TARGET_LABEL``; the frozen region
-    (i < d) and the other guided indices (``prefix_weights > 0``) are shaded. ``prev_valid`` (``H - s``
-    in the protocol) marks where the previous chunk is zero padding rather than planned actions; those
-    entries are drawn as grey crosses labelled ``PADDING_LABEL``.
+    Lines are labelled with ``METHOD_LABELS`` (or the key) and ``TARGET_LABEL``. ``prev_valid`` (``H - s``
+    in the protocol) is where the previous chunk turns into zero padding: its line stops there, the
+    padding is shaded (``PADDING_LABEL``) and the executed window ``d <= i < s`` is marked. The regions
+    are those of ``rtc.plots.chunk_regions`` (frozen on planned actions, frozen on padding, guided).
     """
     prev = np.asarray(prev_chunk)
     _, horizon, action_dim = prev.shape
@@ -111,14 +109,15 @@ def plot_method_comparison(
     index = np.arange(horizon)
     fig = new_figure(9.5, 2.3 * len(dims) + 0.8)
     axes = fig.subplots(len(dims), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, a in zip(axes, dims, strict=True):
+    valid = horizon if prev_valid is None else int(prev_valid)
+    regions = chunk_regions(inference_delay, valid, horizon, prefix_weights)
+    executed = None if prev_valid is None else executed_window(inference_delay, valid, horizon)
+    for k, (ax, a) in enumerate(zip(axes, dims, strict=True)):
         ax.set_label(f"methods a={a}")
-        _shade(ax, inference_delay, prefix_weights)
-        valid = horizon if prev_valid is None else int(prev_valid)
+        shade_regions(ax, regions, label=k == 0)
+        mark_executed(ax, executed, label=k == 0)
         target = prev[batch_idx, :, a]
         ax.plot(index[:valid], target[:valid], color="tab:red", linestyle="--", marker="s", label=TARGET_LABEL)
-        if valid < horizon:
-            ax.plot(index[valid:], target[valid:], color="0.6", marker="x", linestyle="none", label=PADDING_LABEL)
         for method, chunk in chunks.items():
             ax.plot(
                 index,
@@ -145,13 +144,17 @@ def plot_method_comparison(
 def plot_schedule_weights(
     table: Mapping[str, np.ndarray], inference_delay: int, prefix_attention_horizon: int, current: str | None = None
 ) -> Figure:
-    """Prefix weights of every schedule over the horizon; the ``current`` schedule is drawn thicker."""
+    """Prefix weights of every schedule over the horizon; the ``current`` schedule is drawn thicker.
+
+    Shaded as in ``rtc.plots.chunk_regions`` with ``prev_valid = p`` (the protocol's ``H - s``), with the
+    executed window ``d <= i < s = H - p`` marked."""
     fig = new_figure(8.5, 3.6)
     ax = fig.subplots()
     ax.set_label("prefix weights")
     horizon = len(next(iter(table.values())))
     index = np.arange(horizon)
-    _shade(ax, inference_delay, None)
+    shade_regions(ax, chunk_regions(inference_delay, prefix_attention_horizon, horizon))
+    mark_executed(ax, executed_window(inference_delay, prefix_attention_horizon, horizon))
     for schedule, weights in table.items():
         width = 3.0 if schedule == current else 1.5
         ax.plot(index, weights, marker="o", linewidth=width, color=_SCHEDULE_COLORS.get(schedule), label=schedule)
@@ -170,16 +173,34 @@ def plot_schedule_weights(
 
 
 def plot_guidance_weight(curves: Mapping[str, np.ndarray], max_guidance_weight: float) -> Figure:
-    """The guidance weight over flow time: clipped (what is used) and unclipped, with the sampler's steps."""
+    """The guidance weight over flow time: clipped (what is used) and unclipped, with the sampler's steps.
+
+    The unclipped curve is drawn only where it is finite (t > 0): at t = 0, ``c = (1 - t) / t`` diverges,
+    which an arrow marked "→ ∞" at t = 0 shows instead of a point.
+    """
     fig = new_figure(8.5, 3.6)
     ax = fig.subplots()
     ax.set_label("guidance weight")
-    ax.plot(curves["dense_time"], curves["dense_unclipped"], color="tab:orange", linestyle="--", label=UNCLIPPED_LABEL)
-    ax.plot(curves["dense_time"], curves["dense_clipped"], color="tab:blue", label=CLIPPED_LABEL)
+    dense_time, unclipped = np.asarray(curves["dense_time"]), np.asarray(curves["dense_unclipped"])
+    finite = (dense_time > 0) & np.isfinite(unclipped)
+    ax.plot(dense_time[finite], unclipped[finite], color="tab:orange", linestyle="--", label=UNCLIPPED_LABEL)
+    ax.plot(dense_time, curves["dense_clipped"], color="tab:blue", label=CLIPPED_LABEL)
     ax.plot(curves["time"], curves["clipped"], color="tab:blue", marker="o", linestyle="none", label=STEP_MARKER_LABEL)
     top = max(2.0 * float(max_guidance_weight), float(np.max(curves["clipped"], initial=0.0)), 1.0)
     ax.set_ylim(0.0, 1.05 * top)
     ax.set_xlim(0.0, 1.0)
+    if np.any(~np.isfinite(unclipped[dense_time == 0])):  # the divergence at t = 0, pointing off the top
+        ax.annotate(
+            DIVERGES_LABEL,
+            xy=(0.0, 1.0),
+            xycoords="axes fraction",
+            xytext=(0.15, 0.9),
+            textcoords="axes fraction",
+            color="tab:orange",
+            ha="left",
+            va="center",
+            arrowprops={"arrowstyle": "->", "color": "tab:orange"},
+        )
     ax.set_xlabel(TIME_LABEL)
     ax.set_ylabel("guidance weight")
     ax.grid(alpha=0.3)

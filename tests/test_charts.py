@@ -98,10 +98,53 @@ def test_chunk_chart_marks_frozen_and_guided_regions(runs):
     rtc, plain = runs
     values = _values(charts.chunk_chart(rtc, plain["action"], 0, [3]))
     regions = {v["region"]: (v["x0"], v["x1"]) for v in values if v["layer"] == "region"}
-    assert regions[plots.FROZEN_LABEL] == (-0.5, DELAY - 0.5)
-    assert regions[plots.GUIDED_LABEL][0] == DELAY - 0.5
+    assert regions == {
+        plots.FROZEN_LABEL: (-0.5, DELAY - 0.5),
+        plots.GUIDED_LABEL: (DELAY - 0.5, PREFIX - 0.5),
+        plots.PADDING_LABEL: (PREFIX - 0.5, 7.5),
+    }
+    (executed,) = [v for v in values if v["layer"] == "executed"]
+    assert (executed["region"], executed["x0"], executed["x1"]) == (plots.EXECUTED_LABEL, DELAY - 0.5, 8 - PREFIX - 0.5)
     lines = [v for v in values if v["layer"] == "line" and v["series"] == plots.TARGET_LABEL]
     np.testing.assert_allclose([v["value"] for v in lines], rtc["prev_action_chunk"][0, :PREFIX, 3], rtol=1e-6)
+
+
+def test_chunk_chart_shades_frozen_padding(runs):
+    """With d = 3 > H - s = 2 the frozen index 2 lies on the previous chunk's zero padding."""
+    rtc, plain = runs
+    doc_example = dict(rtc, inference_delay=np.asarray(3), prefix_attention_horizon=np.asarray(2))
+    values = _values(charts.chunk_chart(doc_example, plain["action"], 0, [0]))
+    regions = {v["region"]: (v["x0"], v["x1"]) for v in values if v["layer"] == "region"}
+    assert regions[plots.FROZEN_LABEL] == (-0.5, 1.5)
+    assert regions[plots.FROZEN_PADDING_LABEL] == (1.5, 2.5)
+    assert regions[plots.PADDING_LABEL] == (1.5, 7.5)
+    targets = [v["i"] for v in values if v["layer"] == "line" and v["series"] == plots.TARGET_LABEL]
+    assert targets == [0, 1]
+
+
+def test_methods_chart_shades_like_the_figure(runs):
+    rtc, plain = runs
+    chunks = {"naive": plain["action"], "rtc_exp": rtc["action"]}
+    values = _values(
+        charts.methods_chart(
+            chunks,
+            rtc["prev_action_chunk"],
+            1,
+            [0, 2],
+            PREFIX,
+            inference_delay=DELAY,
+            prefix_weights=rtc["prefix_weights"],
+        )
+    )
+    for dim in ("dim 0", "dim 2"):
+        regions = {v["region"]: (v["x0"], v["x1"]) for v in values if v["layer"] == "region" and v["dim"] == dim}
+        assert regions[plots.PADDING_LABEL] == (PREFIX - 0.5, 7.5)
+        (executed,) = [v for v in values if v["layer"] == "executed" and v["dim"] == dim]
+        assert (executed["x0"], executed["x1"]) == (DELAY - 0.5, 8 - PREFIX - 0.5)
+    prev = [v for v in values if v.get("series") == plots.TARGET_LABEL and v["dim"] == "dim 2"]
+    np.testing.assert_allclose([v["value"] for v in prev], rtc["prev_action_chunk"][1, :PREFIX, 2], rtol=1e-6)
+    naive = [v["value"] for v in values if v.get("series") == "naive" and v["dim"] == "dim 0"]
+    np.testing.assert_allclose(naive, plain["action"][1, :, 0], rtol=1e-6)
 
 
 def test_bad_indices_are_refused_with_the_range(runs):
@@ -121,6 +164,7 @@ def test_charts_compile_with_vega(runs):
         charts.x_t_chart(rtc, plain, 0, [0, 1, 2], 0),
         charts.chunk_chart(rtc, plain["action"], 1, [0, 5]),
         charts.error_chart(rtc, 0),
+        charts.methods_chart({"rtc_exp": rtc["action"]}, rtc["prev_action_chunk"], 0, [1], PREFIX, None, DELAY),
     ):
         with alt.data_transformers.disable_max_rows():
             svg = vl_convert.vegalite_to_svg(chart.to_dict())

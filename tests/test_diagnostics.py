@@ -38,6 +38,9 @@ def test_guidance_curves_match_the_reference(num_steps, w_max, expected):
     np.testing.assert_allclose(curves["unclipped"][below], curves["clipped"][below], rtol=1e-6)
     t = curves["dense_time"]
     assert t[0] == 0 and t[-1] < 1
+    # at t = 0, c = (1 - t) / t diverges: the unclipped value is inf, the clipped one the maximum
+    assert curves["dense_unclipped"][0] == np.inf and curves["unclipped"][0] == np.inf
+    assert curves["dense_clipped"][0] == curves["clipped"][0] == np.float32(w_max)
     inner = (t > 0) & (t < 1)
     expected_dense = (t[inner] ** 2 + (1 - t[inner]) ** 2) / (t[inner] * (1 - t[inner]))
     np.testing.assert_allclose(curves["dense_unclipped"][inner], expected_dense, rtol=1e-4)

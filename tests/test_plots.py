@@ -229,12 +229,62 @@ def test_chunk_overview_rtc(rtc_run: dict, plain_run: dict, b: int, dims: list |
         for label, values in expected.items():
             np.testing.assert_array_equal(lines[label].get_xdata(), np.arange(len(values)))
             np.testing.assert_array_equal(lines[label].get_ydata(), values)
-        spans = {patch.get_label(): patch for patch in ax.patches}
-        frozen, guided = spans[plots.FROZEN_LABEL], spans[plots.GUIDED_LABEL]
-        assert (frozen.get_x(), frozen.get_x() + frozen.get_width()) == (-0.5, DELAY - 0.5)
-        assert (guided.get_x(), guided.get_x() + guided.get_width()) == (DELAY - 0.5, PREFIX - 0.5)
+        assert spans_of(ax) == [(-0.5, DELAY - 0.5), (DELAY - 0.5, PREFIX - 0.5), (PREFIX - 0.5, HORIZON - 0.5)]
+        executed = [line for line in ax.get_lines() if line.get_label() in (plots.EXECUTED_LABEL, "_executed")]
+        # s = H - p: the chunk runs d <= i < s before the next one takes over
+        np.testing.assert_array_equal(executed[0].get_xdata(), [DELAY - 0.5, HORIZON - PREFIX - 0.5])
+    first = panels[f"chunk a={dims[0]}"]
+    labels = [patch.get_label() for patch in first.patches]
+    assert labels == [plots.FROZEN_LABEL, plots.GUIDED_LABEL, plots.PADDING_LABEL]
+    assert plots.EXECUTED_LABEL in lines_by_label(first)
+    padding = first.patches[-1]
+    assert padding.get_hatch() and padding.get_facecolor()[3] == 0  # hatched, unlike the frozen band
     weights = lines_by_label(panels[plots.WEIGHTS_LABEL])[plots.WEIGHTS_LABEL]
     np.testing.assert_array_equal(weights.get_ydata(), np_(rtc_run, "prefix_weights"))
+    assert spans_of(panels[plots.WEIGHTS_LABEL]) == spans_of(first)
+
+
+def spans_of(ax: Axes) -> list[tuple[float, float]]:
+    """The shaded index ranges of ``ax`` (axvspan rectangles), in drawing order."""
+    return [(patch.get_x(), patch.get_x() + patch.get_width()) for patch in ax.patches]
+
+
+def test_chunk_overview_frozen_on_padding(policy: FlowPolicy, obs: jax.Array, prev: jax.Array) -> None:
+    """d = 3 > p = H - s = 2: index 2 is frozen on the previous chunk's zero padding, shaded as such; the
+    previous chunk's line stops before its padding and the executed window is [3, 6)."""
+    padded = np.asarray(prev).copy()
+    padded[:, 2:] = 0.0
+    _, tracked = policy.realtime_action(jax.random.key(3), obs, STEPS, padded, 3, 2, "exp", 5.0, True)
+    ax = axes_by_label(plots.plot_chunk_overview(tracked, 0, [1]))["chunk a=1"]
+    labels = [patch.get_label() for patch in ax.patches]
+    assert labels == [plots.FROZEN_LABEL, plots.FROZEN_PADDING_LABEL, plots.PADDING_LABEL]
+    assert spans_of(ax) == [(-0.5, 1.5), (1.5, 2.5), (1.5, 7.5)]
+    lines = lines_by_label(ax)
+    np.testing.assert_array_equal(lines[plots.TARGET_LABEL].get_xdata(), [0, 1])
+    np.testing.assert_array_equal(lines[plots.TARGET_LABEL].get_ydata(), padded[0, :2, 1])
+    np.testing.assert_array_equal(lines[plots.EXECUTED_LABEL].get_xdata(), [2.5, 5.5])
+
+
+def test_chunk_regions_cover_the_cases() -> None:
+    weights = np.array([1.0, 1.0, 0.6, 0.2, 0.0, 0.0, 0.0, 0.0])
+    regions = plots.chunk_regions(2, 4, 8, weights)
+    assert [(r.label, r.start, r.stop) for r in regions] == [
+        (plots.FROZEN_LABEL, 0, 2),
+        (plots.GUIDED_LABEL, 2, 4),
+        (plots.PADDING_LABEL, 4, 8),
+    ]
+    assert plots.executed_window(2, 4, 8) == plots.Region(plots.EXECUTED_LABEL, 2, 4)
+    assert [(r.label, r.start, r.stop) for r in plots.chunk_regions(3, 2, 8)] == [
+        (plots.FROZEN_LABEL, 0, 2),
+        (plots.FROZEN_PADDING_LABEL, 2, 3),
+        (plots.PADDING_LABEL, 2, 8),
+    ]
+    assert [r.label for r in plots.chunk_regions(0, 8, 8)] == []  # d = 0, s = 0: nothing frozen, no padding
+    assert [(r.label, r.start, r.stop) for r in plots.chunk_regions(2, 0, 8)] == [
+        (plots.FROZEN_PADDING_LABEL, 0, 2),
+        (plots.PADDING_LABEL, 0, 8),
+    ]
+    assert plots.executed_window(3, 5, 8) is None  # s = 3 = d: nothing of this chunk runs
 
 
 def test_chunk_overview_plain_run_shows_only_the_action(plain_run: dict) -> None:

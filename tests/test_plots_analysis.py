@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from rtc import diagnostics, methods, seeds
 from rtc import plots_analysis as pa
-from rtc.plots import FROZEN_LABEL, GUIDED_LABEL, TARGET_LABEL, TIME_LABEL
+from rtc.plots import EXECUTED_LABEL, FROZEN_LABEL, GUIDED_LABEL, PADDING_LABEL, TARGET_LABEL, TIME_LABEL
 from rtc.sampler import GuidanceSettings
 
 RNG = np.random.default_rng(0)
@@ -43,10 +43,16 @@ def test_method_comparison_overlay():
         ax = panels[f"methods a={a}"]
         for method, chunk in chunks.items():
             np.testing.assert_array_equal(line(ax, methods.METHOD_LABELS[method]).get_ydata(), chunk[1, :, a])
+        # the previous chunk stops where its zero padding starts (prev_valid = H - s = 4); the padding is shaded
+        np.testing.assert_array_equal(line(ax, TARGET_LABEL).get_xdata(), np.arange(4))
         np.testing.assert_array_equal(line(ax, TARGET_LABEL).get_ydata(), prev[1, :4, a])
-        np.testing.assert_array_equal(line(ax, pa.PADDING_LABEL).get_xdata(), np.arange(4, 8))
-        shaded = {patch.get_label() for patch in ax.patches}
-        assert {FROZEN_LABEL, GUIDED_LABEL} <= shaded
+        spans = [(p.get_x(), p.get_x() + p.get_width()) for p in ax.patches]
+        assert spans == [(-0.5, 1.5), (1.5, 3.5), (3.5, 7.5)]
+        executed = [ln for ln in ax.get_lines() if ln.get_label() in (EXECUTED_LABEL, "_executed")]
+        np.testing.assert_array_equal(executed[0].get_xdata(), [1.5, 3.5])  # d = 2 <= i < s = 4
+    first = panels["methods a=0"]
+    assert [p.get_label() for p in first.patches] == [FROZEN_LABEL, GUIDED_LABEL, PADDING_LABEL]
+    assert pa.PADDING_LABEL == PADDING_LABEL
     assert fig.axes[-1].get_xlabel() == pa.HORIZON_LABEL
     renders(fig)
 
@@ -64,7 +70,14 @@ def test_schedule_weights_and_guidance_curves():
     fig = pa.plot_guidance_weight(curves, 5.0)
     ax = axes_by_label(fig)["guidance weight"]
     np.testing.assert_array_equal(line(ax, pa.CLIPPED_LABEL).get_ydata(), curves["dense_clipped"])
-    np.testing.assert_array_equal(line(ax, pa.UNCLIPPED_LABEL).get_ydata(), curves["dense_unclipped"])
+    # the unclipped curve only where it is finite (t > 0); its divergence at t = 0 is an arrow marked → ∞
+    unclipped = line(ax, pa.UNCLIPPED_LABEL)
+    np.testing.assert_array_equal(unclipped.get_xdata(), curves["dense_time"][1:])
+    np.testing.assert_array_equal(unclipped.get_ydata(), curves["dense_unclipped"][1:])
+    assert np.all(np.isfinite(unclipped.get_ydata())) and unclipped.get_ydata()[0] > 100
+    (arrow,) = [t for t in ax.texts if t.get_text() == pa.DIVERGES_LABEL]
+    assert arrow.xy == (0.0, 1.0) and arrow.xycoords == "axes fraction"  # points off the top at t = 0
+    assert "∞" in pa.DIVERGES_LABEL
     np.testing.assert_allclose(line(ax, "sampler steps").get_ydata(), [5, 4.25, 2.1667, 2.1667, 4.25], atol=2e-3)
     assert ax.get_xlabel() == TIME_LABEL
     renders(fig)
