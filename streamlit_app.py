@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # so that pages can import their shared helpers
     sys.path.insert(0, str(ROOT))
 
-from pages import _data, _ui  # noqa: E402
+from pages import _data, _traces, _ui  # noqa: E402
 from rtc import app_state, levels, protocol  # noqa: E402
 from rtc.app_state import Limits, Target, View  # noqa: E402
 from rtc.errors import RTCError  # noqa: E402
@@ -239,10 +239,12 @@ def _select_view(limits: Limits) -> View:
     return View(**values)
 
 
-def sidebar() -> _ui.Context | None:
+def sidebar() -> _ui.Context | _ui.TraceContext | None:
     """Every selector; returns the resolved selection (or None when there is nothing to show)."""
     st.title("RTC inspector")
     st.caption("Real-time chunking, one denoising step at a time. The URL holds every choice: copy it to share.")
+    if _traces.choose_source() == "Traces":
+        return _traces.sidebar()
     roots = app_state.run_roots()
     runs = _data.runs_under(tuple(str(r) for r in roots))
     if not runs:

@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from rtc import analysis, app_state, levels, pipeline, render
+from rtc import analysis, app_state, levels, pipeline, render, traces
 from rtc.checkpoints import RunInfo, load_policy
 from rtc.model import FlowPolicy
 
@@ -107,3 +107,21 @@ def seed_runs(
     """RTC and naive tracked runs for ``count`` seeds on the inspection's situation."""
     result = inspection(checkpoint, checkpoint_mtime, level_path, settings)
     return analysis.seeds_for_inspection(policy(checkpoint, checkpoint_mtime), result, count, batch_index)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def traces_under(roots: tuple[str, ...]) -> dict[str, Path]:
+    """Trace files under the roots by id (rescanned at most every 30 s, so new files appear)."""
+    return app_state.find_traces([Path(r) for r in roots])
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def trace(path: str, mtime: float) -> traces.Trace:
+    """A trace file under a root, read and converted once (``mtime`` invalidates a rewritten file)."""
+    return traces.read_trace(path, name=Path(path).name)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def uploaded_trace(data: bytes, name: str) -> traces.Trace:
+    """An uploaded trace (bytes, read without pickle)."""
+    return traces.read_trace(data, name=name)

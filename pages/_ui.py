@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from pages import _data
-from rtc import app_state, bundle, pipeline, render
+from rtc import app_state, bundle, pipeline, render, traces
 from rtc.app_state import Limits, Target, View
 from rtc.checkpoints import RunInfo
 from rtc.errors import RTCError
@@ -61,14 +61,61 @@ class Context:
         }
 
 
-def set_context(context: Context | None) -> None:
+@dataclasses.dataclass(frozen=True)
+class TraceContext:
+    """The sidebar's selection when the source is a recorded trace (``rtc.traces``) instead of a run."""
+
+    trace: traces.Trace
+    trace_id: str | None  # the id under a trace root, None for an upload (no link can name it)
+    name: str
+    view: View
+    limits: Limits
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def stem(self) -> str:
+        raw = Path(self.name).stem
+        return "".join(c if c.isalnum() or c in "-_" else "-" for c in raw)
+
+    def describe(self) -> str:
+        steps, batch, horizon, action_dim = self.trace.shape
+        kind = "RTC call" if self.trace.is_rtc else "first chunk, no RTC"
+        return (
+            f"trace {self.name} · from {self.trace.source} · {kind} · {steps} flow steps, batch {batch}, "
+            f"H = {horizon}, {action_dim} action dims"
+        )
+
+    def meta(self, page: str) -> dict:
+        """What a bundle's manifest says about this selection."""
+        meta = {
+            "title": f"RTC report — trace {self.name}",
+            "page": page,
+            "trace": self.trace_id or f"upload: {self.name}",
+            "trace_source": self.trace.source,
+            "jacobian_free": self.trace.jacobian_free,
+            "trace_meta": self.trace.meta,
+            "view": {
+                "batch_index": self.view.batch_index,
+                "horizon_index": self.view.horizon_index,
+                "action_dims": list(self.view.dims),
+            },
+            "selection": self.describe(),
+        }
+        if self.trace_id is not None:
+            query = app_state.trace_query(self.trace_id, self.view)
+            meta["link_query"] = "?" + urllib.parse.urlencode(query, safe="/,")
+        return meta
+
+
+def set_context(context: Context | TraceContext | None) -> None:
     st.session_state[CONTEXT_KEY] = context
 
 
 SCREEN_DPI = 110
 
 
-def get_context() -> Context | None:
+def get_context() -> Context | TraceContext | None:
     return st.session_state.get(CONTEXT_KEY)
 
 
@@ -167,11 +214,15 @@ def downloads(
     data = bundle.extra_data(extras)
     if page in bundle.ANALYSIS_PAGES and bundle.ANALYSIS_PAGES[page] and (extras or {}).get(page) is None:
         extras = None  # nothing computed yet: the page's bundle holds the inspection only
-    view, stem = context.view, app_state.file_stem(context.target, context.view)
+    if isinstance(context, TraceContext):
+        view, stem, level_path = context.view, f"trace_{context.stem}", None
+    else:
+        view, stem, level_path = context.view, app_state.file_stem(context.target, context.view), context.level_path
     look = (view.batch_index, view.horizon_index, view.dims)
-    level_path = context.level_path
 
     def pictures() -> dict[str, bytes]:  # rendered on click only (the first render of a level is slow)
+        if level_path is None:
+            return {}
         return {f"level_{level_path.stem}": _data.level_picture_png(str(level_path))}
 
     def page_zip() -> bytes:
@@ -308,7 +359,10 @@ def page(page_key: str, body: Callable[[Context, pipeline.Inspection], Mapping[s
     st.markdown(what)
     context = get_context()
     if context is None:
-        st.info("Choose a run in the sidebar to start.")
+        st.info("Choose a run or a trace in the sidebar to start.")
+        return
+    if isinstance(context, TraceContext):
+        _trace_page(page_key, body, context)
         return
     st.caption(app_state.describe(context.target, context.view))
     if context.error:
@@ -328,6 +382,51 @@ def page(page_key: str, body: Callable[[Context, pipeline.Inspection], Mapping[s
         with slot:
             downloads(page_key, context, result, extras)
     except (RTCError, OSError) as err:  # a file, setting or index the user chose: say which and what is accepted
+        user_error(err)
+    except Exception as err:
+        unexpected(err)
+
+
+# Why an analysis page cannot work on a recorded trace.
+POLICY_PAGES: dict[str, str] = {
+    "compare": "samples every method (naive, RTC per schedule, hard masking, BID) from the same observation",
+    "diagnostics": "recomputes every schedule's prefix weights and the guidance-weight curve for the sampler's "
+    "settings",
+    "seeds": "samples the same situation from many noise seeds",
+    "rollout": "runs whole episodes in the Kinetix simulator",
+    "sweep": "runs episodes for every method and delay",
+}
+
+
+def _trace_page(page_key: str, body: Callable[[Any, Any], Mapping[str, Any] | None], context: TraceContext) -> None:
+    """A page drawn on a recorded trace: its notices, then the page (or why the page cannot be drawn)."""
+    trace = context.trace
+    st.caption(context.describe())
+    for note in trace.notes:
+        st.warning(note, icon=":material/info:")
+    if context.error:
+        st.error(f"Refused: {context.error}. Change it in the sidebar to draw this page.")
+        return
+    if page_key in POLICY_PAGES:
+        st.info(
+            f"This page needs a policy: it {POLICY_PAGES[page_key]}. A recorded trace holds one sampling call's "
+            "arrays only; its Overview, State x_t, Velocity v_t, RTC correction and Error pages show it. "
+            "Choose Runs as the source to use this page on a policy.",
+            icon=":material/block:",
+        )
+        return
+    if page_key not in bundle.available_pages(trace):
+        st.info(
+            f"This page shows guidance, and this trace has none: {traces.FIRST_CHUNK_NOTE}",
+            icon=":material/block:",
+        )
+        return
+    try:
+        slot = st.container()
+        extras = body(context, trace)
+        with slot:
+            downloads(page_key, context, trace, extras)
+    except (RTCError, OSError) as err:
         user_error(err)
     except Exception as err:
         unexpected(err)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import _data, _ui
+from pages import _data, _traces, _ui
 from rtc import metrics, pipeline
 
 
@@ -11,6 +11,9 @@ def _number(value: float | None) -> str:
 
 
 def body(context: _ui.Context, result: pipeline.Inspection) -> None:
+    if isinstance(context, _ui.TraceContext):  # a recorded trace: no policy, level or plain twin
+        _traces.overview(context, result)
+        return
     summary = result.summary
     settings = result.settings
     st.info(f"**{settings.situation}** — {result.situation_label}", icon=":material/info:")

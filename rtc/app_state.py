@@ -445,3 +445,92 @@ def file_stem(target: Target, view: View) -> str:
         f"_n{view.flow_steps}_w{weight}_seed{view.seed}{'' if view.situation == 'protocol' else '_sameobs'}"
     )
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Recorded traces (rtc.traces): a second source beside runs
+
+TRACES_ROOTS_ENV = "RTC_TRACES_ROOTS"
+MAX_UPLOAD_BYTES = 64 * 2**20  # an uploaded trace (read in memory, never unpickled)
+TRACE_PARAMS = {"batch_index": "b", "horizon_index": "h", "dims": "dims"}
+
+
+def trace_roots(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> list[Path]:
+    """Resolved trace roots: ``RTC_TRACES_ROOTS`` (os.pathsep-separated), else the project's and the working
+    folder's ``traces/``."""
+    environ = os.environ if environ is None else environ
+    configured = _split_dirs(environ.get(TRACES_ROOTS_ENV))
+    if configured:
+        return _unique_dirs(configured)
+    cwd = Path.cwd() if cwd is None else cwd
+    return _unique_dirs([PROJECT_ROOT / "traces", cwd / "traces"])
+
+
+def find_traces(roots: list[Path]) -> dict[str, Path]:
+    """``*.npz`` files under ``roots`` by id (the path relative to its root's parent), skipping symlink escapes."""
+    found: dict[str, Path] = {}
+    for root in roots:
+        for path in sorted(root.rglob("*.npz")):
+            if path.is_file() and is_within(path, root):
+                found.setdefault(path.resolve().relative_to(root.parent).as_posix(), path.resolve())
+    return found
+
+
+def parse_trace_id(params: Mapping[str, str], traces: Mapping[str, Path], roots: list[Path]) -> tuple[str, list[str]]:
+    """The trace named by a link's ``trace`` parameter (else the first), with a notice when it is refused or missing."""
+    if not traces:
+        raise SelectionError(f"no trace files (*.npz) under {', '.join(map(str, roots)) or 'no configured root'}")
+    first = next(iter(traces))
+    asked = params.get("trace")
+    if asked is None or asked in traces:
+        return asked or first, []
+    try:
+        resolve_within(asked, roots, "trace")
+    except PathError as err:
+        return first, [f"{err}; showing {first}"]
+    return first, [f"trace {asked!r} was not found under the trace roots; showing {first}"]
+
+
+def parse_trace_view(params: Mapping[str, str], limits: Limits, batch_size: int) -> tuple[View, list[str]]:
+    """Batch element, horizon index and action dims of a trace link; a refused value falls back, with a notice."""
+    default = View(batch_size=batch_size, dims=tuple(range(min(3, limits.action_dim))))
+    values: dict[str, object] = {}
+    notices: list[str] = []
+    for field, param in TRACE_PARAMS.items():
+        if param in params:
+            try:
+                values[field] = _parse_field(field, params[param])
+            except SelectionError as err:
+                notices.append(f"{err}; using the default")
+    view = dataclasses.replace(default, **values)
+    checks = [c for c in _CHECKS if c[0][0] in TRACE_PARAMS]
+    for fields, check in checks:
+        try:
+            check(view, limits)
+        except SelectionError as err:
+            view = dataclasses.replace(view, **{f: getattr(default, f) for f in fields})
+            notices.append(f"{err}; using the default")
+    return view, notices
+
+
+def trace_query(trace_id: str | None, view: View) -> dict[str, str]:
+    """The URL query of a trace selection (empty for an upload, which no link can name)."""
+    if trace_id is None:
+        return {}
+    return {
+        "trace": trace_id,
+        "b": str(view.batch_index),
+        "h": str(view.horizon_index),
+        "dims": ",".join(str(d) for d in view.dims),
+    }
+
+
+def check_upload(name: str, size: int) -> None:
+    """Refuse an upload that is too large or not an ``.npz`` (before it is read)."""
+    if not name.lower().endswith(".npz"):
+        raise SelectionError(f"upload {name!r} is refused: accepted is an .npz trace file")
+    if size > MAX_UPLOAD_BYTES:
+        raise SelectionError(
+            f"upload {name!r} is {size / 2**20:.1f} MiB; accepted up to {MAX_UPLOAD_BYTES // 2**20} MiB "
+            f"(put larger traces under {TRACES_ROOTS_ENV})"
+        )

@@ -33,12 +33,13 @@ import altair as alt
 import numpy as np
 from matplotlib.figure import Figure
 
-from rtc import charts, diagnostics, plots, seeds, sweep
+from rtc import charts, diagnostics, plots, seeds, sweep, traces
 from rtc import plots_analysis as analysis_plots
 from rtc.errors import RTCError
 from rtc.methods import METHOD_LABELS
 from rtc.pipeline import Inspection
 from rtc.render import FORMATS, FigureSource, render_figures
+from rtc.traces import Trace
 
 REPORT_META = ("selection", "run", "epoch", "level", "level_file", "checkpoint", "view", "link_query")
 BUNDLE_FORMAT = "rtc-inspector-bundle"
@@ -116,6 +117,9 @@ PAGES: dict[str, tuple[str, str]] = {
 INSPECTION_PAGES: tuple[str, ...] = ("overview", "x_t", "v_t", "correction", "error")
 # Analysis pages and whether they need data beyond the inspection (passed as ``extras[page]``).
 ANALYSIS_PAGES: dict[str, bool] = {"compare": True, "diagnostics": False, "seeds": True, "rollout": True, "sweep": True}
+# Inspection pages that show guidance, so need an RTC call (a first-chunk trace has none).
+RTC_PAGES: tuple[str, ...] = ("overview", "correction", "error")
+Record = Inspection | Trace  # an inspection sampled here, or a recorded trace (rtc.traces)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,7 +134,7 @@ def _extra(page: str, extras: Mapping[str, Any] | None) -> Any:
 
 def page_figures(
     page: str,
-    inspection: Inspection,
+    inspection: Record,
     batch_index: int,
     horizon_index: int,
     dims: Sequence[int],
@@ -148,7 +152,7 @@ def page_figures(
 
 def page_figure_makers(
     page: str,
-    inspection: Inspection,
+    inspection: Record,
     batch_index: int,
     horizon_index: int,
     dims: Sequence[int],
@@ -160,14 +164,17 @@ def page_figure_makers(
     if page in ANALYSIS_PAGES:
         built = _analysis_figures(page, inspection, b, h, dims, extras)
         return {name: _built(fig) for name, fig in built.items()}
-    if page == "overview":
-        return {f"rtc_chunk_overview_b{b}": functools.partial(plots.plot_chunk_overview, rtc, b, dims, plain["action"])}
     if page in ("x_t", "v_t"):  # one grid row per action dim, so the app draws only the open tab's
-        kind, tracked = ("rtc", rtc) if page == "x_t" else ("plain", plain)
+        # x_t: the RTC sample (a first chunk's plain one); v_t: the plain sample (a trace's RTC one if it has none).
+        kind, tracked = ("rtc", rtc) if (page == "x_t" and rtc) or plain is None else ("plain", plain)
         return {
             f"{kind}_comparison_grid_b{b}_h{h}_a{a}": functools.partial(plots.plot_comparison_grid, tracked, b, [a], h)
             for a in dims
         }
+    _needs_rtc(page, inspection)
+    if page == "overview":
+        plain_action = None if plain is None else plain["action"]
+        return {f"rtc_chunk_overview_b{b}": functools.partial(plots.plot_chunk_overview, rtc, b, dims, plain_action)}
     if page == "correction":
         return {
             f"rtc_flow_steps_b{b}_h{h}_a{a}": functools.partial(plots.plot_flow_matching_steps, rtc, b, a, h)
@@ -176,6 +183,17 @@ def page_figure_makers(
     if page == "error":
         return {f"rtc_error_b{b}": functools.partial(plots.plot_error_over_steps, rtc, b)}
     raise RTCError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
+
+
+def _needs_rtc(page: str, inspection: Record) -> None:
+    """Refuse a page that shows guidance for a record without an RTC call (a first-chunk trace)."""
+    if page in RTC_PAGES and not inspection.tracked:
+        raise RTCError(f"the {PAGES[page][0]} page needs an RTC call; {traces.FIRST_CHUNK_NOTE}")
+
+
+def available_pages(inspection: Record) -> tuple[str, ...]:
+    """The inspection pages that can be drawn for ``inspection`` (a first-chunk trace: x_t and v_t only)."""
+    return INSPECTION_PAGES if inspection.tracked else tuple(p for p in INSPECTION_PAGES if p not in RTC_PAGES)
 
 
 def _built(fig: Figure) -> Callable[[], Figure]:
@@ -187,7 +205,7 @@ def _same(fig: Figure) -> Figure:
 
 
 def _analysis_figures(
-    page: str, inspection: Inspection, b: int, h: int, dims: list[int], extras: Mapping[str, Any] | None
+    page: str, inspection: Record, b: int, h: int, dims: list[int], extras: Mapping[str, Any] | None
 ) -> dict[str, Figure]:
     rtc = inspection.tracked
     if page == "compare":
@@ -240,7 +258,7 @@ def extra_data(extras: Mapping[str, Any] | None) -> dict[str, bytes]:
 
 
 def _analysis_charts(
-    page: str, inspection: Inspection, b: int, h: int, dims: list[int], extras: Mapping[str, Any] | None
+    page: str, inspection: Record, b: int, h: int, dims: list[int], extras: Mapping[str, Any] | None
 ) -> dict[str, alt.TopLevelMixin]:
     rtc = inspection.tracked
     if page == "compare":
@@ -275,7 +293,7 @@ def _analysis_charts(
 
 def page_charts(
     page: str,
-    inspection: Inspection,
+    inspection: Record,
     batch_index: int,
     horizon_index: int,
     dims: Sequence[int],
@@ -286,8 +304,10 @@ def page_charts(
     rtc, plain = inspection.tracked, inspection.plain
     if page in ANALYSIS_PAGES:
         return _analysis_charts(page, inspection, b, h, dims, extras)
+    rtc = rtc or None  # a first-chunk trace records no RTC call
+    _needs_rtc(page, inspection)
     if page == "overview":
-        return {f"chunk_b{b}": charts.chunk_chart(rtc, plain["action"], b, dims)}
+        return {f"chunk_b{b}": charts.chunk_chart(rtc, None if plain is None else plain["action"], b, dims)}
     if page == "x_t":
         return {f"x_t_over_steps_b{b}": charts.x_t_chart(rtc, plain, b, dims, h)}
     if page == "v_t":
@@ -303,7 +323,7 @@ def page_charts(
 
 
 def report_content(
-    inspection: Inspection,
+    inspection: Record,
     batch_index: int,
     horizon_index: int,
     dims: Sequence[int],
@@ -315,7 +335,7 @@ def report_content(
     Default pages: the inspection pages, then the analysis pages whose key is in ``extras``.
     """
     if pages is None:
-        pages = [*INSPECTION_PAGES, *(p for p in ANALYSIS_PAGES if extras and p in extras)]
+        pages = [*available_pages(inspection), *(p for p in ANALYSIS_PAGES if extras and p in extras)]
     figures: dict[str, Callable[[], Figure]] = {}
     chart_specs: dict[str, alt.TopLevelMixin] = {}
     sections: dict[str, list[str]] = {}
@@ -377,7 +397,7 @@ def _script_json(value: Any) -> str:
 
 
 def build_bundle(
-    inspection: Inspection,
+    inspection: Record,
     figures: Mapping[str, FigureSource],
     charts_by_name: Mapping[str, alt.TopLevelMixin],
     meta: Mapping[str, Any],
@@ -425,7 +445,8 @@ def build_bundle(
         )
     files["data/tracked.npz"] = (
         tracked_npz,
-        "tracked arrays: rtc/<key> (RTC sample), plain/<key> (plain sample, same noise), obs, first_chunk",
+        "RTC trace format 1: rtc/<key> (RTC sample), plain/<key> (plain sample, same noise), obs, first_chunk, "
+        "meta (JSON)",
     )
     for name, content in (data or {}).items():
         files[f"data/{name}"] = (content, f"data {name}")
@@ -451,6 +472,7 @@ def build_bundle(
         "settings": inspection.settings.to_dict(),
         "seed": inspection.settings.seed,
         "warnings": list(inspection.warnings),
+        "notes": list(inspection.notes),
         "summary": inspection.summary,
         "packages": package_versions(),
         "files": [
@@ -513,7 +535,7 @@ def _fmt(value: Any) -> str:
 
 
 def report_html(
-    inspection: Inspection,
+    inspection: Record,
     specs: Mapping[str, dict[str, Any]],
     images: Mapping[str, bytes],
     meta: Mapping[str, Any],
@@ -541,7 +563,7 @@ def report_html(
         "<h2>Settings</h2>",
         _table(inspection.settings.to_dict()),
     ]
-    parts += [f'<p class="warning">{html.escape(w)}</p>' for w in inspection.warnings]
+    parts += [f'<p class="warning">{html.escape(w)}</p>' for w in (*inspection.notes, *inspection.warnings)]
     parts += ["<h2>Summary</h2>", _table(inspection.summary)]
     if javascript is None:
         parts.append(

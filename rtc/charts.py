@@ -180,32 +180,44 @@ def steps_chart(
     return layered.facet(facet=facet, columns=3, title=title).resolve_scale(y="independent")
 
 
+def _samples(tracked: Tracked | None, plain: Tracked | None, key: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``key`` of the RTC and plain samples that exist (a recorded trace may lack one), and their flow times."""
+    present = {name: sample for name, sample in (("RTC", tracked), ("plain", plain)) if sample}
+    if not present:
+        raise RTCError(f"this chart needs an RTC or a plain sample with {key!r}; neither was given")
+    return {name: _array(sample, key) for name, sample in present.items()}, _array(next(iter(present.values())), "time")
+
+
 def x_t_chart(
-    tracked: Tracked, plain: Tracked, batch_index: int, dims: Sequence[int], horizon_index: int
+    tracked: Tracked | None, plain: Tracked | None, batch_index: int, dims: Sequence[int], horizon_index: int
 ) -> alt.FacetChart:
-    """x_t of the RTC and plain samples over flow time, with the previous chunk at guided indices."""
-    series = {"RTC": _array(tracked, "x_t"), "plain": _array(plain, "x_t")}
+    """x_t of the RTC and plain samples over flow time, with the previous chunk at guided indices.
+
+    Either sample may be ``None`` (a recorded trace holds an RTC call, a plain first chunk, or both).
+    """
+    series, time = _samples(tracked, plain, "x_t")
+    finals, _ = _samples(tracked, plain, "action")
     return steps_chart(
         series,
-        _array(tracked, "time"),
+        time,
         batch_index,
         dims,
         horizon_index,
         title="State x_t over the denoising steps, ending at the final action at t = 1",
         y_title="x_t",
-        targets=_targets_frame(tracked, batch_index, dims),
-        final={"RTC": _array(tracked, "action"), "plain": _array(plain, "action")},
+        targets=_targets_frame(tracked, batch_index, dims) if tracked else None,
+        final=finals,
     )
 
 
 def v_t_chart(
-    tracked: Tracked, plain: Tracked, batch_index: int, dims: Sequence[int], horizon_index: int
+    tracked: Tracked | None, plain: Tracked | None, batch_index: int, dims: Sequence[int], horizon_index: int
 ) -> alt.FacetChart:
-    """Velocity v_t (before guidance) of the RTC and plain samples over flow time."""
-    series = {"RTC": _array(tracked, "v_t"), "plain": _array(plain, "v_t")}
+    """Velocity v_t (before guidance) of the RTC and plain samples over flow time (either may be ``None``)."""
+    series, time = _samples(tracked, plain, "v_t")
     return steps_chart(
         series,
-        _array(tracked, "time"),
+        time,
         batch_index,
         dims,
         horizon_index,
@@ -340,8 +352,10 @@ def _region_layers(regions: Sequence[plots.Region], executed: plots.Region | Non
     return [shading, bar]
 
 
-def chunk_chart(tracked: Tracked, plain_action: np.ndarray, batch_index: int, dims: Sequence[int]) -> alt.FacetChart:
-    """Previous chunk, RTC chunk and plain chunk over the horizon, regions shaded as in the figures
+def chunk_chart(
+    tracked: Tracked, plain_action: np.ndarray | None, batch_index: int, dims: Sequence[int]
+) -> alt.FacetChart:
+    """Previous chunk, RTC chunk and (when given) plain chunk over the horizon, regions shaded as in the figures
     (``rtc.plots.chunk_regions``: frozen, frozen on zero padding, guided, the previous chunk's zero padding)
     and the executed window ``d <= i < s`` as a bar along the top.
 
@@ -354,7 +368,6 @@ def chunk_chart(tracked: Tracked, plain_action: np.ndarray, batch_index: int, di
     delay = int(_array(tracked, "inference_delay"))
     _array(tracked, "prefix_attention_horizon")  # a clear message when the run lacks it
     known = prev_valid_of(tracked)  # H - s: entries of the previous chunk that are planned actions
-    plain_action = np.asarray(plain_action)
     b = _check("batch_index", batch_index, action.shape[0])
     horizon = action.shape[1]
     index = np.arange(horizon)
@@ -364,11 +377,10 @@ def chunk_chart(tracked: Tracked, plain_action: np.ndarray, batch_index: int, di
     for a in dims:
         _check("action dim", a, action.shape[2])
         label = f"action dim {a}"
-        for name, chunk in (
-            (plots.TARGET_LABEL, prev),
-            ("RTC chunk (final action)", action),
-            (plots.PLAIN_LABEL, plain_action),
-        ):
+        chunks = [(plots.TARGET_LABEL, prev), ("RTC chunk (final action)", action)]
+        if plain_action is not None:  # a recorded trace may hold no plain sample
+            chunks.append((plots.PLAIN_LABEL, np.asarray(plain_action)))
+        for name, chunk in chunks:
             rows = pd.DataFrame(
                 {"layer": "line", "dim": label, "series": name, "i": index, "value": chunk[b, :, a].astype(float)}
             )

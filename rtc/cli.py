@@ -6,6 +6,10 @@
         [--config.prefix-attention-schedule exp|linear|ones|zeros] [--config.action-dim-indices 0 1 2]
         [--config.batch-size 1] [--situation same-observation|protocol] [--preset tracking-doc]
         [--output-dir rtc_plots] [--seed 0]
+    python examples/visualize_flow_matching.py --trace FILE [--output-dir rtc_plots] [--config.action-dim-indices 0 1 2]
+
+With ``--trace`` it opens a recorded trace instead of running a policy: an RTC trace (format 1, see
+``rtc.traces``, e.g. a ``rtc_tracked.npz`` written here) or a LeRobot debug-tracker file.
 
 D and S default to the policy's ``protocol.default_timing(H)`` (d=2, s=4 for H=8).
 
@@ -37,7 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="visualize_flow_matching.py",
         description="Run RTC with tracking on a checkpoint and a Kinetix level, and save every plot and array.",
     )
-    parser.add_argument("run_path", type=Path, help="training run folder (<run>/<epoch>/policies/<level_key>)")
+    parser.add_argument(
+        "run_path",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="training run folder (<run>/<epoch>/policies/<level_key>); not needed with --trace",
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        help="open a recorded trace instead of running a policy: an RTC trace (.npz, format 1) or a LeRobot "
+        "debug-tracker file; writes the figures, rtc_tracked.npz (format 1) and summary.json",
+    )
     parser.add_argument("--level-path", default="worlds/l/grasp_easy.json", help="Kinetix level JSON")
     parser.add_argument("--config.step", dest="step", type=int, default=-1, help="epoch; -1 = latest")
     parser.add_argument("--config.num-flow-steps", dest="num_flow_steps", type=int, default=None, help="default 20")
@@ -161,7 +178,7 @@ def run(args: argparse.Namespace) -> dict:
         figures |= {f"plain_{name}": fig for name, fig in plots.tracking_figures(result.plain, 0, dims).items()}
         paths = plots.write_pngs(figures, out, executor=pool)
         arrays = io.BytesIO()
-        np.savez(arrays, **result.arrays())
+        np.savez(arrays, **result.arrays(run=str(run_info.path), epoch=epoch, level_key=key))
         write_atomic(out / "rtc_tracked.npz", arrays.getvalue())
         summary = {
             "run": str(run_info.path),
@@ -181,10 +198,72 @@ def run(args: argparse.Namespace) -> dict:
     return summary
 
 
+def run_trace(args: argparse.Namespace) -> dict:
+    """Open a recorded trace (``--trace``): its figures, ``rtc_tracked.npz`` in format 1 and ``summary.json``."""
+    from rtc import plots, traces
+
+    started = time.perf_counter()
+    trace = traces.read_trace(args.trace)
+    _, _, _, action_dim = trace.shape
+    for index in args.action_dim_indices:
+        if not 0 <= index < action_dim:
+            raise IndexRangeError(
+                f"--config.action-dim-indices {index} is out of range; accepted 0..{action_dim - 1} "
+                f"(the trace has {action_dim} action dims)"
+            )
+    for note in trace.notes:
+        tqdm.write(f"note: {note}", file=sys.stderr)
+    for warning in trace.warnings:
+        tqdm.write(f"warning: {warning}", file=sys.stderr)
+    figures = trace_figures(trace, args.action_dim_indices)
+    out = args.output_dir
+    paths = plots.write_pngs(figures, out)
+    write_atomic(out / "rtc_tracked.npz", traces.to_bytes(trace.arrays()))
+    summary = {
+        "trace": {
+            "path": str(args.trace),
+            "source": trace.source,
+            "format": traces.FORMAT,
+            "version": traces.VERSION,
+            "kind": "rtc" if trace.is_rtc else "first chunk (plain only)",
+            "jacobian_free": trace.jacobian_free,
+            "shape": dict(zip(("steps", "batch", "chunk_size", "action_dim"), trace.shape, strict=True)),
+            "action_names": trace.action_names,
+        },
+        "settings": trace.settings.to_dict(),
+        "notes": list(trace.notes),
+        "warnings": list(trace.warnings),
+        "metrics": trace.summary,
+        "files": [Path(p).name for p in paths] + ["rtc_tracked.npz", "summary.json"],
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def trace_figures(trace, dims: list[int]) -> dict:
+    """The figures of a trace by file stem: ``rtc_…`` for its RTC call, ``plain_…`` for its plain sample."""
+    from rtc import plots
+
+    figures = {}
+    if trace.is_rtc:
+        plain_action = trace.plain["action"] if trace.plain is not None else None
+        rtc = plots.tracking_figures(trace.tracked, 0, dims, plain_action=plain_action)
+        figures |= {f"rtc_{name}": fig for name, fig in rtc.items()}
+    if trace.plain is not None:
+        figures |= {f"plain_{name}": fig for name, fig in plots.tracking_figures(trace.plain, 0, dims).items()}
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        summary = run(args)
+        if args.trace is not None:
+            summary = run_trace(args)
+        elif args.run_path is None:
+            raise RTCError("give a training run folder (run_path) or a recorded trace (--trace FILE)")
+        else:
+            summary = run(args)
     except RTCError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

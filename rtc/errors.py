@@ -39,3 +39,7 @@ class PathError(RTCError):
 
 class SelectionError(RTCError):
     """A selection the app refuses (from a widget or a link)."""
+
+
+class TraceError(RTCError):
+    """A trace file that cannot be read: not an .npz, pickled or object arrays, a wrong layout, inconsistent shapes."""

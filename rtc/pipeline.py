@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from rtc import levels, metrics, protocol
+from rtc import levels, metrics, protocol, traces
 from rtc.errors import SettingsError
 from rtc.model import FlowPolicy
 from rtc.sampler import SCHEDULES
@@ -99,16 +99,32 @@ class Inspection:
         return metrics.summarize(self.tracked, self.plain["action"], self.last_executed_action)
 
     @property
+    def notes(self) -> tuple[str, ...]:
+        """What a reader must know before reading the figures (a recorded trace may have some; a sample has none)."""
+        return ()
+
+    @property
     def situation_label(self) -> str:
         """One sentence saying what situation the sampler was in."""
         return protocol.SITUATIONS[self.settings.situation]
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Everything as flat arrays for ``np.savez``: ``rtc/<key>``, ``plain/<key>``, ``obs``, ``first_chunk``."""
-        out = {f"rtc/{k}": v for k, v in self.tracked.items()}
-        out.update({f"plain/{k}": v for k, v in self.plain.items()})
-        out.update(obs=self.obs, first_chunk=self.first_chunk)
-        return out
+    def arrays(self, **meta: Any) -> dict[str, np.ndarray]:
+        """Everything as RTC trace format 1 (``rtc.traces``): ``rtc/<key>`` (with ``prev_valid`` = H - s and
+        ``last_executed``), ``plain/<key>``, ``obs``, ``first_chunk`` and the JSON ``meta`` (``meta`` adds to it)."""
+        tracked = {
+            **self.tracked,
+            "prev_valid": np.asarray(self.tracked["prefix_attention_horizon"]),
+            "last_executed": np.ascontiguousarray(self.last_executed_action),
+        }
+        action_dim = int(self.tracked["action"].shape[-1])
+        settings = {
+            **self.settings.to_dict(),
+            "prefix_attention_horizon": int(np.asarray(self.tracked["prefix_attention_horizon"])),
+        }
+        names = traces.KINETIX_ACTION_NAMES if action_dim == len(traces.KINETIX_ACTION_NAMES) else None
+        info = traces.make_meta("rtc-inspector", settings, names, situation=self.situation_label, **meta)
+        info["warnings"] = list(self.warnings)
+        return traces.trace_arrays(tracked, self.plain, info, self.obs, self.first_chunk)
 
 
 def inspect(policy: FlowPolicy, level: levels.Level, settings: RTCSettings) -> Inspection:

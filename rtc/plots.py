@@ -463,7 +463,7 @@ def plot_chunk_overview(
         ax.grid(alpha=0.3)
         legend_outside(ax)
     axes[-1].set_xlabel("horizon index i (0 = next action to execute)")
-    axes[-1].set_xticks(index)
+    axes[-1].set_xticks(index if horizon <= 16 else index[:: -(-horizon // 16)])  # readable for long chunks
     axes[-1].set_xlim(-0.5, horizon - 0.5)
     fig.suptitle(f"Action chunk over the horizon — batch {b}")
     return fig

@@ -1,0 +1,199 @@
+"""The "Traces" source of the sidebar: recorded trace files under ``RTC_TRACES_ROOTS`` or an upload, and the
+overview of a trace. Kept apart from the run sidebar in ``streamlit_app.py``; ``choose_source`` picks between them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from pages import _data, _ui
+from rtc import app_state, traces
+from rtc.app_state import Limits, View
+
+SOURCES = ("Runs", "Traces")
+SOURCE_KEY = "w_source"
+TRACE_KEY = "w_trace"
+UPLOAD_KEY = "w_trace_upload"
+# Session-state keys of the trace view's widgets, by View field (apart from the run sidebar's).
+WIDGETS = {"batch_index": "wt_batch_index", "horizon_index": "wt_horizon_index", "dims": "wt_dims"}
+
+
+def _query() -> dict[str, str]:
+    return {key: st.query_params[key] for key in st.query_params}
+
+
+def choose_source() -> str:
+    """Runs (policies sampled here) or Traces (recorded files); a link with ``trace=`` opens on Traces."""
+    state = st.session_state
+    if SOURCE_KEY not in state:
+        state[SOURCE_KEY] = "Traces" if "trace" in _query() else "Runs"
+    return st.radio(
+        "Source",
+        SOURCES,
+        key=SOURCE_KEY,
+        horizontal=True,
+        help="Runs: sample a checkpoint here. Traces: open recorded RTC traces (format 1, or LeRobot's debug "
+        f"tracker) from {app_state.TRACES_ROOTS_ENV} or an upload.",
+    )
+
+
+def _pick_trace(notices: list[str]) -> tuple[traces.Trace, str | None, str] | None:
+    """The trace to show: an upload if one is given, else a file under the trace roots (from the link first)."""
+    state = st.session_state
+    upload = st.file_uploader(
+        "Upload a trace (.npz)",
+        type=["npz"],
+        key=UPLOAD_KEY,
+        help=f"Read without pickle, up to {app_state.MAX_UPLOAD_BYTES // 2**20} MiB. An upload is not in the link; "
+        f"put files under {app_state.TRACES_ROOTS_ENV} to share them.",
+    )
+    if upload is not None:
+        app_state.check_upload(upload.name, upload.size)
+        with st.spinner(f"Reading {upload.name}…"):
+            return _data.uploaded_trace(upload.getvalue(), upload.name), None, upload.name
+    roots = app_state.trace_roots()
+    found = _data.traces_under(tuple(str(r) for r in roots))
+    if not found:
+        st.info(
+            f"No trace files (*.npz) under {', '.join(map(str, roots)) or 'the configured roots'}. "
+            f"Set {app_state.TRACES_ROOTS_ENV} to folders that hold them, or upload one."
+        )
+        return None
+    if TRACE_KEY not in state:
+        trace_id, link_notices = app_state.parse_trace_id(_query(), found, roots)
+        notices += link_notices
+        state[TRACE_KEY] = trace_id
+    if state[TRACE_KEY] not in found:
+        notices.append(f"trace {state[TRACE_KEY]} is gone; showing another")
+        state[TRACE_KEY] = next(iter(found))
+    trace_id = st.selectbox("Trace", list(found), key=TRACE_KEY, help="Trace files found under the trace roots.")
+    path = Path(found[trace_id])
+    with st.spinner(f"Reading {trace_id}…"):
+        return _data.trace(str(path), _data.mtime(path)), trace_id, trace_id
+
+
+def _clamp(field: str, low: int, high: int) -> None:
+    key, state = WIDGETS[field], st.session_state
+    if not low <= state[key] <= high:
+        state[key] = min(max(state[key], low), high)
+
+
+def _select_view(trace: traces.Trace, limits: Limits, notices: list[str]) -> View:
+    """Batch element, horizon index and action dimensions of the trace (from the link on the first run)."""
+    state = st.session_state
+    batch = trace.shape[1]
+    if WIDGETS["dims"] not in state:
+        view, link_notices = app_state.parse_trace_view(_query(), limits, batch)
+        notices += link_notices
+        state.update({key: (list(getattr(view, f)) if f == "dims" else getattr(view, f)) for f, key in WIDGETS.items()})
+    _clamp("batch_index", 0, batch - 1)
+    _clamp("horizon_index", 0, limits.chunk_size - 1)
+    state[WIDGETS["dims"]] = [a for a in state[WIDGETS["dims"]] if 0 <= a < limits.action_dim] or list(
+        range(min(3, limits.action_dim))
+    )
+    names = trace.action_names
+    st.subheader("What to look at")
+    left, right = st.columns(2)
+    left.number_input("Batch element", 0, batch - 1, step=1, key=WIDGETS["batch_index"])
+    right.number_input(
+        "Horizon index h",
+        0,
+        limits.chunk_size - 1,
+        step=1,
+        key=WIDGETS["horizon_index"],
+        help="Which action of the chunk the step-by-step figures follow (0 = next to execute).",
+    )
+    st.multiselect(
+        "Action dimensions",
+        list(range(limits.action_dim)),
+        key=WIDGETS["dims"],
+        format_func=lambda a: f"dim {a}" + (f" ({names[a]})" if names else ""),
+        help=f"Which of the {limits.action_dim} action dimensions to plot.",
+    )
+    return View(
+        batch_size=batch,
+        batch_index=int(state[WIDGETS["batch_index"]]),
+        horizon_index=int(state[WIDGETS["horizon_index"]]),
+        dims=tuple(state[WIDGETS["dims"]]),
+    )
+
+
+def sidebar() -> _ui.TraceContext | None:
+    """The trace source's selectors; returns the selection (or None when there is nothing to show)."""
+    st.session_state["rtc_picture_slot"] = None  # no level picture for a trace
+    notices: list[str] = []
+    picked = _pick_trace(notices)
+    if picked is None:
+        return None
+    trace, trace_id, name = picked
+    _, _, horizon, action_dim = trace.shape
+    limits = Limits(horizon, action_dim)
+    view = _select_view(trace, limits, notices)
+    for notice in notices:
+        st.warning(f"From the link: {notice}", icon=":material/link_off:")
+    for warning in trace.warnings:
+        st.warning(warning)
+    error = None
+    if not view.dims:
+        error = f"no action dimension chosen; pick at least one of 0..{action_dim - 1}"
+    st.query_params.from_dict(app_state.trace_query(trace_id, view))
+    return _ui.TraceContext(trace, trace_id, name, view, limits, trace.warnings, error)
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def overview(context: _ui.TraceContext, trace: traces.Trace) -> None:
+    """The overview page of a trace: what was recorded, the metrics that need no policy, the chunk figure."""
+    summary, settings = trace.summary, trace.settings
+    columns = st.columns(4)
+    columns[0].metric(
+        "Weighted prefix error",
+        _number(summary.get("weighted_prefix_error_rtc")),
+        help="Σ_h w_h ‖chunk_h − previous_h‖ over the prefix (lower = closer to the previous chunk).",
+    )
+    columns[1].metric(
+        "Jump at d",
+        _number(summary.get("boundary_jump_rtc")),
+        help="‖chunk[d] − e‖, e the last action executed before the new chunk takes over (previous[d−1] for d ≥ 1). "
+        "Undefined (—) where e would be the previous chunk's zero padding, or for d = 0 when the trace does not "
+        "hold the last executed action.",
+    )
+    columns[2].metric(
+        "Max deviation on frozen actions",
+        _number(summary.get("frozen_max_deviation_rtc")),
+        help="max |chunk[i] − previous[i]| over the frozen actions i < d that are real planned actions.",
+    )
+    columns[3].metric(
+        "Mean |correction|",
+        _number(summary.get("mean_abs_correction")),
+        f"applied: {_number(summary.get('mean_abs_applied'))}",
+        delta_color="off",
+        delta_arrow="off",
+        help="Mean size of the guidance correction over steps, indices and dims (applied = × guidance weight).",
+    )
+    tracked = trace.tracked
+    valid = int(tracked["prev_valid"])
+    described = [
+        f"Recorded by **{trace.source}**: a chunk of {context.limits.chunk_size} actions sampled in "
+        f"{trace.shape[0]} flow steps while the first **d = {int(tracked['inference_delay'])}** ran from the "
+        f"previous chunk, which held {valid} planned actions (the rest is padding, never measured against); "
+        f"guided prefix up to index {int(tracked['prefix_attention_horizon'])}"
+    ]
+    if settings.prefix_attention_schedule:
+        described.append(f", schedule **{settings.prefix_attention_schedule}**")
+    if settings.max_guidance_weight is not None:
+        described.append(f", w_max = {settings.max_guidance_weight:g}")
+    described.append(".")
+    if trace.plain is None:
+        described.append(" No plain sample was recorded, so nothing is compared with unguided sampling.")
+    st.markdown("".join(described))
+    _ui.show_page_content(
+        "overview",
+        context,
+        trace,
+        figure_note="The chunk with the prefix weights per horizon index in the bottom panel.",
+    )
