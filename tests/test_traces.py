@@ -508,3 +508,36 @@ def test_app_refuses_a_link_outside_the_trace_roots(trace_root):
     assert not at.exception
     assert any("is refused" in w.value for w in at.sidebar.warning)
     assert at.sidebar.selectbox(key="w_trace").value == f"traces/{FIRST_FIXTURE}.npz"  # the first, sorted
+
+
+def test_the_readme_snippet_writes_the_lerobot_layout(tmp_path):
+    """The README's saving function, run on DebugStep-like objects holding the fixture's steps, gives the same trace."""
+    from types import SimpleNamespace
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("```python\nimport json\n\nimport numpy as np\n\nFIELDS")
+    code = text[start + len("```python\n") : text.index("```", start + 10)]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # the project's own documentation
+    path, raw, _ = _fixture(RTC_FIXTURE)
+    meta = json.loads(str(raw["meta"]))
+    fields = ("x_t", "v_t", "x1_t", "correction", "err", "weights", "guidance_weight", "time")
+    steps = [
+        SimpleNamespace(
+            **{f: raw[f][k] for f in fields},
+            inference_delay=int(raw["inference_delay"][k]),
+            execution_horizon=int(raw["execution_horizon"][k]),
+            metadata={},
+        )
+        for k in range(len(raw["time"]))
+    ]
+    resets = []
+    processor = SimpleNamespace(get_all_debug_steps=lambda: steps, reset_tracker=lambda: resets.append(1))
+    policy = SimpleNamespace(rtc_processor=processor)
+    out = tmp_path / "saved.npz"
+    namespace["save_lerobot_trace"](policy, out, raw["actions"], raw["prev_chunk_left_over"], meta)
+    assert resets == [1]
+    saved, direct = traces.read_trace(out), traces.read_trace(path)
+    assert saved.jacobian_free and saved.meta["settings"] == direct.meta["settings"]
+    for key, value in direct.tracked.items():
+        np.testing.assert_array_equal(saved.tracked[key], value, err_msg=key)
