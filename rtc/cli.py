@@ -19,7 +19,6 @@ Also installed as ``rtc-visualize``.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -130,11 +129,10 @@ def settings_from_args(args: argparse.Namespace, chunk_size: int):
 def run(args: argparse.Namespace) -> dict:
     """Do the work of one invocation; returns a summary (raises ``RTCError`` on bad input)."""
     import jax
-    import numpy as np
 
     if args.legacy_threefry:
         jax.config.update("jax_threefry_partitionable", False)
-    from rtc import levels, pipeline, plots, render
+    from rtc import levels, pipeline, plots, render, traces
     from rtc.checkpoints import load_policy, match_level_key, open_run
 
     pipeline.enable_compilation_cache()
@@ -177,9 +175,8 @@ def run(args: argparse.Namespace) -> dict:
         figures = {f"rtc_{name}": fig for name, fig in rtc_figures.items()}
         figures |= {f"plain_{name}": fig for name, fig in plots.tracking_figures(result.plain, 0, dims).items()}
         paths = plots.write_pngs(figures, out, executor=pool)
-        arrays = io.BytesIO()
-        np.savez(arrays, **result.arrays(run=str(run_info.path), epoch=epoch, level_key=key))
-        write_atomic(out / "rtc_tracked.npz", arrays.getvalue())
+        arrays = result.arrays(run=str(run_info.path), epoch=epoch, level_key=key)
+        write_atomic(out / "rtc_tracked.npz", traces.to_bytes(arrays))
         summary = {
             "run": str(run_info.path),
             "epoch": epoch,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -478,8 +479,6 @@ def test_app_opens_a_lerobot_trace_from_a_link(trace_root):
         assert len(at.main.get("download_button")) == 2, page
     at.switch_page("pages/x_t.py").run()
     proto = at.get("vega_lite_chart")[0].proto
-    import pyarrow as pa
-
     shown = pa.ipc.open_stream(io.BytesIO(proto.datasets[0].data.data)).read_pandas()
     rtc = shown[(shown.series == "RTC") & (shown.layer == "line") & (shown.h == 5) & (shown.dim == "action dim 3")]
     expected = np.append(trace.tracked["x_t"][:, 0, 5, 3], trace.tracked["action"][0, 5, 3])
@@ -541,3 +540,19 @@ def test_the_readme_snippet_writes_the_lerobot_layout(tmp_path):
     assert saved.jacobian_free and saved.meta["settings"] == direct.meta["settings"]
     for key, value in direct.tracked.items():
         np.testing.assert_array_equal(saved.tracked[key], value, err_msg=key)
+
+
+def test_app_opens_the_committed_demo_trace_by_default(monkeypatch):
+    """``traces/demo_grasp_easy.npz`` (written by the command line on runs/demo) is offered under the default roots."""
+    monkeypatch.delenv(app_state.TRACES_ROOTS_ENV, raising=False)
+    at = _trace_app({"trace": "traces/demo_grasp_easy.npz"})
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.sidebar.selectbox(key="w_trace").value == "traces/demo_grasp_easy.npz"
+    assert not any("Jacobian-free" in w.value for w in at.main.warning)  # a real VJP: not marked
+    metrics = {m.label: m.value for m in at.main.metric}
+    trace = traces.read_trace(Path(__file__).resolve().parents[1] / "traces" / "demo_grasp_easy.npz")
+    assert metrics["Weighted prefix error"] == f"{trace.summary['weighted_prefix_error_rtc']:.3f}"
+    at.switch_page("pages/v_t.py").run()
+    proto = at.get("vega_lite_chart")[0].proto
+    shown = pa.ipc.open_stream(io.BytesIO(proto.datasets[0].data.data)).read_pandas()
+    assert set(shown.series) == {"RTC", "plain"}  # both samples of the trace
