@@ -109,13 +109,12 @@ class Inspection:
         return protocol.SITUATIONS[self.settings.situation]
 
     def arrays(self, **meta: Any) -> dict[str, np.ndarray]:
-        """Everything as RTC trace format 1 (``rtc.traces``): ``rtc/<key>`` (with ``prev_valid`` = H - s and
-        ``last_executed``), ``plain/<key>``, ``obs``, ``first_chunk`` and the JSON ``meta`` (``meta`` adds to it)."""
-        tracked = {
-            **self.tracked,
-            "prev_valid": np.asarray(self.tracked["prefix_attention_horizon"]),
-            "last_executed": np.ascontiguousarray(self.last_executed_action),
-        }
+        """Everything as RTC trace format 1 (``rtc.traces``): ``rtc/<key>`` (with ``prev_valid``, H - s here, and
+        ``last_executed`` when known), ``plain/<key>``, ``obs``, ``first_chunk`` and the JSON ``meta`` (``meta``
+        adds to it)."""
+        tracked = {**self.tracked, "prev_valid": np.asarray(metrics.prev_valid_of(self.tracked), np.int32)}
+        if self.last_executed_action is not None:
+            tracked["last_executed"] = np.ascontiguousarray(self.last_executed_action)
         action_dim = int(self.tracked["action"].shape[-1])
         settings = {
             **self.settings.to_dict(),

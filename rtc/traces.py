@@ -14,6 +14,7 @@ noise); ``v_t`` is the velocity *before* guidance; ``x_1_pred = x_t + (1 - t) v_
   (optional: the action executed just before the chunk takes over, for the boundary jump at ``d = 0``)
 - ``plain/x_t``, ``plain/v_t``, ``plain/x_1_pred`` ``[n, B, H, A]``, ``plain/time`` ``[n]``, ``plain/action``
   ``[B, H, A]``: an unguided sample (optional; the only sample of a first chunk, which has no RTC)
+- further numeric ``rtc/<key>``/``plain/<key>`` arrays (e.g. a rollout block's ``chunk_start``) are carried as is
 - ``obs`` (optional, ``[B, ...]``), ``first_chunk`` (optional, ``[1 or B, H, A]``)
 - ``meta``: a 0-d string of JSON: ``format`` (``"rtc-trace"``), ``version`` (1), ``source``, ``settings``,
   ``action_names`` (or null), ``jacobian_free`` and, for converted files, ``source_meta``.
@@ -391,9 +392,8 @@ def _check_sample(
         out.setdefault("prev_valid", out["prefix_attention_horizon"])
         if "applied" not in out:
             out["applied"] = (out["guidance_weight"][:, None, None, None] * out["correction"]).astype(x_t.dtype)
-    unknown = sorted(set(sample) - set(required) - (set(RTC_OPTIONAL) if rtc else set()))
-    if unknown:
-        warnings.append(f"{shown}: ignored keys outside format 1: {', '.join(f'{prefix}/{k}' for k in unknown)}")
+    for key in sorted(set(sample) - set(required) - (set(RTC_OPTIONAL) if rtc else set())):
+        out[key] = _numeric(shown, f"{prefix}/{key}", sample[key])  # an extension (e.g. chunk_start): carried as is
     return out
 
 

@@ -556,3 +556,27 @@ def test_app_opens_the_committed_demo_trace_by_default(monkeypatch):
     proto = at.get("vega_lite_chart")[0].proto
     shown = pa.ipc.open_stream(io.BytesIO(proto.datasets[0].data.data)).read_pandas()
     assert set(shown.series) == {"RTC", "plain"}  # both samples of the trace
+
+
+def test_inspection_arrays_keep_extensions_and_an_unknown_last_action(demo_trace):
+    """A rollout block's inspection: extra keys (chunk_start) kept, no last executed action before the first block."""
+    from rtc import pipeline
+
+    trace = traces.read_trace(demo_trace / "rtc_tracked.npz")
+    settings = pipeline.RTCSettings(
+        **{k: v for k, v in trace.meta["settings"].items() if k != "prefix_attention_horizon"}
+    )
+    tracked = {k: v for k, v in trace.tracked.items() if k not in ("prev_valid", "last_executed")}
+    inspection = pipeline.Inspection(
+        settings,
+        {**tracked, "chunk_start": np.asarray(15), "prev_valid": np.asarray(8)},
+        trace.plain,
+        trace.obs,
+        trace.first_chunk,
+        (),
+        last_executed=np.zeros((0, 6), np.float32),
+    )
+    again = traces.read_trace(traces.to_bytes(inspection.arrays()))
+    assert int(again.tracked["chunk_start"]) == 15 and int(again.tracked["prev_valid"]) == 8
+    assert "last_executed" not in again.tracked and again.warnings == ()
+    assert again.summary == inspection.summary
