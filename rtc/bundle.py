@@ -5,7 +5,8 @@ Layout of a bundle::
     figures/png/<name>.png, figures/svg/<name>.svg, figures/pdf/<name>.pdf
     charts/<name>.vl.json        the interactive charts as Vega-Lite specs
     animations/<name>.gif        animations (closed-loop rollout episodes), when given
-    data/tracked.npz             every tracked array (``rtc/<key>``, ``plain/<key>``, ``obs``, ``first_chunk``)
+    data/tracked.npz             every tracked array as an RTC trace, format 1 (``rtc.traces``): ``rtc/<key>``,
+                                 ``plain/<key>``, ``obs``, ``first_chunk``, ``meta``
     report.html                  self-contained: inline JavaScript, specs and images; opens offline
     manifest.json                selection, settings, package versions, time and sha256 of every other file
 

@@ -200,7 +200,7 @@ def run_trace(args: argparse.Namespace) -> dict:
     from rtc import plots, traces
 
     started = time.perf_counter()
-    trace = traces.read_trace(args.trace)
+    trace = traces.read_trace(args.trace)  # before any progress output: a refused file gives one line
     _, _, _, action_dim = trace.shape
     for index in args.action_dim_indices:
         if not 0 <= index < action_dim:
@@ -209,13 +209,15 @@ def run_trace(args: argparse.Namespace) -> dict:
                 f"(the trace has {action_dim} action dims)"
             )
     for note in trace.notes:
-        tqdm.write(f"note: {note}", file=sys.stderr)
+        print(f"note: {note}", file=sys.stderr)
     for warning in trace.warnings:
-        tqdm.write(f"warning: {warning}", file=sys.stderr)
-    figures = trace_figures(trace, args.action_dim_indices)
+        print(f"warning: {warning}", file=sys.stderr)
     out = args.output_dir
-    paths = plots.write_pngs(figures, out)
-    write_atomic(out / "rtc_tracked.npz", traces.to_bytes(trace.arrays()))
+    figures = trace_figures(trace, args.action_dim_indices)
+    with tqdm(total=1, desc="saving plots", unit="set", file=sys.stderr, leave=False) as bar:
+        paths = plots.write_pngs(figures, out)
+        write_atomic(out / "rtc_tracked.npz", traces.to_bytes(trace.arrays()))
+        bar.update()
     summary = {
         "trace": {
             "path": str(args.trace),
