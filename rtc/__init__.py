@@ -32,6 +32,11 @@ _EXPORTS: dict[str, str] = {
     "inspect": "rtc.pipeline",
     "SITUATIONS": "rtc.protocol",
     "default_timing": "rtc.protocol",
+    # recorded traces (format 1, LeRobot's debug tracker)
+    "Trace": "rtc.traces",
+    "read_trace": "rtc.traces",
+    "write_trace": "rtc.traces",
+    "from_lerobot": "rtc.traces",
     # closed loop
     "RolloutSettings": "rtc.rollout",
     "run_rollout": "rtc.rollout",
@@ -44,8 +49,9 @@ _EXPORTS: dict[str, str] = {
     "LevelError": "rtc.errors",
     "PathError": "rtc.errors",
     "SelectionError": "rtc.errors",
+    "TraceError": "rtc.errors",
 }
-_SUBMODULES = ("levels", "metrics", "plots", "methods")
+_SUBMODULES = ("levels", "metrics", "plots", "methods", "traces")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 
