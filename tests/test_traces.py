@@ -580,3 +580,13 @@ def test_inspection_arrays_keep_extensions_and_an_unknown_last_action(demo_trace
     assert int(again.tracked["chunk_start"]) == 15 and int(again.tracked["prev_valid"]) == 8
     assert "last_executed" not in again.tracked and again.warnings == ()
     assert again.summary == inspection.summary
+
+
+def test_traces_module_is_numpy_only():
+    import subprocess
+    import sys
+
+    heavy = "('jax', 'torch', 'lerobot', 'matplotlib')"
+    code = f"import sys, rtc.traces; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
