@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from pages import _data, _ui
-from rtc import app_state, traces
+from rtc import app_state, metrics, traces
 from rtc.app_state import Limits, View
 
 SOURCES = ("Runs", "Traces")
@@ -177,6 +177,11 @@ def overview(context: _ui.TraceContext, trace: traces.Trace) -> None:
     )
     tracked = trace.tracked
     valid = int(tracked["prev_valid"])
+    reason = metrics.boundary_jump_reason(
+        int(tracked["inference_delay"]), valid, context.limits.chunk_size, "last_executed" in tracked
+    )
+    if reason:
+        st.caption(f"Jump at d: — because {reason}.")
     described = [
         f"Recorded by **{trace.source}**: a chunk of {context.limits.chunk_size} actions sampled in "
         f"{trace.shape[0]} flow steps while the first **d = {int(tracked['inference_delay'])}** ran from the "
