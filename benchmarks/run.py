@@ -244,6 +244,94 @@ def bench_env_throughput(quick: bool) -> list[Row]:
     return rows
 
 
+def bench_jacobian_free(quick: bool) -> list[Row]:
+    """Issue 14: time per chunk of RTC against its Jacobian-free variant (no VJP), full-size model, 10 steps."""
+    policy = full_policy()
+    rows = []
+    for batch in (1, 64):
+        obs, prev = inputs(batch)
+
+        def rtc(jacobian_free: bool, obs=obs, prev=prev):
+            return policy.realtime_action(
+                jax.random.key(2), obs, 10, prev, 2, 4, "exp", 5.0, jacobian_free=jacobian_free
+            )
+
+        medians = interleaved_medians(
+            {
+                "rtc": lambda: rtc(False),
+                "jacobian_free": lambda: rtc(True),
+                "plain": lambda obs=obs: policy.action(jax.random.key(2), obs, 10),
+            },
+            repeats=5 if quick else 21,
+        )
+        free = medians["jacobian_free"]
+        rows += [
+            Row("jacobian_free", f"RTC per chunk, batch {batch}", medians["rtc"] * 1e3, "ms"),
+            Row("jacobian_free", f"Jacobian-free per chunk, batch {batch}", medians["jacobian_free"] * 1e3, "ms"),
+            Row("jacobian_free", f"plain per chunk, batch {batch}", medians["plain"] * 1e3, "ms"),
+            Row("jacobian_free", f"RTC / Jacobian-free, batch {batch}", medians["rtc"] / free, "x"),
+            Row("jacobian_free", f"Jacobian-free / plain, batch {batch}", free / medians["plain"], "x"),
+        ]
+    return rows
+
+
+Z95 = 1.959963984540054
+
+
+def wilson_95(successes: int, trials: int) -> tuple[float, float]:
+    """Wilson score 95 % interval of ``successes / trials``."""
+    p, n = successes / trials, float(trials)
+    denominator = 1 + Z95**2 / n
+    centre = (p + Z95**2 / (2 * n)) / denominator
+    half = Z95 * (p * (1 - p) / n + Z95**2 / (4 * n * n)) ** 0.5 / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def pooled_mean_95(sums: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
+    """Mean over all switches (``sum(sums) / sum(counts)``, as ``Rollout.summary``) and 1.96 x its standard error,
+    episodes taken as independent clusters of switches (delta method for a ratio of means)."""
+    sums, counts = np.asarray(sums, float), np.asarray(counts, float)
+    used = counts > 0
+    sums, counts = sums[used], counts[used]
+    ratio, n = sums.sum() / counts.sum(), counts.size
+    variance = n / (n - 1) * float(((sums - ratio * counts) ** 2).sum()) / counts.sum() ** 2
+    return float(ratio), Z95 * variance**0.5
+
+
+def bench_jacobian_free_loop(quick: bool) -> list[Row]:
+    """Issue 14: closed-loop solve rate and mean boundary jump, RTC (exp) against its Jacobian-free variant,
+    on the demo run's two levels at the paper's point (d = 2, s = 4, 5 flow steps, w_max 5, action noise 0.1);
+    both methods run on the same episode seeds. Rates with Wilson 95 % intervals, jumps mean +- 1.96 SE."""
+    from rtc import levels, rollout
+    from rtc.checkpoints import load_policy, read_run
+
+    run = read_run(ROOT / "runs" / "demo")
+    episodes = 16 if quick else int(os.environ.get("RTC_BENCH_EPISODES", "128"))
+    rows = []
+    for key in ("worlds_l_grasp_easy", "worlds_l_hard_lunar_lander"):
+        policy = load_policy(run.checkpoint(-1, key))
+        level = levels.load_level(levels.resolve_level_path(key.replace("worlds_l_", "worlds/l/") + ".json"))
+        for method in ("rtc_exp", "rtc_exp_jacobian_free"):
+            settings = rollout.RolloutSettings(
+                method=method, inference_delay=2, execute_horizon=4, num_episodes=episodes
+            )
+            start = time.perf_counter()
+            result = rollout.run_rollout(policy, level, settings, record=False)
+            seconds = time.perf_counter() - start
+            solved = int(result.solved.sum())
+            low, high = wilson_95(solved, episodes)
+            jump, half = pooled_mean_95(result.jump_sums, result.jump_counts)
+            name = f"{key.removeprefix('worlds_l_')}, {method}, {episodes} episodes"
+            rows += [
+                Row("jacobian_free_loop", f"solve rate, {name}", solved / episodes, f"[{low:.3f}, {high:.3f}]"),
+                Row("jacobian_free_loop", f"mean jump, {name}", jump, f"+- {half:.4f}"),
+                Row("jacobian_free_loop", f"mean return, {name}", float(result.returns.mean()), ""),
+                Row("jacobian_free_loop", f"wall time incl. compile, {name}", seconds, "s"),
+            ]
+            print(rows[-4:], file=sys.stderr, flush=True)
+    return rows
+
+
 def bench_cli(quick: bool) -> list[Row]:
     """Target 5: the documented example on the demo run, whole process (first run may fill the compile cache)."""
     rows = []
@@ -287,6 +375,8 @@ SECTIONS: dict[str, Callable[[bool], list[Row]]] = {
     "tracking": bench_tracking,
     "recompiles": bench_recompiles,
     "throughput": bench_throughput,
+    "jacobian_free": bench_jacobian_free,
+    "jacobian_free_loop": bench_jacobian_free_loop,
     "cli": bench_cli,
     "app": bench_app,
 }

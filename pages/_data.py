@@ -102,11 +102,18 @@ def comparison(
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def seed_runs(
-    checkpoint: str, checkpoint_mtime: float, level_path: str, settings: tuple, count: int, batch_index: int
+    checkpoint: str,
+    checkpoint_mtime: float,
+    level_path: str,
+    settings: tuple,
+    count: int,
+    batch_index: int,
+    jacobian_free: bool = False,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """RTC and naive tracked runs for ``count`` seeds on the inspection's situation."""
+    """RTC and naive tracked runs (and Jacobian-free RTC if asked) for ``count`` seeds on the inspection's situation."""
     result = inspection(checkpoint, checkpoint_mtime, level_path, settings)
-    return analysis.seeds_for_inspection(policy(checkpoint, checkpoint_mtime), result, count, batch_index)
+    policy_ = policy(checkpoint, checkpoint_mtime)
+    return analysis.seeds_for_inspection(policy_, result, count, batch_index, jacobian_free)
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from pages import _data, _ui
 from rtc import bundle, pipeline, plots, rollout
-from rtc.methods import METHOD_LABELS, METHODS
+from rtc.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS
 
 RESULTS_KEY = "rtc_rollouts"  # {(checkpoint, level, settings): (Rollout, seconds)}
 GIFS_KEY = "rtc_rollout_gifs"
@@ -20,7 +20,9 @@ KEEP = 4
 def _settings(context: _ui.Context) -> rollout.RolloutSettings:
     view, h_max = context.view, context.limits.chunk_size
     first, second, third = st.columns(3)
-    method = first.selectbox("Method", METHODS, index=1, format_func=METHOD_LABELS.get, key="rollout_method")
+    method = first.selectbox(
+        "Method", METHODS, index=1, format_func=METHOD_LABELS.get, key="rollout_method", help=JACOBIAN_FREE_NOTE
+    )
     delay = second.number_input("Inference delay d", 0, h_max, value=min(view.delay, h_max), key="rollout_d")
     horizon = third.number_input(
         "Execute horizon s", 1, h_max, value=view.execute_horizon, key="rollout_s", help="Actions executed per chunk."
@@ -108,7 +110,8 @@ def _chunk(context: _ui.Context, result: rollout.Rollout, episode: int) -> None:
         key="rollout_open_chunk",
         icon=":material/open_in_new:",
         disabled="error" not in tracked,
-        help="Guided methods only (RTC, hard masking): the pages need the guidance record.",
+        help="Guided methods only (RTC with or without the Jacobian, hard masking): the pages need the guidance "
+        "record.",
         on_click=st.session_state.update,
         kwargs={"rollout_open_chunk_pressed": True},
     )

@@ -9,6 +9,7 @@ import streamlit as st
 
 from pages import _data, _ui
 from rtc import analysis, pipeline, seeds
+from rtc.methods import JACOBIAN_FREE_NOTE
 
 
 def _mean_interval(values: np.ndarray) -> str:
@@ -55,12 +56,15 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         help=f"Seeds {view.seed}.. sampled in one batched call (each new count compiles once). "
         f"Accepted: 1..{analysis.MAX_SEEDS}.",
     )
+    jacobian_free = st.checkbox(
+        "Add RTC Jacobian-free", value=False, key="seeds_jacobian_free", help=JACOBIAN_FREE_NOTE
+    )
     st.caption(
         f"Seeds {view.seed}..{view.seed + int(count) - 1} on batch element {view.batch_index}'s observation "
         f"and previous chunk; x_t at horizon index h = {view.horizon_index}, one chart per chosen dimension."
     )
     with st.spinner(f"Sampling {int(count)} seeds…"):
-        runs = _data.seed_runs(*_ui.cache_args(context), int(count), view.batch_index)
+        runs = _data.seed_runs(*_ui.cache_args(context), int(count), view.batch_index, jacobian_free)
     extras = {"seeds": runs}
     effects = seeds.guidance_effects(runs)
     st.subheader(f"How much guidance did, over {effects['seeds']} seeds")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages import _data, _ui
 from rtc import pipeline, rollout, sweep
-from rtc.methods import METHOD_LABELS, METHODS
+from rtc.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS
 
 CACHE_KEY = "rtc_sweep_cache"  # rows per point, shared by every sweep of the session
 
@@ -17,7 +17,12 @@ def _settings(context: _ui.Context) -> tuple[sweep.SweepSettings, str]:
     view = context.view
     left, right = st.columns(2)
     chosen = left.multiselect(
-        "Methods", METHODS, default=list(sweep.DEFAULT_METHODS), format_func=METHOD_LABELS.get, key="sweep_methods"
+        "Methods",
+        METHODS,
+        default=list(sweep.DEFAULT_METHODS),
+        format_func=METHOD_LABELS.get,
+        key="sweep_methods",
+        help=JACOBIAN_FREE_NOTE,
     )
     delays = right.multiselect("Inference delays d", list(range(5)), default=list(range(5)), key="sweep_delays")
     first, second, third = st.columns(3)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtc import methods, seeds
+from rtc import methods, metrics, seeds
 from rtc.errors import SettingsError
 from rtc.model import FlowPolicy
 from rtc.pipeline import Inspection
@@ -35,6 +35,7 @@ class MethodComparison:
     prefix_attention_horizon: int
     bid_samples: int
     rows: list[dict[str, Any]]
+    jump_reason: str | None = None  # why the jump at d is undefined ("—" in the table); None when defined
 
     @property
     def weights(self) -> np.ndarray:
@@ -59,12 +60,18 @@ def comparison_noise(inspection: Inspection, bid_samples: int) -> jax.Array:
 
 
 def compare_inspection(
-    policy: FlowPolicy, inspection: Inspection, bid_samples: int = 8, chosen: Sequence[str] = methods.METHODS
+    policy: FlowPolicy,
+    inspection: Inspection,
+    bid_samples: int = 8,
+    chosen: Sequence[str] = methods.METHODS,
+    timing_repeats: int = 5,
 ) -> MethodComparison:
-    """Every method in ``chosen`` on the inspection's observation, previous chunk and starting noise."""
+    """Every method in ``chosen`` on the inspection's observation, previous chunk and starting noise, scored
+    by ``methods.comparison_table``; each method's wall time per chunk is measured in the same call (same
+    batch, after warm-up, methods timed in turn ``timing_repeats`` times; 0 skips timing)."""
     delay, prefix = _timing(inspection)
     prev = np.asarray(inspection.tracked["prev_action_chunk"])
-    chunks = methods.compare_methods(
+    inputs = (
         policy,
         jnp.asarray(inspection.obs),
         jnp.asarray(prev),
@@ -75,15 +82,20 @@ def compare_inspection(
         inspection.settings.num_flow_steps,
         chosen,
     )
-    rows = methods.comparison_table(chunks, prev, delay, prefix, last_executed=inspection.last_executed_action)
-    return MethodComparison(chunks, prev, delay, prefix, bid_samples, rows)
+    chunks = methods.compare_methods(*inputs)
+    seconds = methods.time_methods(*inputs, repeats=timing_repeats) if timing_repeats > 0 else None
+    last = inspection.last_executed_action
+    rows = methods.comparison_table(chunks, prev, delay, prefix, last_executed=last, seconds_per_chunk=seconds)
+    reason = metrics.boundary_jump_reason(delay, prefix, prev.shape[-2], last is not None)
+    return MethodComparison(chunks, prev, delay, prefix, bid_samples, rows, reason)
 
 
 def seeds_for_inspection(
-    policy: FlowPolicy, inspection: Inspection, count: int, batch_index: int = 0
+    policy: FlowPolicy, inspection: Inspection, count: int, batch_index: int = 0, jacobian_free: bool = False
 ) -> dict[str, dict[str, np.ndarray]]:
-    """RTC and plain runs for seeds ``seed .. seed + count - 1`` on batch element ``batch_index``'s
-    observation and previous chunk (``seeds.seed_batch``), with the inspection's RTC settings."""
+    """RTC and plain runs (and Jacobian-free RTC runs if ``jacobian_free``) for seeds ``seed .. seed + count - 1``
+    on batch element ``batch_index``'s observation and previous chunk (``seeds.seed_batch``), with the
+    inspection's RTC settings."""
     if not 1 <= count <= MAX_SEEDS:
         raise SettingsError(f"number of seeds {count} is out of range; accepted: 1..{MAX_SEEDS}")
     settings = inspection.settings
@@ -99,4 +111,5 @@ def seeds_for_inspection(
         guidance,
         list(range(first, first + count)),
         settings.num_flow_steps,
+        jacobian_free,
     )

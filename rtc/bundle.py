@@ -89,9 +89,10 @@ PAGES: dict[str, tuple[str, str]] = {
     ),
     "compare": (
         "Compare methods",
-        "Final chunks of naive sampling, RTC per schedule, hard masking and BID (backward coherence only: "
-        "best of N plain samples), all from the inspection's noise and observation, against the previous chunk "
-        "(red dashed); the table scores each against the previous chunk with the exp prefix weights.",
+        "Final chunks of naive sampling, RTC per schedule (with the network's Jacobian and Jacobian-free), hard "
+        "masking and BID (backward coherence only: best of N plain samples), all from the inspection's noise and "
+        "observation, against the previous chunk (red dashed); the table scores each against the previous chunk "
+        "with the exp prefix weights, next to its distance to RTC and its wall time per chunk.",
     ),
     "diagnostics": (
         "Guidance diagnostics",

@@ -155,6 +155,7 @@ class FlowPolicy(nnx.Module):
         return_tracking: bool = False,
         *,
         noise: jax.Array | None = None,
+        jacobian_free: bool = False,
     ) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
         """Real-time chunking: inpaint the new chunk onto ``prev_action_chunk`` with guided Euler steps.
 
@@ -162,6 +163,8 @@ class FlowPolicy(nnx.Module):
         is guided with weights that decay by ``prefix_attention_schedule`` (exp, linear, ones, zeros),
         and the guidance weight is clipped at ``max_guidance_weight``. With the same ``rng`` (or ``noise``)
         the starting noise equals that of ``action``, so RTC and plain samples compare fairly.
+        ``jacobian_free=True`` guides with the weighted error itself instead of its vector-Jacobian
+        product (no backward pass; see ``sampler.realtime_sample``); it is compiled separately.
         """
         graphdef, state = nnx.split(self)
         noise = self.initial_noise(rng, obs.shape[0]) if noise is None else noise
@@ -173,7 +176,15 @@ class FlowPolicy(nnx.Module):
             chunk_size=self.config.action_chunk_size,
         )
         action, tracked = _realtime_jit(
-            graphdef, state, obs, noise, prev_action_chunk, settings, num_steps=num_steps, track=return_tracking
+            graphdef,
+            state,
+            obs,
+            noise,
+            prev_action_chunk,
+            settings,
+            num_steps=num_steps,
+            track=return_tracking,
+            jacobian_free=bool(jacobian_free),
         )
         return (action, tracked) if return_tracking else action
 
@@ -197,7 +208,7 @@ def _naive_jit(graphdef: Any, state: Any, obs: jax.Array, noise: jax.Array, *, n
     return sampler.naive_sample(velocity_fn(graphdef, state, obs), noise, num_steps, track=track)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "num_steps", "track"))
+@functools.partial(jax.jit, static_argnames=("graphdef", "num_steps", "track", "jacobian_free"))
 def _realtime_jit(
     graphdef: Any,
     state: Any,
@@ -208,6 +219,9 @@ def _realtime_jit(
     *,
     num_steps: int,
     track: bool,
+    jacobian_free: bool = False,
 ):
     velocity = velocity_fn(graphdef, state, obs)
-    return sampler.realtime_sample(velocity, noise, prev_action_chunk, settings, num_steps, track=track)
+    return sampler.realtime_sample(
+        velocity, noise, prev_action_chunk, settings, num_steps, track=track, jacobian_free=jacobian_free
+    )

@@ -28,6 +28,7 @@ from rtc.plots import (
     shade_regions,
 )
 from rtc.sampler import SCHEDULES
+from rtc.seeds import JACOBIAN_FREE
 from rtc.sweep import METRICS
 
 __all__ = [
@@ -61,11 +62,18 @@ CHUNK_START_LABEL = "chunk start (new observation)"
 SWITCH_LABEL = "switch to the new chunk (start + d)"
 JUMP_LABEL = "‖a_t − a_(t−1)‖ at switches"
 _METHOD_COLORS = dict(
-    zip(METHODS, ("tab:gray", "tab:blue", "tab:cyan", "tab:olive", "tab:purple", "tab:green"), strict=True)
+    zip(
+        METHODS,
+        (
+            *("tab:gray", "tab:blue", "tab:cyan", "tab:olive", "tab:purple", "tab:green"),
+            *("tab:orange", "tab:pink", "tab:brown"),  # RTC Jacobian-free: exp, linear, ones
+        ),
+        strict=True,
+    )
 )
 _SCHEDULE_COLORS = dict(zip(SCHEDULES, ("tab:blue", "tab:cyan", "tab:olive", "tab:purple"), strict=True))
-_SEED_COLORS = {"rtc": "tab:blue", "naive": "tab:gray"}
-_SEED_LABELS = {"rtc": "RTC", "naive": "naive"}
+_SEED_COLORS = {"rtc": "tab:blue", "naive": "tab:gray", JACOBIAN_FREE: "tab:orange"}
+_SEED_LABELS = {"rtc": "RTC", "naive": "naive", JACOBIAN_FREE: "RTC Jacobian-free"}
 
 
 def method_color(method: str) -> str:
@@ -259,7 +267,7 @@ def plot_heatmaps(data: Mapping[str, np.ndarray], time: np.ndarray) -> Figure:
 
 def plot_seed_bands(series: Mapping[str, Mapping[str, np.ndarray]], horizon_idx: int, action_dim_idx: int) -> Figure:
     """Median (line) and inter-quartile range (band) over seeds of ``x_t`` at one entry and of the weighted
-    error magnitude, RTC against naive (``seeds.band_series`` output)."""
+    error magnitude, RTC against naive and, if present, Jacobian-free RTC (``seeds.band_series`` output)."""
     from rtc.seeds import bands
 
     fig = new_figure(9.0, 6.0)

@@ -141,12 +141,18 @@ def realtime_sample(
     num_steps: int,
     *,
     track: bool = False,
+    jacobian_free: bool = False,
 ) -> tuple[jax.Array, Tracked | None]:
     """RTC: Euler sampling guided towards ``prev_action_chunk`` on the prefix (pseudo-inverse guidance).
 
     Each step takes the vector-Jacobian product of the denoiser ``x + (1 - t) v(x, t)`` with the
     weighted error, so the correction flows through the network's Jacobian. Because batch elements
     are independent, one batched VJP equals the per-element VJPs.
+
+    ``jacobian_free`` (static) replaces the denoiser's Jacobian by the identity: ``correction = error``,
+    no VJP, one network evaluation per step (what LeRobot 0.6.1 computes, since its velocity is taken
+    before ``x_t`` requires grad). Everything else, including the tracked record, is unchanged. With the
+    default ``False`` the traced program is exactly plain RTC's.
 
     Tracked, beyond ``naive_sample``: ``correction`` and ``error`` (weighted) ``[n, B, H, A]``,
     ``applied`` (guidance weight times correction), ``guidance_weight`` ``[n]``,
@@ -166,9 +172,14 @@ def realtime_sample(
             v_t = velocity(x_t, t)
             return x_t + (1 - t) * v_t, v_t
 
-        x_1_pred, vjp_fn, v = jax.vjp(denoise, x, has_aux=True)
-        error = (target - x_1_pred) * weights[:, None]
-        (correction,) = vjp_fn(error)
+        if jacobian_free:
+            x_1_pred, v = denoise(x)
+            error = (target - x_1_pred) * weights[:, None]
+            correction = error
+        else:
+            x_1_pred, vjp_fn, v = jax.vjp(denoise, x, has_aux=True)
+            error = (target - x_1_pred) * weights[:, None]
+            (correction,) = vjp_fn(error)
         weight = guidance_weight(t, settings.max_guidance_weight)
         applied = weight * correction
         record = None

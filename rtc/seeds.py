@@ -19,6 +19,8 @@ from rtc.errors import SettingsError
 from rtc.model import FlowPolicy
 from rtc.sampler import GuidanceSettings
 
+JACOBIAN_FREE = "rtc_jacobian_free"  # key of the Jacobian-free RTC runs in a ``seed_batch`` result
+
 
 def seed_noise(seeds: Sequence[int], horizon: int, action_dim: int) -> jax.Array:
     """Noise ``[S, H, A]``: row k is ``jax.random.normal(jax.random.key(seeds[k]), (1, H, A))[0]``."""
@@ -33,11 +35,13 @@ def seed_batch(
     settings: GuidanceSettings,
     seeds: Sequence[int],
     num_steps: int,
+    jacobian_free: bool = False,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Tracked RTC and plain runs for every seed, each method in one batched call.
 
     ``obs`` is ``[obs_dim]`` or ``[1, obs_dim]``; ``prev_chunk`` ``[H, A]`` or ``[1, H, A]``; both are
-    shared by every seed. Returns ``{"rtc": tracked, "naive": tracked}`` (numpy, batch axis = seed).
+    shared by every seed. Returns ``{"rtc": tracked, "naive": tracked}`` (numpy, batch axis = seed), plus
+    ``"rtc_jacobian_free"`` (RTC with ``correction = error``, same settings and noise) when ``jacobian_free``.
     """
     if len(seeds) == 0:
         raise SettingsError("seeds is empty; give at least one seed")
@@ -51,7 +55,13 @@ def seed_batch(
         None, batch_obs, num_steps, batch_prev, *settings, return_tracking=True, noise=noise
     )
     _, naive = policy.action(None, batch_obs, num_steps, return_tracking=True, noise=noise)
-    return {"rtc": jax.tree.map(np.asarray, rtc), "naive": jax.tree.map(np.asarray, naive)}
+    out = {"rtc": jax.tree.map(np.asarray, rtc), "naive": jax.tree.map(np.asarray, naive)}
+    if jacobian_free:
+        _, free = policy.realtime_action(
+            None, batch_obs, num_steps, batch_prev, *settings, return_tracking=True, noise=noise, jacobian_free=True
+        )
+        out[JACOBIAN_FREE] = jax.tree.map(np.asarray, free)
+    return out
 
 
 def weighted_error_norms(tracked: dict[str, Any], prev_chunk: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -81,8 +91,8 @@ def bands(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def band_series(
     result: dict[str, dict[str, np.ndarray]], horizon_idx: int = 0, action_dim_idx: int = 0
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Per method (``rtc``, ``naive``): ``x_t`` of one entry ``[seeds, steps]`` and the weighted error
-    magnitude ``[seeds, steps]`` (RTC's prefix weights for both), plus ``time`` ``[steps]``."""
+    """Per method (``rtc``, ``naive``, optionally ``rtc_jacobian_free``): ``x_t`` of one entry ``[seeds, steps]``
+    and the weighted error magnitude ``[seeds, steps]`` (RTC's prefix weights for both), plus ``time`` ``[steps]``."""
     rtc = result["rtc"]
     prev, weights = rtc["prev_action_chunk"][0], rtc["prefix_weights"]
     out = {}

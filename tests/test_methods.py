@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -67,17 +68,24 @@ def test_rtc_methods_match_the_policy_sampler_and_share_noise(small_policy, inpu
     noise = methods.candidate_noise(jax.random.key(5), (3, 8, 6), 3)
     chunks = methods.compare_methods(small_policy, obs, prev, noise, 2, 4, 5.0, 5)
     assert list(chunks) == list(methods.METHODS)
-    for method, schedule in [
-        ("rtc_exp", "exp"),
-        ("rtc_linear", "linear"),
-        ("rtc_ones", "ones"),
-        ("hard_masking", "zeros"),
+    for method, schedule, free in [
+        ("rtc_exp", "exp", False),
+        ("rtc_linear", "linear", False),
+        ("rtc_ones", "ones", False),
+        ("hard_masking", "zeros", False),
+        ("rtc_exp_jacobian_free", "exp", True),
+        ("rtc_linear_jacobian_free", "linear", True),
+        ("rtc_ones_jacobian_free", "ones", True),
     ]:
-        expected = small_policy.realtime_action(None, obs, 5, prev, 2, 4, schedule, 5.0, noise=noise[0])
+        assert methods.method_schedule(method) == schedule and methods.is_jacobian_free(method) == free
+        expected = small_policy.realtime_action(
+            None, obs, 5, prev, 2, 4, schedule, 5.0, noise=noise[0], jacobian_free=free
+        )
         np.testing.assert_array_equal(chunks[method], np.asarray(expected), err_msg=method)
     # with no guidance every method is the plain sample from the shared noise (up to float rounding: the
     # guided sampler evaluates the velocity inside a VJP)
-    unguided = methods.compare_methods(small_policy, obs, prev, noise, 2, 4, 0.0, 5, methods=methods.METHODS[:5])
+    guided = [m for m in methods.METHODS if m not in ("naive", "bid")]
+    unguided = methods.compare_methods(small_policy, obs, prev, noise, 2, 4, 0.0, 5, methods=guided)
     for method, chunk in unguided.items():
         np.testing.assert_allclose(chunk, chunks["naive"], rtol=1e-5, atol=1e-5, err_msg=method)
 
@@ -125,7 +133,7 @@ def test_track_method_reproduces_the_compared_chunks(small_policy, inputs):
     obs, prev = inputs
     noise = methods.candidate_noise(jax.random.key(6), (3, 8, 6), 3)
     chunks = methods.compare_methods(small_policy, obs, prev, noise, 2, 4, 5.0, 5)
-    for method in ("naive", "hard_masking", "bid"):
+    for method in ("naive", "hard_masking", "bid", "rtc_ones_jacobian_free"):
         tracked = methods.track_method(small_policy, method, obs, prev, noise, 2, 4, 5.0, 5)
         np.testing.assert_allclose(tracked["action"], chunks[method], atol=1e-4, err_msg=method)
         assert tracked["x_t"].shape == (5, 3, 8, 6)
@@ -137,5 +145,96 @@ def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="'rtc_cosine' is not one of naive, rtc_exp"):
         methods.method_index("rtc_cosine")
     with pytest.raises(ValueError, match="out of range"):
-        methods.method_index(6)
+        methods.method_index(len(methods.METHODS))
     assert methods.method_schedule("hard_masking") == "zeros"
+
+
+# ------------------------------------------------------------------------------------------------
+# RTC without the Jacobian (issue 14)
+
+
+@pytest.fixture(scope="module")
+def demo_situation():
+    """The demo policy at grasp_easy's reset observation, the previous chunk a plain sample from it (batch 8)."""
+    policy = demo_policy()
+    level = levels.load_level(levels.resolve_level_path("worlds/l/grasp_easy.json"))
+    obs, _ = levels.reset(level)
+    batch = 8
+    obs = jnp.broadcast_to(obs, (batch, obs.shape[0]))
+    prev = policy.action(jax.random.key(0), obs, 10)
+    noise = methods.candidate_noise(jax.random.key(1), (batch, 8, policy.action_dim), 2)
+    return policy, obs, prev, noise
+
+
+def test_jacobian_free_differs_from_rtc_on_the_demo_policy(demo_situation):
+    policy, obs, prev, noise = demo_situation
+    chosen = ("naive", "rtc_exp", "rtc_exp_jacobian_free")
+    chunks = methods.compare_methods(policy, obs, prev, noise, 2, 4, 5.0, 10, methods=chosen)
+    tracked = {m: methods.track_method(policy, m, obs, prev, noise, 2, 4, 5.0, 10) for m in chosen[1:]}
+    free, rtc = tracked["rtc_exp_jacobian_free"], tracked["rtc_exp"]
+    np.testing.assert_array_equal(free["correction"], free["error"])
+    np.testing.assert_allclose(free["action"], chunks["rtc_exp_jacobian_free"], atol=1e-5)
+    # the trained network's denoiser Jacobian is not the identity: RTC's VJP is not its error ...
+    step = 1
+    gap = np.linalg.norm(rtc["correction"][step] - rtc["error"][step]) / np.linalg.norm(rtc["error"][step])
+    assert gap > 0.05, gap
+    # ... so the chunks differ, by more than float noise, on the guided part
+    difference = np.abs(chunks["rtc_exp"] - chunks["rtc_exp_jacobian_free"])[:, :4].max()
+    assert difference > 1e-2, difference
+    # both still pull the frozen part towards the previous chunk compared with plain sampling
+    table = {row["method"]: row for row in methods.comparison_table(chunks, np.asarray(prev), 2, 4)}
+    assert table["rtc_exp_jacobian_free"]["weighted_prefix_error"] < table["naive"]["weighted_prefix_error"]
+    assert table["rtc_exp"]["distance_to_rtc"] == 0.0
+    expected = np.linalg.norm((chunks["rtc_exp_jacobian_free"] - chunks["rtc_exp"]).reshape(8, -1), axis=-1).mean()
+    assert table["rtc_exp_jacobian_free"]["distance_to_rtc"] == pytest.approx(expected, rel=1e-5)
+    assert np.isnan(table["naive"]["seconds_per_chunk"])  # no timings given
+
+
+def test_time_methods_times_each_method_on_the_shared_program(demo_situation):
+    policy, obs, prev, noise = demo_situation
+    chosen = ("rtc_exp", "rtc_exp_jacobian_free", "naive")
+    seconds = methods.time_methods(policy, obs, prev, noise, 2, 4, 5.0, 10, chosen, repeats=3)
+    assert list(seconds) == list(chosen)
+    assert all(0 < value < 30 for value in seconds.values()), seconds
+    rows = methods.comparison_table(
+        methods.compare_methods(policy, obs, prev, noise, 2, 4, 5.0, 10, chosen),
+        np.asarray(prev),
+        2,
+        4,
+        seconds_per_chunk=seconds,
+    )
+    assert [row["seconds_per_chunk"] for row in rows] == [seconds[m] for m in chosen]
+    with pytest.raises(ValueError, match="repeats=0"):
+        methods.time_methods(policy, obs, prev, noise, 2, 4, 5.0, 10, chosen, repeats=0)
+
+
+def test_jacobian_free_in_closed_loop_rollouts_and_sweeps():
+    """The variant runs in the shared rollout program (traced method index) and as sweep points; a recorded
+    chunk re-sampled with tracking reproduces the rollout's chunk and has correction == error."""
+    from rtc import rollout, sweep
+    from tests.test_rollout import BASE, demo_setup
+
+    policy, level = demo_setup()
+    settings = dataclasses.replace(
+        BASE, method="rtc_exp_jacobian_free", inference_delay=2, execute_horizon=3, episode_steps=32
+    )
+    result = rollout.run_rollout(policy, level, settings, record=True)
+    rtc = rollout.run_rollout(policy, level, dataclasses.replace(settings, method="rtc_exp"), record=True)
+    np.testing.assert_array_equal(result.first_chunk, rtc.first_chunk)  # same seeds, same first chunk
+    assert not np.allclose(result.chunks[:, 0], rtc.chunks[:, 0], atol=1e-3)  # block 0: same inputs, other guidance
+    tracked = rollout.chunk_inspection(policy, result, 1, 2)
+    np.testing.assert_array_equal(tracked["correction"], tracked["error"])
+    np.testing.assert_allclose(tracked["action"][0], result.chunks[1, 2], atol=1e-4)
+    inspection = rollout.chunk_as_inspection(policy, result, 1, 2, tracked)
+    assert inspection.settings.prefix_attention_schedule == "exp"
+
+    chosen = sweep.SweepSettings(
+        methods=("rtc_exp_jacobian_free",),
+        delays=(2,),
+        template=rollout.RolloutSettings(num_episodes=4, episode_steps=32, segment_steps=16, bid_samples=4),
+    )
+    (row,) = sweep.sweep(policy, level, chosen)
+    direct = rollout.run_rollout(policy, level, chosen.points(8)[0], record=False).summary()
+    assert row["method"] == "rtc_exp_jacobian_free" and row["episodes"] == 4
+    assert row["solve_rate"] == pytest.approx(direct["solve_rate"])
+    assert row["mean_boundary_jump"] == pytest.approx(direct["mean_boundary_jump"], rel=1e-6)

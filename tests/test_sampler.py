@@ -6,10 +6,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from rtc import model as model_module
 from rtc.model import FlowPolicy, get_prefix_weights
-from rtc.sampler import SCHEDULES, GuidanceSettings, flow_times, guidance_weight, unclipped_guidance_weight
+from rtc.sampler import (
+    SCHEDULES,
+    GuidanceSettings,
+    flow_times,
+    guidance_weight,
+    naive_sample,
+    realtime_sample,
+    unclipped_guidance_weight,
+)
 
 TRACKED_KEYS = ("x_t", "v_t", "correction", "error", "x_1_pred")
 
@@ -182,3 +191,99 @@ def test_guidance_settings_are_a_pytree_of_arrays():
     leaves = jax.tree.leaves(settings)
     assert [leaf.dtype for leaf in leaves] == [jnp.int32, jnp.int32, jnp.int32, jnp.float32]
     assert int(settings.schedule) == SCHEDULES.index("linear")
+
+
+# ------------------------------------------------------------------------------------------------
+# Jacobian-free RTC (correction = error, no VJP)
+
+
+def _primitive_count(jaxpr, name: str) -> int:
+    """How many equations of primitive ``name`` a closed jaxpr holds, inside scans and calls too."""
+    count = 0
+    for eqn in jaxpr.eqns:
+        count += eqn.primitive.name == name
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                if isinstance(sub, jax.extend.core.ClosedJaxpr):
+                    count += _primitive_count(sub.jaxpr, name)
+                elif isinstance(sub, jax.extend.core.Jaxpr):
+                    count += _primitive_count(sub, name)
+    return count
+
+
+def test_jacobian_free_tracks_correction_equal_to_error_exactly(small_policy, obs, prev):
+    free, tracked = small_policy.realtime_action(
+        jax.random.key(7), obs, 10, prev, 2, 5, "exp", 5.0, True, jacobian_free=True
+    )
+    np.testing.assert_array_equal(tracked["correction"], tracked["error"])
+    np.testing.assert_array_equal(tracked["action"], free)
+    for key in (*TRACKED_KEYS, "applied"):
+        assert tracked[key].shape == (10, 3, 8, 6), key
+    weighted = (prev - tracked["x_1_pred"]) * tracked["prefix_weights"][None, None, :, None]
+    np.testing.assert_allclose(tracked["error"], weighted, atol=1e-6)
+    stepped = tracked["x_t"][:-1] + 0.1 * (tracked["v_t"][:-1] + tracked["applied"][:-1])
+    np.testing.assert_allclose(tracked["x_t"][1:], stepped, atol=1e-5)
+    bare = small_policy.realtime_action(jax.random.key(7), obs, 10, prev, 2, 5, "exp", 5.0, jacobian_free=True)
+    np.testing.assert_array_equal(bare, free)
+    # a trained-like network's Jacobian is not the identity, so the two guidances part ways
+    rtc = _rtc(small_policy, obs, prev, False)
+    assert float(np.abs(np.asarray(rtc - free)).max()) > 1e-2
+    # without guidance both are plain sampling
+    unguided = small_policy.realtime_action(jax.random.key(7), obs, 10, prev, 2, 5, "exp", 0.0, jacobian_free=True)
+    np.testing.assert_array_equal(unguided, small_policy.action(jax.random.key(7), obs, 10))
+
+
+def test_jacobian_free_equals_rtc_when_the_denoiser_jacobian_is_the_identity():
+    """v(x, t) = a(t) independent of x: x_1_pred = x + (1 - t) a(t) has Jacobian I, so the VJP is the error."""
+    keys = jax.random.split(jax.random.key(11), 4)
+    scale, phase = jax.random.normal(keys[0], (3, 8, 6)), jax.random.normal(keys[1], (3, 8, 6))
+    noise, prev = jax.random.normal(keys[2], (3, 8, 6)), jax.random.normal(keys[3], (3, 8, 6))
+
+    def velocity(x, t):  # depends on t only (a different drift per batch element and entry)
+        return scale * jnp.sin(3.0 * t + phase)
+
+    settings = GuidanceSettings.create(2, 6, "linear", 5.0, chunk_size=8)
+    run = jax.jit(realtime_sample, static_argnums=(0, 4), static_argnames=("track", "jacobian_free"))
+    rtc_action, rtc = run(velocity, noise, prev, settings, 10, track=True)
+    free_action, free = run(velocity, noise, prev, settings, 10, track=True, jacobian_free=True)
+    np.testing.assert_allclose(rtc["correction"], rtc["error"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(free_action, rtc_action, rtol=1e-6, atol=1e-6)
+    for key in ("x_t", "correction", "error", "applied"):
+        np.testing.assert_allclose(free[key], rtc[key], rtol=1e-6, atol=1e-6, err_msg=key)
+    # and guidance did something: the guided chunk is not the plain one
+    plain, _ = naive_sample(velocity, noise, 10)
+    assert float(np.abs(np.asarray(free_action - plain)).max()) > 0.1
+
+
+def test_jacobian_free_runs_the_network_once_per_step(small_policy, obs, prev):
+    """Counted in the traced programs: the Jacobian-free sampler has exactly the plain sampler's matrix
+    products (forward pass only); RTC's VJP adds a backward pass."""
+    from rtc.model import velocity_fn
+
+    graphdef, state = nnx.split(small_policy)
+    settings = GuidanceSettings.create(2, 5, "exp", 5.0, chunk_size=8)
+    noise = small_policy.initial_noise(jax.random.key(0), 3)
+
+    def products(fn) -> int:
+        return _primitive_count(jax.make_jaxpr(fn)(state).jaxpr, "dot_general")
+
+    def guided(jacobian_free):
+        return lambda s: realtime_sample(
+            velocity_fn(graphdef, s, obs), noise, prev, settings, 4, jacobian_free=jacobian_free
+        )[0]
+
+    plain = products(lambda s: naive_sample(velocity_fn(graphdef, s, obs), noise, 4)[0])
+    assert products(guided(True)) == plain
+    assert products(guided(False)) > plain
+
+
+def test_jacobian_free_compiles_its_own_program_and_leaves_rtc_alone(small_policy, obs, prev):
+    steps = 7  # a step count no other test uses, so both programs are new here
+    _rtc(small_policy, obs, prev, False, steps=steps)
+    before = model_module._realtime_jit._cache_size()
+    small_policy.realtime_action(jax.random.key(0), obs, steps, prev, 2, 5, "exp", 5.0, jacobian_free=True)
+    assert model_module._realtime_jit._cache_size() == before + 1
+    for schedule in SCHEDULES:  # settings stay traced for the variant too
+        small_policy.realtime_action(jax.random.key(1), obs, steps, prev, 3, 4, schedule, 2.0, jacobian_free=True)
+    _rtc(small_policy, obs, prev, False, steps=steps)
+    assert model_module._realtime_jit._cache_size() == before + 1
