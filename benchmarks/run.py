@@ -272,6 +272,33 @@ def bench_jacobian_free(quick: bool) -> list[Row]:
             Row("jacobian_free", f"RTC / Jacobian-free, batch {batch}", medians["rtc"] / free, "x"),
             Row("jacobian_free", f"Jacobian-free / plain, batch {batch}", free / medians["plain"], "x"),
         ]
+    return rows + jacobian_shrink()
+
+
+def jacobian_shrink() -> list[Row]:
+    """How RTC's correction J^T e compares with the error e on the demo policies (what the Jacobian-free variant
+    replaces by e): median over 64 seeds of ||J^T e|| / ||e|| and of cos(J^T e, e), per flow step (5 steps, d = 2,
+    s = 4, exp, at the reset observation, previous chunk = a plain chunk's new[s:] zero-padded)."""
+    from rtc import levels, methods, protocol
+    from rtc.checkpoints import load_policy, read_run
+
+    run = read_run(ROOT / "runs" / "demo")
+    rows = []
+    for key in ("worlds_l_grasp_easy", "worlds_l_hard_lunar_lander"):
+        policy = load_policy(run.checkpoint(-1, key))
+        level = levels.load_level(levels.resolve_level_path(key.replace("worlds_l_", "worlds/l/") + ".json"))
+        obs = np.broadcast_to(levels.reset(level)[0], (64, policy.obs_dim))
+        prev = protocol.next_prev_chunk(policy.action(jax.random.key(0), obs, 5), 4)
+        noise = methods.candidate_noise(jax.random.key(1), (64, 8, policy.action_dim), 1)
+        tracked = methods.track_method(policy, "rtc_exp", obs, prev, noise, 2, 4, 5.0, 5)
+        correction, error = (tracked[k].reshape(5, 64, -1) for k in ("correction", "error"))
+        norms = np.linalg.norm(correction, axis=-1), np.linalg.norm(error, axis=-1)
+        ratio = np.median(norms[0] / norms[1], axis=1)
+        cosine = np.median((correction * error).sum(-1) / (norms[0] * norms[1]), axis=1)
+        name = f"demo {key.removeprefix('worlds_l_')}, median"
+        for label, values in (("||J^T e|| / ||e||", ratio), ("cos(J^T e, e)", cosine)):
+            steps = "per step: " + " ".join(f"{v:.2f}" for v in values)
+            rows.append(Row("jacobian_free", f"{label}, {name}", float(np.median(values)), steps))
     return rows
 
 
@@ -298,10 +325,21 @@ def pooled_mean_95(sums: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
     return float(ratio), Z95 * variance**0.5
 
 
+def paired_difference_95(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray]):
+    """``pooled mean(second) - pooled mean(first)`` and 1.96 x its standard error when both ran on the same
+    episode seeds (per-episode linearised residuals of both ratios, differenced, over episodes)."""
+    (s1, c1), (s2, c2) = (tuple(np.asarray(a, float) for a in pair) for pair in (first, second))
+    r1, r2 = s1.sum() / c1.sum(), s2.sum() / c2.sum()
+    residual = (s2 - r2 * c2) / c2.sum() - (s1 - r1 * c1) / c1.sum()
+    n = residual.size
+    return float(r2 - r1), Z95 * (n / (n - 1) * float((residual**2).sum())) ** 0.5
+
+
 def bench_jacobian_free_loop(quick: bool) -> list[Row]:
     """Issue 14: closed-loop solve rate and mean boundary jump, RTC (exp) against its Jacobian-free variant,
     on the demo run's two levels at the paper's point (d = 2, s = 4, 5 flow steps, w_max 5, action noise 0.1);
-    both methods run on the same episode seeds. Rates with Wilson 95 % intervals, jumps mean +- 1.96 SE."""
+    both methods run on the same episode seeds. Rates with Wilson 95 % intervals, jumps mean +- 1.96 SE, and
+    the paired jump difference over episodes. ``RTC_BENCH_EPISODES`` sets the episodes per level (128)."""
     from rtc import levels, rollout
     from rtc.checkpoints import load_policy, read_run
 
@@ -311,6 +349,7 @@ def bench_jacobian_free_loop(quick: bool) -> list[Row]:
     for key in ("worlds_l_grasp_easy", "worlds_l_hard_lunar_lander"):
         policy = load_policy(run.checkpoint(-1, key))
         level = levels.load_level(levels.resolve_level_path(key.replace("worlds_l_", "worlds/l/") + ".json"))
+        jumps = {}
         for method in ("rtc_exp", "rtc_exp_jacobian_free"):
             settings = rollout.RolloutSettings(
                 method=method, inference_delay=2, execute_horizon=4, num_episodes=episodes
@@ -321,6 +360,7 @@ def bench_jacobian_free_loop(quick: bool) -> list[Row]:
             solved = int(result.solved.sum())
             low, high = wilson_95(solved, episodes)
             jump, half = pooled_mean_95(result.jump_sums, result.jump_counts)
+            jumps[method] = (result.jump_sums, result.jump_counts)
             name = f"{key.removeprefix('worlds_l_')}, {method}, {episodes} episodes"
             rows += [
                 Row("jacobian_free_loop", f"solve rate, {name}", solved / episodes, f"[{low:.3f}, {high:.3f}]"),
@@ -329,6 +369,9 @@ def bench_jacobian_free_loop(quick: bool) -> list[Row]:
                 Row("jacobian_free_loop", f"wall time incl. compile, {name}", seconds, "s"),
             ]
             print(rows[-4:], file=sys.stderr, flush=True)
+        difference, half = paired_difference_95(jumps["rtc_exp"], jumps["rtc_exp_jacobian_free"])
+        name = f"{key.removeprefix('worlds_l_')}, paired over {episodes} episodes"
+        rows.append(Row("jacobian_free_loop", f"jump Jacobian-free - RTC, {name}", difference, f"+- {half:.4f}"))
     return rows
 
 

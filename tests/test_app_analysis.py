@@ -40,11 +40,25 @@ def test_compare_page_scores_every_method_and_bid_of_one_is_naive():
     assert at.get("vega_lite_chart") and at.main.get("image")
     frame = at.main.dataframe[0].value
     assert frame["method"].tolist() == list(METHODS)
+    # accuracy and cost side by side: distance to RTC (0 for RTC itself) and a measured wall time for every method
+    rows = frame.set_index("method")
+    assert rows.loc["rtc_exp", "distance to RTC (exp)"] == 0.0
+    assert rows.loc["rtc_exp_jacobian_free", "distance to RTC (exp)"] > 1e-3
+    assert (rows["wall time per chunk (ms)"] > 0).all()
+    assert any("Jacobian-free" in c.value and "no VJP" in c.value for c in at.main.caption)
     at.number_input(key="compare_bid_samples").set_value(1).run()
     _assert_clean(at, "Compare methods")
     frame = at.main.dataframe[0].value
-    numbers = frame.set_index("method").select_dtypes("number")
+    numbers = frame.set_index("method").select_dtypes("number").drop(columns="wall time per chunk (ms)")
     assert numbers.loc["bid"].to_numpy() == pytest.approx(numbers.loc["naive"].to_numpy(), abs=1e-5)
+
+
+def test_compare_page_marks_an_undefined_jump_with_its_reason():
+    # d = 3, s = 6: the previous chunk holds H - s = 2 planned actions, so prev[d - 1] is zero padding
+    at = _page("pages/compare.py", "Compare methods", {"d": "3", "s": "6"})
+    frame = at.main.dataframe[0].value
+    assert set(frame["jump at d"]) == {"—"}
+    assert any("undefined" in c.value and "zero padding" in c.value for c in at.main.caption)
 
 
 def test_diagnostics_page_draws_and_warns_when_guidance_is_off():
@@ -62,6 +76,11 @@ def test_seeds_page_draws_bands():
     table = at.main.dataframe[0].value
     assert "guidance effect, median [IQR]" in table.index
     assert any("over 16 seeds" in h.value for h in at.main.subheader)
+    assert "rtc_jacobian_free" not in str(at.get("vega_lite_chart")[0].proto)
+    at.number_input(key="seeds_count").set_value(4)
+    at.checkbox(key="seeds_jacobian_free").check().run()
+    _assert_clean(at, "Many seeds")
+    assert "rtc_jacobian_free" in str(at.get("vega_lite_chart")[0].proto)  # the third method's bands
 
 
 def test_rollout_page_runs_on_its_button_and_keeps_the_result():

@@ -35,14 +35,16 @@ def renders(fig: Figure) -> None:
 
 def test_method_comparison_overlay():
     prev = RNG.normal(size=(2, 8, 6))
-    chunks = {m: RNG.normal(size=(2, 8, 6)) for m in ("naive", "rtc_exp", "hard_masking", "bid")}
+    chunks = {m: RNG.normal(size=(2, 8, 6)) for m in methods.METHODS}
     weights = methods.comparison_weights(2, 4, 8)
     fig = pa.plot_method_comparison(chunks, prev, 2, weights, batch_idx=1, action_dim_indices=[0, 4], prev_valid=4)
     panels = axes_by_label(fig)
     for a in (0, 4):
         ax = panels[f"methods a={a}"]
         for method, chunk in chunks.items():
-            np.testing.assert_array_equal(line(ax, methods.METHOD_LABELS[method]).get_ydata(), chunk[1, :, a])
+            drawn = line(ax, methods.METHOD_LABELS[method])
+            np.testing.assert_array_equal(drawn.get_ydata(), chunk[1, :, a])
+            assert drawn.get_color() == pa.method_color(method)
         # the previous chunk stops where its zero padding starts (prev_valid = H - s = 4); the padding is shaded
         np.testing.assert_array_equal(line(ax, TARGET_LABEL).get_xdata(), np.arange(4))
         np.testing.assert_array_equal(line(ax, TARGET_LABEL).get_ydata(), prev[1, :4, a])
@@ -54,6 +56,8 @@ def test_method_comparison_overlay():
     assert [p.get_label() for p in first.patches] == [FROZEN_LABEL, GUIDED_LABEL, PADDING_LABEL]
     assert pa.PADDING_LABEL == PADDING_LABEL
     assert fig.axes[-1].get_xlabel() == pa.HORIZON_LABEL
+    colors = [pa.method_color(m) for m in methods.METHODS]
+    assert len(set(colors)) == len(colors) and "tab:red" not in colors  # own colour each; red is the target
     renders(fig)
 
 
@@ -113,12 +117,16 @@ def test_correction_vs_applied_and_heatmaps(small_policy):
 def test_seed_bands_show_percentiles(small_policy):
     settings = GuidanceSettings.create(2, 5, "exp", 5.0, chunk_size=8)
     result = seeds.seed_batch(
-        small_policy, np.zeros(10, np.float32), np.zeros((8, 6), np.float32), settings, range(7), 4
+        small_policy, np.zeros(10, np.float32), np.zeros((8, 6), np.float32), settings, range(7), 4, True
     )
+    free = result[seeds.JACOBIAN_FREE]
+    np.testing.assert_array_equal(free["correction"], free["error"])  # Jacobian-free RTC, same noise
+    np.testing.assert_array_equal(free["x_t"][0], result["rtc"]["x_t"][0])
     series = seeds.band_series(result, horizon_idx=2, action_dim_idx=1)
     fig = pa.plot_seed_bands(series, 2, 1)
     panels = axes_by_label(fig)
-    for name, label in (("rtc", "RTC"), ("naive", "naive")):
+    assert line(panels["x_t bands"], "RTC Jacobian-free median").get_color() == "tab:orange"
+    for name, label in (("rtc", "RTC"), ("naive", "naive"), (seeds.JACOBIAN_FREE, "RTC Jacobian-free")):
         np.testing.assert_allclose(
             line(panels["x_t bands"], f"{label} median").get_ydata(), np.median(series[name]["x_t"], axis=0)
         )
