@@ -1,6 +1,6 @@
 """Benchmark suite: every speed and memory target of the project, measured side by side in one run.
 
-    python benchmarks/run.py                 # everything (about 10 minutes on 2 CPU cores)
+    python benchmarks/run.py                 # everything (about 15 minutes on 2 CPU cores)
     python benchmarks/run.py --only tracking guidance recompiles
     python benchmarks/run.py --quick         # fewer repeats and sizes, for a smoke run
 

@@ -265,6 +265,7 @@ def _analysis_charts(
     rtc = inspection.tracked
     if page == "compare":
         comparison = _extra(page, extras)
+        colors = {method: analysis_plots.method_color(method) for method in comparison.chunks}
         chart = charts.methods_chart(
             comparison.chunks,
             comparison.prev_chunk,
@@ -274,6 +275,7 @@ def _analysis_charts(
             METHOD_LABELS,
             inference_delay=comparison.inference_delay,
             prefix_weights=comparison.weights,
+            colors=colors,
         )
         return {f"methods_b{b}": chart}
     if page == "diagnostics":

@@ -440,11 +440,15 @@ def methods_chart(
     labels: Mapping[str, str] | None = None,
     inference_delay: int | None = None,
     prefix_weights: np.ndarray | None = None,
+    colors: Mapping[str, str] | None = None,
 ) -> alt.FacetChart:
     """Final chunk of every method over the horizon against the previous chunk (its first ``prev_valid``
     entries, the rest being zero padding), one panel per action dimension. With ``inference_delay`` the
     regions are shaded as in ``rtc.plots_analysis.plot_method_comparison`` and the executed window
-    ``d <= i < s = H - prev_valid`` is a bar along the top."""
+    ``d <= i < s = H - prev_valid`` is a bar along the top. ``colors`` (method -> matplotlib colour) gives each
+    method the colour it has in the figures; the previous chunk is red."""
+    from matplotlib.colors import to_hex
+
     prev = np.asarray(prev_chunk)
     b = _check("batch_index", batch_index, prev.shape[0])
     horizon = prev.shape[1]
@@ -453,6 +457,11 @@ def methods_chart(
     if inference_delay is not None:
         regions = plots.chunk_regions(inference_delay, prev_valid, horizon, prefix_weights)
         executed = plots.executed_window(inference_delay, prev_valid, horizon)
+    color_scale = alt.Undefined
+    if colors is not None:
+        domain = ["previous chunk (target)", *(labels.get(m, m) for m in chunks)]
+        palette = [to_hex("tab:red"), *(to_hex(colors.get(m, "k")) for m in chunks)]
+        color_scale = alt.Scale(domain=domain, range=palette)
     rows = []
     for a in dims:
         rows += [
@@ -476,7 +485,7 @@ def methods_chart(
         .encode(
             x=alt.X("i:Q", title=INDEX_TITLE, axis=alt.Axis(tickMinStep=1)),
             y=alt.Y("value:Q", title="action"),
-            stroke=alt.Stroke("series:N", title="method", legend=alt.Legend(labelLimit=400)),
+            stroke=alt.Stroke("series:N", title="method", legend=alt.Legend(labelLimit=400), scale=color_scale),
             strokeDash=dashed,
             opacity=alt.condition(pick, alt.value(0.95), alt.value(0.1)),
             tooltip=["series:N", "dim:N", "i:Q", alt.Tooltip("value:Q", format=".4f")],

@@ -169,3 +169,25 @@ def test_charts_compile_with_vega(runs):
         with alt.data_transformers.disable_max_rows():
             svg = vl_convert.vegalite_to_svg(chart.to_dict())
         assert (svg.startswith("<svg") and "flow time" in svg) or "horizon index" in svg
+
+
+def test_methods_chart_gives_each_method_its_figure_colour():
+    from matplotlib.colors import to_hex
+
+    from rtc import methods, plots_analysis
+
+    rng = np.random.default_rng(0)
+    prev = rng.normal(size=(2, 8, 6))
+    chunks = {m: rng.normal(size=(2, 8, 6)) for m in methods.METHODS}
+    colors = {m: plots_analysis.method_color(m) for m in chunks}
+    chart = charts.methods_chart(chunks, prev, 1, [0, 3], 4, methods.METHOD_LABELS, colors)
+    values = _values(chart)
+    label = methods.METHOD_LABELS["rtc_exp_jacobian_free"]
+    drawn = sorted((v for v in values if v["series"] == label and v["dim"] == "dim 3"), key=lambda v: v["i"])
+    np.testing.assert_allclose([v["value"] for v in drawn], chunks["rtc_exp_jacobian_free"][1, :, 3])
+    assert len([v for v in values if v["series"] == "previous chunk (target)"]) == 2 * 4  # planned actions only
+    scale = chart.to_dict()["spec"]["encoding"]["color"]["scale"]
+    mapping = dict(zip(scale["domain"], scale["range"], strict=True))
+    assert mapping[label] == to_hex("tab:orange") == to_hex(plots_analysis.method_color("rtc_exp_jacobian_free"))
+    assert mapping["previous chunk (target)"] == to_hex("tab:red")
+    assert len(set(mapping.values())) == len(mapping)
