@@ -305,15 +305,6 @@ def jacobian_shrink() -> list[Row]:
 Z95 = 1.959963984540054
 
 
-def wilson_95(successes: int, trials: int) -> tuple[float, float]:
-    """Wilson score 95 % interval of ``successes / trials``."""
-    p, n = successes / trials, float(trials)
-    denominator = 1 + Z95**2 / n
-    centre = (p + Z95**2 / (2 * n)) / denominator
-    half = Z95 * (p * (1 - p) / n + Z95**2 / (4 * n * n)) ** 0.5 / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def pooled_mean_95(sums: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
     """Mean over all switches (``sum(sums) / sum(counts)``, as ``Rollout.summary``) and 1.96 x its standard error,
     episodes taken as independent clusters of switches (delta method for a ratio of means)."""
@@ -340,7 +331,7 @@ def bench_jacobian_free_loop(quick: bool) -> list[Row]:
     on the demo run's two levels at the paper's point (d = 2, s = 4, 5 flow steps, w_max 5, action noise 0.1);
     both methods run on the same episode seeds. Rates with Wilson 95 % intervals, jumps mean +- 1.96 SE, and
     the paired jump difference over episodes. ``RTC_BENCH_EPISODES`` sets the episodes per level (128)."""
-    from rtc import levels, rollout
+    from rtc import levels, metrics, rollout
     from rtc.checkpoints import load_policy, read_run
 
     run = read_run(ROOT / "runs" / "demo")
@@ -358,7 +349,7 @@ def bench_jacobian_free_loop(quick: bool) -> list[Row]:
             result = rollout.run_rollout(policy, level, settings, record=False)
             seconds = time.perf_counter() - start
             solved = int(result.solved.sum())
-            low, high = wilson_95(solved, episodes)
+            low, high = metrics.wilson_interval(solved, episodes)
             jump, half = pooled_mean_95(result.jump_sums, result.jump_counts)
             jumps[method] = (result.jump_sums, result.jump_counts)
             name = f"{key.removeprefix('worlds_l_')}, {method}, {episodes} episodes"

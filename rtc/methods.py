@@ -4,8 +4,9 @@
 with the ``zeros`` schedule; ``bid`` (bidirectional decoding, backward coherence only: the forward contrast
 against a weaker policy is not implemented) draws N plain samples and keeps the one with the smallest weighted
 distance ``sum_h W_h ||a_h - y_h||`` to the previous chunk, with ``W`` from the ``exp`` schedule. That is the
-variant the paper's sweep uses. ``rtc_<schedule>_jacobian_free`` is RTC with the identity in place of the denoiser's Jacobian
-(``correction = error``, no VJP: one network evaluation per step), as LeRobot 0.6.1 computes it.
+variant the paper's sweep uses. ``rtc_<schedule>_jacobian_free`` is RTC with the identity in place of the
+denoiser's Jacobian (``correction = error``, no VJP: one network evaluation per step), as LeRobot 0.6.1
+computes it.
 
 Noise is one array ``[N, B, H, A]`` for every method: candidate 0 is the shared starting noise (what
 ``FlowPolicy.initial_noise(rng, B)`` draws), candidates 1.. are BID's extra samples and the other methods
