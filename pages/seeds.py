@@ -21,24 +21,41 @@ def _mean_interval(values: np.ndarray) -> str:
     return f"{finite.mean():.3f} [{finite.mean() - half:.3f}, {finite.mean() + half:.3f}] (n = {finite.size})"
 
 
-def _effect_table(effects: Mapping[str, Any]) -> pd.DataFrame:
-    values = np.asarray(effects["effect"], float)
-    finite = values[np.isfinite(values)]
+LABELS = {"plain": "plain sampling", "rtc": "RTC", seeds.JACOBIAN_FREE: "RTC Jacobian-free"}
+
+
+def _median_iqr(values: np.ndarray) -> str:
+    finite = np.asarray(values, float)[np.isfinite(values)]
     q25, median, q75 = np.percentile(finite, [25, 50, 75]) if finite.size else (np.nan,) * 3
-    rows = [
-        {"quantity": "guidance effect, median [IQR]", "value": f"{median:.3f} [{q25:.3f}, {q75:.3f}]"},
+    return f"{median:.3f} [{q25:.3f}, {q75:.3f}]"
+
+
+def _effect_table(effects: Mapping[str, Any]) -> pd.DataFrame:
+    names = effects.get("names", ("plain", "rtc"))
+    rows = [{"quantity": "guidance effect, median [IQR]", "value": _median_iqr(effects["effect"])}]
+    if f"effect_{seeds.JACOBIAN_FREE}" in effects:
+        rows.append(
+            {
+                "quantity": "guidance effect, RTC Jacobian-free, median [IQR]",
+                "value": _median_iqr(effects[f"effect_{seeds.JACOBIAN_FREE}"]),
+            }
+        )
+    rows += [
         *(
             {
-                "quantity": f"share of seeds where {label} left the previous chunk's behaviour [95 % Wilson]",
+                "quantity": f"share of seeds where {LABELS[key]} left the previous chunk's behaviour [95 % Wilson]",
                 "value": f"{effects[f'left_{key}']:.2f} [{effects[f'left_{key}_low']:.2f}, "
                 f"{effects[f'left_{key}_high']:.2f}]",
             }
-            for key, label in (("plain", "plain sampling"), ("rtc", "RTC"))
+            for key in names
         ),
         {"quantity": "threshold on the prefix distance", "value": f"{effects['threshold']:.3f}"},
         *(
-            {"quantity": f"boundary jump, {label}, mean [95 % CI]", "value": _mean_interval(effects[f"jump_{key}"])}
-            for key, label in (("plain", "plain sampling"), ("rtc", "RTC"))
+            {
+                "quantity": f"boundary jump, {LABELS[key]}, mean [95 % CI]",
+                "value": _mean_interval(effects[f"jump_{key}"]),
+            }
+            for key in names
         ),
     ]
     return pd.DataFrame(rows).set_index("quantity")

@@ -113,7 +113,8 @@ def guidance_effects(result: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]
     ``left_plain`` / ``left_rtc``: share of seeds whose prefix distance to the previous chunk exceeds it, each
     with its Wilson 95 % interval (``*_low``, ``*_high``); ``jump_plain`` / ``jump_rtc`` ``[S]``: the boundary
     jump per seed (NaN where undefined; at d = 0 the last executed action is not part of a seed batch);
-    ``seeds``: the sample size.
+    ``seeds``: the sample size; ``names``: the runs summarised. With Jacobian-free runs in ``result`` the same
+    keys exist for ``rtc_jacobian_free``, plus ``effect_rtc_jacobian_free [S]``.
     """
     rtc, naive = result["rtc"], result["naive"]
     prev, weights = np.asarray(rtc["prev_action_chunk"]), np.asarray(rtc["prefix_weights"])
@@ -125,8 +126,14 @@ def guidance_effects(result: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]
         "effect": metrics.guidance_effect(error_rtc, error_plain),
         "threshold": threshold,
     }
+    runs = {"plain": naive, "rtc": rtc}
+    if JACOBIAN_FREE in result:
+        runs[JACOBIAN_FREE] = result[JACOBIAN_FREE]
+        error_free = metrics.weighted_prefix_error(result[JACOBIAN_FREE]["action"], prev, weights)
+        out[f"effect_{JACOBIAN_FREE}"] = metrics.guidance_effect(error_free, error_plain)
+    out["names"] = tuple(runs)
     delay, valid = int(np.asarray(rtc["inference_delay"])), metrics.prev_valid_of(rtc)
-    for name, tracked in (("plain", naive), ("rtc", rtc)):
+    for name, tracked in runs.items():
         jump = metrics.boundary_jump(tracked["action"], prev, delay, valid)  # NaN where undefined (and at d = 0)
         out[f"jump_{name}"] = jump
         distance = metrics.prefix_distance(tracked["action"], prev, weights)

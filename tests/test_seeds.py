@@ -84,3 +84,25 @@ def test_guidance_effects_over_seeds_on_the_demo_policy():
     assert effects["left_plain"] > effects["left_rtc"]
     assert effects["left_plain_low"] <= effects["left_plain"] <= effects["left_plain_high"]
     assert np.median(effects["effect"]) > 0.3
+
+
+def test_guidance_effects_include_jacobian_free_runs_when_asked(small_policy):
+    from rtc import metrics
+
+    guidance = GuidanceSettings.create(2, 4, "exp", 5.0, 8)
+    obs, prev = np.linspace(-1, 1, 10, dtype=np.float32), np.full((8, 6), 0.5, np.float32)
+    result = seeds.seed_batch(small_policy, obs, prev, guidance, list(range(6)), 4, jacobian_free=True)
+    assert set(result) == {"rtc", "naive", seeds.JACOBIAN_FREE}
+    free = result[seeds.JACOBIAN_FREE]
+    np.testing.assert_array_equal(free["correction"], free["error"])
+    np.testing.assert_array_equal(free["x_t"][0], result["rtc"]["x_t"][0])  # same noise per seed
+    effects = seeds.guidance_effects(result)
+    assert effects["names"] == ("plain", "rtc", seeds.JACOBIAN_FREE)
+    weights = result["rtc"]["prefix_weights"]
+    expected = 1 - metrics.weighted_prefix_error(free["action"], prev[None], weights) / (
+        metrics.weighted_prefix_error(result["naive"]["action"], prev[None], weights)
+    )
+    np.testing.assert_allclose(effects[f"effect_{seeds.JACOBIAN_FREE}"], expected, rtol=1e-6)
+    assert effects[f"jump_{seeds.JACOBIAN_FREE}"].shape == (6,)
+    assert "names" in seeds.guidance_effects({k: result[k] for k in ("rtc", "naive")})
+    assert f"effect_{seeds.JACOBIAN_FREE}" not in seeds.guidance_effects({k: result[k] for k in ("rtc", "naive")})
