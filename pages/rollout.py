@@ -10,7 +10,7 @@ import streamlit as st
 
 from pages import _data, _ui
 from rtc import bundle, pipeline, plots, rollout
-from rtc.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS
+from rtc.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS, is_jacobian_free
 
 RESULTS_KEY = "rtc_rollouts"  # {(checkpoint, level, settings): (Rollout, seconds)}
 GIFS_KEY = "rtc_rollout_gifs"
@@ -27,6 +27,8 @@ def _settings(context: _ui.Context) -> rollout.RolloutSettings:
     horizon = third.number_input(
         "Execute horizon s", 1, h_max, value=view.execute_horizon, key="rollout_s", help="Actions executed per chunk."
     )
+    if is_jacobian_free(method):
+        st.caption(JACOBIAN_FREE_NOTE)
     episodes = first.number_input("Episodes", 1, 16, value=1, key="rollout_episodes")
     steps = second.number_input("Episode steps", 1, 256, value=256, key="rollout_steps")
     return rollout.RolloutSettings(

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from rtc import app_state
-from rtc.methods import METHODS
+from rtc.methods import JACOBIAN_FREE_NOTE, METHODS
 from tests.test_app import DEMO_RUN, FAST, _app
 
 CHUNK_KEY, ROLLOUTS_KEY = "rtc_open_chunk", "rtc_rollouts"  # pages.CHUNK_KEY, pages.rollout.RESULTS_KEY
@@ -95,6 +95,13 @@ def test_rollout_page_runs_on_its_button_and_keeps_the_result():
     at.number_input(key="rollout_chunk").set_value(1).run()  # a rerun shows the kept result
     _assert_clean(at, "Closed-loop rollout")
     assert at.main.dataframe[0].value.equals(table)
+    # the Jacobian-free variant runs in the same program and says what it is
+    at.selectbox(key="rollout_method").set_value("rtc_exp_jacobian_free")
+    at.button(key="rollout_run").click().run()
+    _assert_clean(at, "Closed-loop rollout")
+    assert any(c.value == JACOBIAN_FREE_NOTE for c in at.main.caption)
+    assert len(at.main.dataframe[0].value) == 1
+    assert not at.button(key="rollout_open_chunk").disabled  # guided: its chunks open in the step pages
 
 
 def test_sweep_page_runs_one_point():
