@@ -180,13 +180,15 @@ def test_methods_chart_gives_each_method_its_figure_colour():
     prev = rng.normal(size=(2, 8, 6))
     chunks = {m: rng.normal(size=(2, 8, 6)) for m in methods.METHODS}
     colors = {m: plots_analysis.method_color(m) for m in chunks}
-    chart = charts.methods_chart(chunks, prev, 1, [0, 3], 4, methods.METHOD_LABELS, colors)
+    chart = charts.methods_chart(chunks, prev, 1, [0, 3], 4, methods.METHOD_LABELS, colors=colors)
     values = _values(chart)
     label = methods.METHOD_LABELS["rtc_exp_jacobian_free"]
     drawn = sorted((v for v in values if v["series"] == label and v["dim"] == "dim 3"), key=lambda v: v["i"])
     np.testing.assert_allclose([v["value"] for v in drawn], chunks["rtc_exp_jacobian_free"][1, :, 3])
     assert len([v for v in values if v["series"] == "previous chunk (target)"]) == 2 * 4  # planned actions only
-    scale = chart.to_dict()["spec"]["encoding"]["color"]["scale"]
+    spec = chart.to_dict()["spec"]
+    layers = spec.get("layer", [spec])
+    (scale,) = [layer["encoding"]["stroke"]["scale"] for layer in layers if "stroke" in layer.get("encoding", {})]
     mapping = dict(zip(scale["domain"], scale["range"], strict=True))
     assert mapping[label] == to_hex("tab:orange") == to_hex(plots_analysis.method_color("rtc_exp_jacobian_free"))
     assert mapping["previous chunk (target)"] == to_hex("tab:red")
