@@ -65,12 +65,13 @@ RTC_OPTIONAL = ("applied", "prev_valid", "last_executed")
 INT_KEYS = ("inference_delay", "prefix_attention_horizon", "prev_valid")
 TOP_LEVEL = ("obs", "first_chunk", "meta")
 
-JACOBIAN_FREE_NOTE = (
+TRACE_JACOBIAN_FREE_NOTE = (
     "Jacobian-free guidance: the recorded correction equals the weighted error exactly, so no Jacobian of the "
     "denoiser entered the guidance (LeRobot 0.6.1 computes the velocity before x_t requires grad). Each guided "
-    "step then moves only the entries with a prefix weight > 0, straight towards the previous chunk; the rest of "
-    "the chunk is not steered to fit them (the paper's guidance, a vector-Jacobian product through the network, "
-    "does that), so it can only follow through later velocities and the boundary after the prefix may be rougher."
+    "step then moves only the entries with a prefix weight > 0, straight towards the previous chunk, instead of "
+    "the paper's vector-Jacobian product through the network, which also steers the rest of the chunk to fit "
+    "them. What that costs can be measured on a policy this tool can run: the methods rtc_*_jacobian_free on "
+    "Compare methods, Many seeds, rollouts and sweeps (README, Analysis pages)."
 )
 FIRST_CHUNK_NOTE = (
     "This trace is a first chunk: there was no previous chunk, so RTC did not run and only the plain sample's "
@@ -153,7 +154,7 @@ class Trace:
         """What a reader must know before reading the figures (Jacobian-free guidance, first chunk)."""
         return tuple(
             note
-            for note, applies in ((JACOBIAN_FREE_NOTE, self.jacobian_free), (FIRST_CHUNK_NOTE, not self.is_rtc))
+            for note, applies in ((TRACE_JACOBIAN_FREE_NOTE, self.jacobian_free), (FIRST_CHUNK_NOTE, not self.is_rtc))
             if applies
         )
 
@@ -397,7 +398,7 @@ def _check_sample(
     return out
 
 
-def is_jacobian_free(tracked: Mapping[str, Any]) -> bool:
+def correction_equals_error(tracked: Mapping[str, Any]) -> bool:
     """Whether the recorded correction equals the weighted error (no Jacobian entered the guidance).
 
     Only decidable where the error is non-zero somewhere (a zero error gives a zero correction either way).
@@ -449,7 +450,7 @@ def build_trace(
         "format": FORMAT,
         "version": VERSION,
         **{k: v for k, v in meta.items() if k not in ("format", "version")},
-        "jacobian_free": is_jacobian_free(rtc),
+        "jacobian_free": correction_equals_error(rtc),
     }
     full_meta.setdefault("source", "unknown")
     full_meta.setdefault("settings", {})

@@ -88,14 +88,14 @@ def test_lerobot_settings_match_our_sampler():
 def test_lerobot_guidance_is_detected_as_jacobian_free():
     path, raw, _ = _fixture(RTC_FIXTURE)
     trace = traces.read_trace(path)
-    assert trace.jacobian_free and traces.JACOBIAN_FREE_NOTE in trace.notes
+    assert trace.jacobian_free and traces.TRACE_JACOBIAN_FREE_NOTE in trace.notes
     assert np.abs(trace.tracked["error"]).max() > 0.01  # decidable: the error is not zero
     # A correction that went through a Jacobian (here 0.5 I) is not Jacobian-free.
     changed = dict(raw, correction=0.5 * raw["correction"])
     assert not traces.from_lerobot(changed, json.loads(str(raw["meta"]))).jacobian_free
     # A zero error decides nothing.
     zero = {k: np.zeros_like(trace.tracked["error"]) for k in ("correction", "error")}
-    assert not traces.is_jacobian_free(zero)
+    assert not traces.correction_equals_error(zero)
 
 
 def test_lerobot_first_chunk_opens_as_a_plain_only_trace():
@@ -413,7 +413,7 @@ def test_bundle_of_a_trace_holds_format_1_data_and_the_notice():
         manifest = json.loads(archive.read("manifest.json"))
         again = traces.read_trace(archive.read("data/tracked.npz"))
         report = archive.read("report.html").decode()
-    assert manifest["notes"] == [traces.JACOBIAN_FREE_NOTE] and "Jacobian-free guidance" in report
+    assert manifest["notes"] == [traces.TRACE_JACOBIAN_FREE_NOTE] and "Jacobian-free guidance" in report
     assert manifest["summary"]["boundary_jump_rtc"] == pytest.approx(trace.summary["boundary_jump_rtc"])
     for key, value in trace.tracked.items():
         np.testing.assert_array_equal(again.tracked[key], value)
