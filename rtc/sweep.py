@@ -320,8 +320,11 @@ def from_csv(text: str) -> list[dict[str, Any]]:
     return rows
 
 
-def metric_by_method(rows: Sequence[dict[str, Any]], metric: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{method: (delays, values)}`` sorted by delay, for plotting ``metric`` against delay."""
+def metric_by_method(
+    rows: Sequence[dict[str, Any]], metric: str, column: str | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{method: (delays, values)}`` sorted by delay, for plotting ``metric`` against delay (``column``:
+    another column of the same rows, e.g. ``f"{metric}_low"``)."""
     if metric not in METRICS:
         raise SettingsError(f"metric={metric!r} is not one of {', '.join(METRICS)}")
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -329,6 +332,6 @@ def metric_by_method(rows: Sequence[dict[str, Any]], metric: str) -> dict[str, t
         chosen = sorted((r for r in rows if r["method"] == method), key=lambda r: r["inference_delay"])
         out[method] = (
             np.array([r["inference_delay"] for r in chosen]),
-            np.array([r[metric] for r in chosen], dtype=float),
+            np.array([r[column or metric] for r in chosen], dtype=float),
         )
     return out
