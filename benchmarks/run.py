@@ -283,12 +283,80 @@ def bench_app(quick: bool) -> list[Row]:
     return [Row(**row) for row in json.loads(result.stdout.strip().splitlines()[-1])]
 
 
+def _sweep_entries():
+    from rtc import sweep_grid
+    from rtc.checkpoints import open_run
+
+    run = open_run(ROOT / "runs" / "demo")
+    return sweep_grid.load_entries(run, 1, sweep_grid.choose_levels(run, 1, ["worlds_l_grasp_easy"])[0])
+
+
+def bench_sweep(quick: bool) -> list[Row]:
+    """Closed-loop episodes per second per CPU core for each paper method in this process (BID N = 16, 5 flow
+    steps, 256-step episodes, d = 2, s = 2), and the wall time of one small sweep on a local 2-worker Ray
+    instance against this process (both warm: programs compiled and cached on disk)."""
+    from rtc import pipeline, rollout, sweep, sweep_grid, sweep_ray, sweep_store
+
+    pipeline.enable_compilation_cache()
+    entries = _sweep_entries()
+    entry = entries[0]
+    cores = os.cpu_count() or 1
+    episodes = 16 if quick else 64
+    rows = []
+    for method in ("naive", "rtc_exp", "hard_masking", "bid"):
+        point = rollout.RolloutSettings(
+            method=method, inference_delay=2, execute_horizon=2, num_episodes=episodes, bid_samples=16
+        )
+        rollout.run_rollout(entry.policy, entry.level, dataclasses.replace(point, seed=1), record=False)  # compile
+        start = time.perf_counter()
+        result = rollout.run_rollout(entry.policy, entry.level, point, record=False)
+        seconds = time.perf_counter() - start
+        steps = int(result.lengths.sum())
+        rows.append(
+            Row("sweep", f"{method}: episodes/s per core ({episodes} x 256 steps)", episodes / seconds / cores, "ep/s")
+        )
+        rows.append(
+            Row("sweep", f"{method}: env steps/s per core (episodes end early)", steps / seconds / cores, "steps/s")
+        )
+    # the same small sweep in this process and on a local Ray instance with 2 workers
+    settings = sweep.SweepSettings(
+        methods=("naive", "rtc_exp"),
+        delays=(1, 2, 3, 4),
+        template=rollout.RolloutSettings(num_episodes=16, episode_steps=128 if quick else 256, bid_samples=16),
+    )
+    tasks = sweep_grid.plan(entries, settings)
+    with tempfile.TemporaryDirectory() as folder:
+        sweep_grid.run_grid(entries, tasks, sweep_store.ResultsStore(Path(folder) / "warm"))  # compiles
+        start = time.perf_counter()
+        sweep_grid.run_grid(entries, tasks, sweep_store.ResultsStore(Path(folder) / "local"))
+        local = time.perf_counter() - start
+        start = time.perf_counter()
+        sweep_ray.connect(None, num_cpus=2)
+        startup = time.perf_counter() - start
+        sweep_grid.run_grid(entries, tasks, sweep_store.ResultsStore(Path(folder) / "ray_warm"), ray_address="")
+        start = time.perf_counter()
+        sweep_grid.run_grid(entries, tasks, sweep_store.ResultsStore(Path(folder) / "ray"), ray_address="")
+        remote = time.perf_counter() - start
+        import ray
+
+        ray.shutdown()
+    total = sum(t.point.num_episodes for t in tasks)
+    rows += [
+        Row("sweep", f"small sweep in-process ({len(tasks)} points, {total} episodes)", local, "s"),
+        Row("sweep", "same sweep, local Ray, 2 workers (warm)", remote, "s"),
+        Row("sweep", "Ray / in-process wall time", remote / local, "ratio", "<= 1.3", remote / local <= 1.3),
+        Row("sweep", "Ray start (local instance, once)", startup, "s"),
+    ]
+    return rows
+
+
 SECTIONS: dict[str, Callable[[bool], list[Row]]] = {
     "tracking": bench_tracking,
     "recompiles": bench_recompiles,
     "throughput": bench_throughput,
     "cli": bench_cli,
     "app": bench_app,
+    "sweep": bench_sweep,
 }
 
 

@@ -14,8 +14,11 @@ clipped to [0, 1]; with one level it is that level's Wilson interval.
 
 from __future__ import annotations
 
+import io
 import math
+import zipfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -189,3 +192,28 @@ def sweep_figures(rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[str,
     figures = {"sweep_summary": plot_sweep_summary(rows)}
     figures |= {f"sweep_levels_{metric}": plot_sweep_levels(rows, metric) for metric in sweep.METRICS}
     return figures
+
+
+def bundle_bytes(folder: str | Path) -> bytes:
+    """A stored sweep as one zip: ``results.parquet``, ``results.csv``, ``manifest.json``, ``level_table.csv``
+    and every figure of ``sweep_figures`` as ``figures/<name>.png`` (built in memory, whole or not at all)."""
+    from rtc import sweep_store
+
+    folder = Path(folder)
+    parquet = (folder / sweep_store.RESULTS_FILE).read_bytes()
+    frame = sweep_store.read_results(folder / sweep_store.RESULTS_FILE)
+    files = {
+        sweep_store.RESULTS_FILE: parquet,
+        "results.csv": frame.to_csv(index=False).encode(),
+        sweep_store.MANIFEST_FILE: (folder / sweep_store.MANIFEST_FILE).read_bytes(),
+        "level_table.csv": level_table(frame).to_csv(index=False).encode(),
+    }
+    for name, fig in sweep_figures(frame).items():
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110)
+        files[f"figures/{name}.png"] = buffer.getvalue()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return out.getvalue()
