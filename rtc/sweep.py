@@ -13,8 +13,12 @@ Statistics (one definition each, used by every table and figure):
 - **mean boundary jump** ``||new[d] - e||`` (``rtc.metrics``), pooled over every switch of every episode
   (``sum of jumps / number of switches``) with a 95 % interval that treats episodes as independent clusters
   of switches (delta method for a ratio of means, Student-t with episodes - 1 degrees of freedom,
-  ``ratio_interval``). Undefined (NaN) where ``e`` would be the previous chunk's zero padding,
-  ``d - 1 >= H - s`` (``jump_defined``), and where no episode reached a switch.
+  ``ratio_interval``). Undefined (NaN) for a point whose protocol makes ``e`` the previous chunk's zero
+  padding, ``d - 1 >= H - s`` (``jump_defined``; the rollout already leaves those switches out, and the
+  first block's switch, where the plain first chunk is complete, is not reported alone), and where no
+  episode reached a switch.
+- **mean step size** ``||a_t - a_(t-1)||`` away from switches (the baseline a jump is compared with), pooled
+  over steps with the same cluster interval.
 """
 
 from __future__ import annotations
@@ -57,6 +61,9 @@ CSV_COLUMNS: tuple[str, ...] = (
     "mean_boundary_jump",
     "mean_boundary_jump_low",
     "mean_boundary_jump_high",
+    "mean_step_size",
+    "mean_step_size_low",
+    "mean_step_size_high",
     "mean_length",
     "episodes",
     "solved",
@@ -294,6 +301,8 @@ def point_row(
         jump_low = max(0.0, jump_low) if math.isfinite(jump_low) else jump_low  # a norm is never negative
     else:
         jump = jump_low = jump_high = float("nan")
+    step, step_low, step_high = ratio_interval(result.step_sums, result.step_counts)
+    step_low = max(0.0, step_low) if math.isfinite(step_low) else step_low
     return {
         "level": level_key,
         "method": point.method,
@@ -308,6 +317,9 @@ def point_row(
         "mean_boundary_jump": jump,
         "mean_boundary_jump_low": jump_low,
         "mean_boundary_jump_high": jump_high,
+        "mean_step_size": step,
+        "mean_step_size_low": step_low,
+        "mean_step_size_high": step_high,
         "mean_length": float(np.asarray(result.lengths).mean()),
         "episodes": episodes,
         "solved": solved,

@@ -9,8 +9,8 @@ interruption loses at most the points in flight and never leaves a half-written 
 
 Columns of ``results.parquet`` (``COLUMNS``): the point (``level, method, delay, execute_horizon``),
 its statistics as ``rtc.sweep.point_row`` defines them (``episodes, solved, solve_rate`` with
-``solve_rate_low/high`` (Wilson 95 %), ``mean_return`` and ``mean_boundary_jump`` each with
-``_low/_high`` (95 %), ``switches``, ``mean_length``), the settings (``flow_steps, bid_samples,
+``solve_rate_low/high`` (Wilson 95 %), ``mean_return``, ``mean_boundary_jump`` and ``mean_step_size`` each
+with ``_low/_high`` (95 %), ``switches``, ``mean_length``), the settings (``flow_steps, bid_samples,
 episode_steps, seed, action_noise, max_guidance_weight``), its identity (``policy_fingerprint,
 level_sha256, level_file, point_id``) and how it was computed (``backend, seconds``).
 """
@@ -61,6 +61,9 @@ STAT_COLUMNS: tuple[str, ...] = (
     "mean_boundary_jump_low",
     "mean_boundary_jump_high",
     "switches",
+    "mean_step_size",
+    "mean_step_size_low",
+    "mean_step_size_high",
     "mean_length",
 )
 COLUMNS: tuple[str, ...] = (

@@ -111,6 +111,7 @@ def test_stored_sweeps_open_with_figures_table_and_download(monkeypatch, tmp_pat
                 stats |= {"solve_rate_high": high, "solved": solved, "switches": 100, "mean_length": 200.0}
                 stats |= {"mean_return": 0.1, "mean_return_low": 0.0, "mean_return_high": 0.2}
                 stats |= {"mean_boundary_jump": 0.3, "mean_boundary_jump_low": 0.2, "mean_boundary_jump_high": 0.4}
+                stats |= {"mean_step_size": 0.1, "mean_step_size_low": 0.05, "mean_step_size_high": 0.15}
                 point = sweep.rollout.RolloutSettings(
                     method=method, inference_delay=d, execute_horizon=max(1, d), num_episodes=episodes
                 )

@@ -114,6 +114,8 @@ def test_results_store_rows_match_direct_rollouts(swept):
     assert row.mean_boundary_jump == pytest.approx(direct.jump_sums.sum() / direct.jump_counts.sum(), rel=1e-6)
     assert row.mean_boundary_jump_low <= row.mean_boundary_jump <= row.mean_boundary_jump_high
     assert row.switches == direct.jump_counts.sum() and row.execute_horizon == 2
+    assert row.mean_step_size == pytest.approx(direct.summary()["mean_step_size"], rel=1e-6)
+    assert row.mean_step_size_low <= row.mean_step_size <= row.mean_step_size_high
     assert row.policy_fingerprint == sweep.policy_fingerprint(policy)
     assert row.level_sha256 == sweep_store.file_sha256(level.path)
     key = sweep_store.point_key(row.policy_fingerprint, row.level_sha256, point)
