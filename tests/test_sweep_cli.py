@@ -164,3 +164,26 @@ def test_interrupt_keeps_finished_points_whole(tmp_path):
     assert len(on_disk) == 2 and list(on_disk.delay) == [1, 2]
     assert not list(tmp_path.glob("*.part"))  # no temporary file left behind
     assert sweep_grid.run_grid(entries, tasks, sweep_store.ResultsStore(tmp_path)) == (1, 2)
+
+
+def test_stored_sweeps_are_found_inside_runs_and_roots_only(tmp_path, swept):
+    import shutil
+
+    from rtc import app_state
+    from rtc.checkpoints import read_run
+
+    folder = swept[0]
+    runs_root = tmp_path / "runs"
+    run = runs_root / "r1"
+    (run / "1" / "policies").mkdir(parents=True)
+    (run / "1" / "policies" / "worlds_l_x.pkl").write_bytes(b"")
+    shutil.copytree(folder, run / "sweeps" / "grid")
+    (run / "sweeps" / "incomplete").mkdir()  # no results: not a sweep
+    extra = tmp_path / "extra"
+    shutil.copytree(folder, extra / "team" / "a")
+    outside = tmp_path / "outside"
+    shutil.copytree(folder, outside)
+    (extra / "escape").symlink_to(outside, target_is_directory=True)  # a link out of the root is skipped
+    found = app_state.find_sweeps({"runs/r1": read_run(run)}, [extra])
+    assert found == {"runs/r1/sweeps/grid": (run / "sweeps" / "grid").resolve(), "extra/team/a": extra / "team" / "a"}
+    assert app_state.sweeps_roots({"RTC_SWEEPS_ROOTS": f"{extra}:{tmp_path / 'missing'}"}) == [extra.resolve()]
