@@ -124,8 +124,9 @@ def _run_section(
     seconds = sweep.expected_seconds(points)
     episodes = sum(p.num_episodes for p in points)
     st.caption(
-        f"{len(points)} points × {settings.template.num_episodes} episodes = {episodes} episodes: about "
-        f"{_duration(seconds)} on a free 2-core machine, plus about 30 s of compiling the first time."
+        f"{len(points)} points × {settings.template.num_episodes} episodes = {episodes} episodes: up to about "
+        f"{_duration(seconds)} on a free core (less when episodes end early), plus about 30 s of compiling the "
+        "first time."
     )
     key = ("sweep", str(context.checkpoint), _data.mtime(context.checkpoint), str(context.level_path), settings)
     rows_key = ("rtc_sweep_rows", *key[1:])

@@ -219,15 +219,15 @@ class SweepProgress:
         return (self.points_done * self.steps_per_point + self.steps_done) / total if total else 1.0
 
 
-# Simulated environment steps per second on the 2-core development machine, in-process, 64 episodes per
-# point, 5 flow steps, d = s = 2 (benchmarks/run.py --only sweep; BID with 16 samples). Only for the
-# expected time shown before a sweep runs; methods not measured count as RTC.
-STEPS_PER_SECOND: dict[str, float] = {"naive": 2000.0, "rtc_exp": 1000.0, "hard_masking": 1000.0, "bid": 700.0}
+# Environment steps per CPU-second in-process, per method (benchmarks/run.py --only sweep, 2-core development
+# machine, demo policy, 64 episodes per point, 5 flow steps, d = s = 2, BID with 16 samples). Only for the
+# expected time shown before a sweep runs (as if one core were busy); methods not measured count as RTC.
+STEPS_PER_SECOND: dict[str, float] = {"naive": 255.0, "rtc_exp": 226.0, "hard_masking": 253.0, "bid": 83.0}
 
 
 def expected_seconds(points: Sequence[rollout.RolloutSettings]) -> float:
-    """Rough wall time of ``points`` on a free 2-core machine, compiling excluded (``STEPS_PER_SECOND``;
-    every episode counted at full length, so an upper estimate when episodes end early)."""
+    """Rough wall time of ``points`` in one process, compiling excluded (``STEPS_PER_SECOND``; every episode
+    counted at full length, so an upper estimate when episodes end early)."""
     total = 0.0
     for point in points:
         rate = STEPS_PER_SECOND.get(point.method, STEPS_PER_SECOND["rtc_exp"])

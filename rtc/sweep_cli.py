@@ -123,11 +123,10 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
     """Plan (every check before any work), compute the missing points, write the manifest; ``(computed, reused)``."""
     check_args(args)
     ray_address = False if args.ray is None else args.ray
-    if ray_address is not False:
-        from rtc import sweep_ray
+    from rtc import pipeline, sweep_grid, sweep_ray, sweep_store
 
+    if ray_address is not False:
         sweep_ray.require_ray()
-    from rtc import pipeline, sweep_grid, sweep_store
     from rtc.checkpoints import open_run
 
     settings = sweep_settings(args)
@@ -155,10 +154,11 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
             bar.set_postfix_str(note[-60:], refresh=False)
             bar.refresh()
 
+        already = ray_address is not False and sweep_ray.require_ray().is_initialized()
         try:
             computed, reused = sweep_grid.run_grid(entries, tasks, store, progress, ray_address)
         finally:
-            if ray_address is not False:
+            if ray_address is not False and not already:  # leave a connection this process made before alone
                 import ray
 
                 if ray.is_initialized():

@@ -35,3 +35,11 @@ def test_ray_sweep_equals_in_process(tmp_path, ray_local):
     same = [c for c in sweep_store.COLUMNS if c not in ("backend", "seconds")]
     pd.testing.assert_frame_equal(local[same], remote[same], check_exact=True)
     assert remote.solve_rate.notna().all() and remote.mean_boundary_jump.notna().all()
+    # the command line's --ray (joining this process's instance) stores the same numbers
+    from tests.test_sweep_cli import SMALL, run_cli
+
+    code, stdout, stderr = run_cli(DEMO_RUN, "--out", tmp_path / "cli", *SMALL, "--delays", "1", "2", "--ray")
+    assert code == 0 and "points: 4 computed, 0 reused" in stdout, stderr
+    cli = sweep_store.read_results(tmp_path / "cli" / "results.parquet").sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(local[same], cli[same], check_exact=True)
+    assert ray_local.is_initialized()  # the command line left the shared instance running
