@@ -87,12 +87,13 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    # Workers import this package: on a local instance from this checkout, on a cluster from its install.
-    path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    runtime_env = {"env_vars": {"PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "3"}}
+    # Workers import this package: on a cluster from each node's install, on a local instance from this checkout.
+    quiet = {"TF_CPP_MIN_LOG_LEVEL": "3"}
     if address:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        ray.init(address=address, runtime_env={"env_vars": quiet}, log_to_driver=False)
     else:
+        path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        runtime_env = {"env_vars": {**quiet, "PYTHONPATH": path}}
         ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env, log_to_driver=False)
 
 

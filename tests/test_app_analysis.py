@@ -82,7 +82,7 @@ def test_sweep_page_runs_one_point():
     at = _page("pages/sweep.py", "Sweep")
     assert at.number_input(key="sweep_episodes").value == 64 and at.number_input(key="sweep_bid").value == 16
     assert at.selectbox(key="sweep_rule").value == "all"
-    assert any("96 points × 64 episodes = 6144 episodes: about" in c.value for c in at.main.caption)
+    assert any("96 points × 64 episodes = 6144 episodes: up to about" in c.value for c in at.main.caption)
     at.multiselect(key="sweep_methods").set_value(["rtc_exp"])
     at.multiselect(key="sweep_delays").set_value([1])
     at.selectbox(key="sweep_rule").set_value("min")
