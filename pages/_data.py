@@ -86,9 +86,9 @@ def job_queue() -> jobs.JobQueue:
 
 
 @st.cache_resource(show_spinner=False)
-def sweep_points() -> dict:
-    """Finished sweep points of every session by point key (rows are small; shared across sessions)."""
-    return {}
+def sweep_points() -> jobs.BoundedCache:
+    """Finished sweep points of every session by point key (the 4096 most recent rows, about 2 kB each)."""
+    return jobs.BoundedCache(4096)
 
 
 def mtime(path: Path) -> float:

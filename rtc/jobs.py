@@ -13,6 +13,7 @@ Streamlit-free: the app keeps one ``JobQueue`` per process (``st.cache_resource`
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 import threading
@@ -196,3 +197,30 @@ class JobQueue:
             self._running.discard(job)
             self._finish(job, CANCELLED if context.cancelled and result is None else DONE)
             self._start_ready()
+
+
+class BoundedCache(collections.OrderedDict):
+    """A dict that keeps its ``max_entries`` most recently set or read entries (thread-safe enough for the app's
+    caches of small immutable results: a lost race only recomputes an entry)."""
+
+    def __init__(self, max_entries: int):
+        super().__init__()
+        self.max_entries = int(max_entries)
+
+    def __getitem__(self, key: Hashable) -> Any:
+        value = super().__getitem__(key)
+        with contextlib.suppress(KeyError):
+            self.move_to_end(key)
+        return value
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __setitem__(self, key: Hashable, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.max_entries:
+            self.popitem(last=False)

@@ -88,3 +88,11 @@ def test_bad_max_jobs_is_refused(text):
     with pytest.raises(ValueError, match=f"RTC_MAX_JOBS='{text}' is not accepted; use an integer >= 1"):
         jobs.default_max_jobs({"RTC_MAX_JOBS": text})
     assert jobs.default_max_jobs({}) >= 1
+
+
+def test_bounded_cache_keeps_the_most_recent_entries():
+    cache = jobs.BoundedCache(2)
+    cache["a"], cache["b"] = 1, 2
+    assert cache.get("a") == 1  # reading keeps "a"
+    cache["c"] = 3
+    assert list(cache) == ["a", "c"] and cache.get("b") is None and cache.get("b", 0) == 0
