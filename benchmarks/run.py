@@ -405,6 +405,75 @@ def bench_app(quick: bool) -> list[Row]:
     return [Row(**row) for row in json.loads(result.stdout.strip().splitlines()[-1])]
 
 
+def _sweep_entries():
+    from rtc import sweep_grid
+    from rtc.checkpoints import open_run
+
+    run = open_run(ROOT / "runs" / "demo")
+    return sweep_grid.load_entries(run, 1, sweep_grid.choose_levels(run, 1, ["worlds_l_grasp_easy"])[0])
+
+
+def bench_sweep(quick: bool) -> list[Row]:
+    """Closed-loop throughput of each paper method in this process (BID N = 16, 5 flow steps, 256-step
+    episodes, d = s = 2), per CPU core: episodes and environment steps per CPU-second of this process (all its
+    threads), which does not depend on what else the machine runs; and the wall time of one small sweep on a
+    local 2-worker Ray instance against this process (both warm: programs compiled and cached on disk; Ray's
+    workers at niceness 0 like this process, instead of Ray's default 15)."""
+    from rtc import pipeline, rollout, sweep, sweep_grid, sweep_ray, sweep_store
+
+    pipeline.enable_compilation_cache()
+    entries = _sweep_entries()
+    entry = entries[0]
+    episodes = 16 if quick else 64
+    rows = []
+    for method in ("naive", "rtc_exp", "hard_masking", "bid"):
+        point = rollout.RolloutSettings(
+            method=method, inference_delay=2, execute_horizon=2, num_episodes=episodes, bid_samples=16
+        )
+        rollout.run_rollout(entry.policy, entry.level, dataclasses.replace(point, seed=1), record=False)  # compile
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = rollout.run_rollout(entry.policy, entry.level, point, record=False)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        steps = int(result.lengths.sum())
+        name = f"{method} ({episodes} episodes, mean length {steps / episodes:.0f} steps)"
+        rows.append(Row("sweep", f"{name}: episodes per CPU-second", episodes / cpu, "ep/s/core"))
+        rows.append(Row("sweep", f"{name}: env steps per CPU-second", steps / cpu, "steps/s/core"))
+        rows.append(Row("sweep", f"{name}: env steps per wall second", steps / wall, "steps/s"))
+    # the same small sweep in this process and on a local Ray instance with 2 workers
+    settings = sweep.SweepSettings(
+        methods=("naive", "rtc_exp"),
+        delays=(1, 2, 3, 4),
+        template=rollout.RolloutSettings(num_episodes=16, episode_steps=128 if quick else 256, bid_samples=16),
+    )
+    tasks = sweep_grid.plan(entries, settings)
+    os.environ["RAY_worker_niceness"] = "0"  # noqa: SIM112 (Ray reads its config names as spelled)
+    with tempfile.TemporaryDirectory() as folder:
+        sweep_grid.run_grid(entries, tasks, sweep_store.ResultsStore(Path(folder) / "warm"))  # compiles
+        start = time.perf_counter()
+        sweep_ray.connect(None, num_cpus=2)
+        startup = time.perf_counter() - start
+        sweep_grid.run_grid(entries, tasks, sweep_store.ResultsStore(Path(folder) / "ray_warm"), ray_address="")
+        times: dict[str, list[float]] = {"local": [], "ray": []}
+        for repeat in range(1 if quick else 2):  # interleaved, so machine load hits both alike
+            for name, address in (("local", False), ("ray", "")):
+                store = sweep_store.ResultsStore(Path(folder) / f"{name}{repeat}")
+                start = time.perf_counter()
+                sweep_grid.run_grid(entries, tasks, store, ray_address=address)
+                times[name].append(time.perf_counter() - start)
+        import ray
+
+        ray.shutdown()
+    local, remote = statistics.median(times["local"]), statistics.median(times["ray"])
+    total = sum(t.point.num_episodes for t in tasks)
+    rows += [
+        Row("sweep", f"small sweep in-process ({len(tasks)} points, {total} episodes), median", local, "s"),
+        Row("sweep", "same sweep, local Ray, 2 workers (warm), median", remote, "s"),
+        Row("sweep", "Ray / in-process wall time", remote / local, "ratio", "<= 1.3", remote / local <= 1.3),
+        Row("sweep", "Ray start (local instance, once)", startup, "s"),
+    ]
+    return rows
+
+
 SECTIONS: dict[str, Callable[[bool], list[Row]]] = {
     "tracking": bench_tracking,
     "recompiles": bench_recompiles,
@@ -413,6 +482,7 @@ SECTIONS: dict[str, Callable[[bool], list[Row]]] = {
     "jacobian_free_loop": bench_jacobian_free_loop,
     "cli": bench_cli,
     "app": bench_app,
+    "sweep": bench_sweep,
 }
 
 

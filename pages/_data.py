@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from rtc import analysis, app_state, levels, pipeline, render, traces
+from rtc import analysis, app_state, jobs, levels, pipeline, render, traces
 from rtc.checkpoints import RunInfo, load_policy
 from rtc.model import FlowPolicy
 
@@ -77,6 +77,18 @@ def render_pool() -> ProcessPoolExecutor:
 def compiled_shapes() -> set[tuple]:
     """Sampler shapes compiled in this process (to say when a first compile is coming)."""
     return set()
+
+
+@st.cache_resource(show_spinner=False)
+def job_queue() -> jobs.JobQueue:
+    """The server's one queue of heavy jobs (rollouts, sweeps): at most ``RTC_MAX_JOBS`` run at once."""
+    return jobs.JobQueue(keep_finished=8)
+
+
+@st.cache_resource(show_spinner=False)
+def sweep_points() -> jobs.BoundedCache:
+    """Finished sweep points of every session by point key (the 4096 most recent rows, about 2 kB each)."""
+    return jobs.BoundedCache(4096)
 
 
 def mtime(path: Path) -> float:

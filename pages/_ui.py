@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 import traceback
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -13,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from pages import _data
-from rtc import app_state, bundle, pipeline, render, traces
+from rtc import app_state, bundle, jobs, pipeline, render, traces
 from rtc.app_state import Limits, Target, View
 from rtc.checkpoints import RunInfo
 from rtc.errors import RTCError
@@ -21,6 +22,7 @@ from rtc.errors import RTCError
 CONTEXT_KEY = "rtc_context"
 CHUNK_KEY = "rtc_open_chunk"  # a rollout chunk shown instead of the sidebar's inspection (see open_chunk)
 CHUNK_PAGES: tuple[str, ...] = ("x_t", "v_t", "correction", "error")
+JOBS_KEY = "rtc_jobs"  # {slot: rtc.jobs.Job} this session holds in the server's queue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +176,60 @@ def run_button(label: str, key: str) -> bool:
         kwargs={flag: True},
     )
     return bool(st.session_state.pop(flag, False))
+
+
+def submit_job(slot: str, key: Any, work: Callable[[jobs.JobContext], Any], label: str) -> jobs.Job:
+    """Ask the server's queue for ``key`` (joining an identical queued, running or finished job); a job this
+    session held in ``slot`` for another key is released (cancelled when nobody else wants it)."""
+    held = st.session_state.setdefault(JOBS_KEY, {})
+    previous = held.get(slot)
+    if previous is not None and previous.key != key:
+        previous.cancel()
+    if previous is None or previous.key != key or previous.state in (jobs.FAILED, jobs.CANCELLED):
+        held[slot] = _data.job_queue().submit(key, work, label)
+    return held[slot]
+
+
+def follow_job(slot: str, key: Any, starting: str = "Starting…") -> Any:
+    """Show this session's job in ``slot`` for ``key`` until it ends: its place in the queue while it waits,
+    its progress while it runs, and a Cancel button. Returns its result once (``None`` when there is no such
+    job or it was cancelled); a failure is raised here, in the page that asked."""
+    held = st.session_state.setdefault(JOBS_KEY, {})
+    job = held.get(slot)
+    if job is None:
+        return None
+    if job.key != key:  # a setting changed: this session no longer wants the old job
+        job.cancel()
+        held.pop(slot, None)
+        return None
+    if not job.done:
+        if st.button("Cancel", key=f"{slot}_cancel", icon=":material/cancel:"):
+            job.cancel()
+            held.pop(slot, None)
+            st.info("Cancelled. Press the button again to restart.")
+            return None
+        status, bar = st.empty(), st.empty()
+        while not job.wait(0.25):
+            position = job.position
+            if position is not None:
+                counts = job.queue.counts()
+                status.info(
+                    f"Waiting for a free slot: number {position} in the queue ({counts['running']} of "
+                    f"{counts['max_jobs']} jobs running on this server; RTC_MAX_JOBS sets the limit)."
+                )
+            else:
+                status.empty()
+                bar.progress(job.fraction, text=job.text or starting)
+            time.sleep(0.05)
+        status.empty()
+        bar.empty()
+    held.pop(slot, None)
+    if job.state == jobs.FAILED:
+        raise job.error
+    if job.state == jobs.CANCELLED:
+        st.info("Cancelled. Press the button again to restart.")
+        return None
+    return job.result
 
 
 def compute(context: Context) -> pipeline.Inspection:

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import _data, _ui
-from rtc import bundle, pipeline, plots, rollout
+from rtc import bundle, jobs, pipeline, plots, rollout
 from rtc.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS, is_jacobian_free
 
 RESULTS_KEY = "rtc_rollouts"  # {(checkpoint, level, settings): (Rollout, seconds)}
@@ -42,17 +42,19 @@ def _settings(context: _ui.Context) -> rollout.RolloutSettings:
     )
 
 
-def _run(context: _ui.Context, settings: rollout.RolloutSettings) -> tuple[rollout.Rollout, float]:
-    policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
-    level = _data.level(str(context.level_path))
-    bar = st.progress(0.0, text="Compiling the rollout program (about 30 s the first time)…")
-    started, result = time.perf_counter(), None
-    for progress in rollout.iterate_rollout(policy, level, settings):
-        bar.progress(progress.fraction, text=f"{progress.steps_done}/{progress.total_steps} steps")
-        result = progress.result
-    bar.empty()
-    assert result is not None
-    return result, time.perf_counter() - started
+def _work(policy, level, settings: rollout.RolloutSettings):
+    """The rollout as a job for the server's queue: ``(Rollout, seconds)``, or ``None`` when cancelled."""
+
+    def work(job: jobs.JobContext) -> tuple[rollout.Rollout, float] | None:
+        started, result = time.perf_counter(), None
+        for progress in rollout.iterate_rollout(policy, level, settings):
+            if not job.report(progress.fraction, f"{progress.steps_done}/{progress.total_steps} steps"):
+                return None
+            result = progress.result
+        assert result is not None
+        return result, time.perf_counter() - started
+
+    return work
 
 
 def _episode_table(result: rollout.Rollout) -> pd.DataFrame:
@@ -140,8 +142,14 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         f"{settings.num_flow_steps} flow steps, w_max = {settings.max_guidance_weight:g} and seed {settings.seed} "
         "(from the sidebar), action noise 0.1."
     )
+    job_key = ("rollout", str(context.checkpoint), _data.mtime(context.checkpoint), str(context.level_path), settings)
     if _ui.run_button("Run rollout", "rollout_run"):
-        results[key] = _run(context, settings)
+        policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
+        level = _data.level(str(context.level_path))
+        _ui.submit_job("rollout", job_key, _work(policy, level, settings), f"rollout {settings.method}")
+    finished = _ui.follow_job("rollout", job_key, "Compiling the rollout program (about 30 s the first time)…")
+    if finished is not None:
+        results[key] = finished
         while len(results) > KEEP:
             results.pop(next(iter(results)))
     if key not in results:

@@ -1,4 +1,5 @@
-"""Sweep: a metric against inference delay per method, from batched closed-loop rollouts."""
+"""Sweep: solve rate, return and boundary jump against inference delay per method, with 95 % intervals,
+from batched closed-loop rollouts run through the server's job queue, and stored sweeps (rtc-sweep)."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -7,10 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from pages import _data, _ui
-from rtc import pipeline, rollout, sweep
+from rtc import app_state, jobs, pipeline, plots_sweep, rollout, sweep, sweep_store
 from rtc.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS
 
-CACHE_KEY = "rtc_sweep_cache"  # rows per point, shared by every sweep of the session
+RULES = {"all": "all: every s with max(1, d) ≤ s ≤ H − d (the paper's)", "min": "min: s = max(1, d)"}
 
 
 def _settings(context: _ui.Context) -> tuple[sweep.SweepSettings, str]:
@@ -26,15 +27,20 @@ def _settings(context: _ui.Context) -> tuple[sweep.SweepSettings, str]:
     )
     delays = right.multiselect("Inference delays d", list(range(5)), default=list(range(5)), key="sweep_delays")
     first, second, third = st.columns(3)
-    episodes = first.number_input("Episodes per point", 1, 64, value=4, key="sweep_episodes")
-    steps = second.number_input("Episode steps", 1, 256, value=256, key="sweep_steps")
-    metric = third.selectbox("Metric", list(sweep.METRICS), format_func=sweep.METRICS.get, key="sweep_metric")
+    rule = first.selectbox("Execute horizons s", list(RULES), format_func=RULES.get, key="sweep_rule")
+    episodes = second.number_input("Episodes per point", 1, 1024, value=64, key="sweep_episodes")
+    steps = third.number_input("Episode steps", 1, 256, value=256, key="sweep_steps")
+    fourth, fifth = st.columns(2)
+    bid = fourth.number_input("BID samples N", 1, 64, value=16, key="sweep_bid")
+    metric = fifth.selectbox("Metric", list(sweep.METRICS), format_func=sweep.METRICS.get, key="sweep_metric")
     settings = sweep.SweepSettings(
         methods=tuple(chosen),
         delays=tuple(sorted(int(d) for d in delays)),
+        execute_horizon_rule=rule,
         template=rollout.RolloutSettings(
             num_episodes=int(episodes),
             episode_steps=int(steps),
+            bid_samples=int(bid),
             max_guidance_weight=view.max_guidance_weight,
             seed=view.seed,
         ),
@@ -42,35 +48,107 @@ def _settings(context: _ui.Context) -> tuple[sweep.SweepSettings, str]:
     return settings, metric
 
 
+def _work(policy, level, settings: sweep.SweepSettings):
+    """The sweep as a job: rows, or ``None`` when cancelled (finished points stay in the shared cache)."""
+
+    def work(job: jobs.JobContext):
+        def report(progress: sweep.SweepProgress) -> bool:
+            text = f"point {min(progress.points_done + 1, progress.total_points)}/{progress.total_points}"
+            return job.report(progress.fraction, text)
+
+        try:
+            return sweep.sweep(policy, level, settings, report, _data.sweep_points())
+        except rollout.RolloutCancelled:
+            return None
+
+    return work
+
+
+def _stored_figures(frame: pd.DataFrame) -> None:
+    """The paper's summary, per-level panels of every metric (in tabs) and the per-level table."""
+    _ui.figure(plots_sweep.plot_sweep_summary(frame))
+    tabs = st.tabs([sweep.METRICS[m] for m in sweep.METRICS])
+    for tab, name in zip(tabs, sweep.METRICS, strict=True):
+        with tab:
+            _ui.figure(plots_sweep.plot_sweep_levels(frame, name))
+    st.dataframe(plots_sweep.level_table(frame), key="sweep_stored_table", hide_index=True)
+
+
+def _stored() -> None:
+    st.subheader("Stored sweeps", help="Folders written by rtc-sweep: <run>/sweeps/<name>, or under RTC_SWEEPS_ROOTS.")
+    runs = _data.runs_under(tuple(str(r) for r in app_state.run_roots()))
+    found = app_state.find_sweeps(runs, app_state.sweeps_roots())
+    if not found:
+        st.caption(
+            "No stored sweep found: write one with `rtc-sweep RUN --out RUN/sweeps/NAME` or set "
+            f"{app_state.SWEEPS_ROOTS_ENV} to folders that hold rtc-sweep outputs."
+        )
+        return
+    name = st.selectbox("Open a stored sweep", ["(none)", *found], key="sweep_stored")
+    if name == "(none)":
+        return
+    folder = found[name]
+    frame = sweep_store.read_results(folder / sweep_store.RESULTS_FILE)
+    manifest = sweep_store.read_manifest(folder) or {}
+    st.caption(
+        f"{len(frame)} points, {frame['level'].nunique()} levels, methods {', '.join(sorted(set(frame['method'])))}; "
+        f"run {manifest.get('run', '?')} epoch {manifest.get('epoch', '?')}."
+    )
+    _stored_figures(frame)
+    st.download_button(
+        "Download this sweep (zip: results, manifest, figures)",
+        lambda: plots_sweep.bundle_bytes(folder),
+        file_name=f"rtc_sweep_{folder.name}.zip",
+        mime="application/zip",
+        on_click="ignore",
+        key="sweep_stored_zip",
+        icon=":material/download:",
+    )
+
+
 def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any] | None:
     settings, metric = _settings(context)
+    template = settings.template
     st.caption(
-        f"Execute horizon s = max(1, d); {settings.template.num_flow_steps} flow steps, w_max = "
-        f"{settings.template.max_guidance_weight:g}, seed {settings.template.seed} (sidebar). "
-        "Finished points are kept for the session."
+        f"{template.num_flow_steps} flow steps, w_max = {template.max_guidance_weight:g}, seed {template.seed} "
+        "(sidebar), action noise 0.1. Finished points are shared by every session of this server."
     )
+    extras = None
     if not settings.methods or not settings.delays:
         st.info("Choose at least one method and one delay.")
-        return None
-    cache = st.session_state.setdefault(CACHE_KEY, {})
-    policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
-    level = _data.level(str(context.level_path))
-    rows_key = ("rtc_sweep_rows", str(context.checkpoint), str(context.level_path), settings)
+    else:
+        extras = _run_section(context, result, settings, metric)
+    _stored()
+    return extras
+
+
+def _run_section(
+    context: _ui.Context, result: pipeline.Inspection, settings: sweep.SweepSettings, metric: str
+) -> Mapping[str, Any] | None:
+    points = settings.points(context.limits.chunk_size)
+    seconds = sweep.expected_seconds(points)
+    episodes = sum(p.num_episodes for p in points)
+    st.caption(
+        f"{len(points)} points × {settings.template.num_episodes} episodes = {episodes} episodes: up to about "
+        f"{_duration(seconds)} on a free core (less when episodes end early), plus about 30 s of compiling the "
+        "first time."
+    )
+    key = ("sweep", str(context.checkpoint), _data.mtime(context.checkpoint), str(context.level_path), settings)
+    rows_key = ("rtc_sweep_rows", *key[1:])
     if _ui.run_button("Run sweep", "sweep_run"):
-        bar = st.progress(0.0, text="Compiling the rollout program (about 30 s the first time)…")
-
-        def report(progress: sweep.SweepProgress) -> None:
-            bar.progress(min(progress.fraction, 1.0), text=f"point {progress.points_done + 1}/{progress.total_points}")
-
-        st.session_state[rows_key] = sweep.sweep(policy, level, settings, report, cache)
-        bar.empty()
+        policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
+        level = _data.level(str(context.level_path))
+        _ui.submit_job("sweep", key, _work(policy, level, settings), f"sweep {len(points)} points")
+    finished = _ui.follow_job("sweep", key, "Compiling the rollout program (about 30 s the first time)…")
+    if finished is not None:
+        st.session_state[rows_key] = finished
     rows = st.session_state.get(rows_key)
     if rows is None:
-        points = len(settings.methods) * len(settings.delays)
-        st.info(f"Press Run sweep to evaluate {points} points × {settings.template.num_episodes} episodes.")
+        st.info(f"Press Run sweep to evaluate {len(points)} points × {settings.template.num_episodes} episodes.")
         return None
     extras = {"sweep": (rows, metric)}
     _ui.show_analysis("sweep", context, result, extras)
+    st.dataframe(plots_sweep.level_table(rows), key="sweep_level_table", hide_index=True)
     st.dataframe(pd.DataFrame(rows), key="sweep_table", hide_index=True)
     st.download_button(
         "Download the sweep (CSV)",
@@ -82,6 +160,14 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         icon=":material/download:",
     )
     return extras
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 _ui.page("sweep", body)

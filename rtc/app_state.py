@@ -23,6 +23,7 @@ _DEFAULT_DELAY, _DEFAULT_EXECUTE_HORIZON = protocol.default_timing(8)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUNS_ROOTS_ENV = "RTC_RUNS_ROOTS"
 LEVEL_DIRS_ENV = "RTC_LEVEL_DIRS"
+SWEEPS_ROOTS_ENV = "RTC_SWEEPS_ROOTS"
 DEFAULT_RUN = "runs/demo"
 DEFAULT_LEVEL_KEY = "worlds_l_grasp_easy"
 
@@ -111,6 +112,37 @@ def find_runs(roots: list[Path]) -> dict[str, RunInfo]:
                 run_id = str(run.path.resolve())
             runs[run_id] = run
     return runs
+
+
+def sweeps_roots(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Extra folders searched for stored sweeps (``RTC_SWEEPS_ROOTS``, os.pathsep-separated)."""
+    environ = os.environ if environ is None else environ
+    return _unique_dirs(_split_dirs(environ.get(SWEEPS_ROOTS_ENV)))
+
+
+def find_sweeps(runs: Mapping[str, RunInfo], roots: list[Path], max_depth: int = 3) -> dict[str, Path]:
+    """Stored sweeps (folders with ``results.parquet`` and ``manifest.json``) by id: those in a ``sweeps/``
+    folder inside a run (``<run id>/sweeps/<name>``) and those under ``roots`` (``<root name>/<path>``).
+    Folders or files that resolve outside their run or root are skipped."""
+    found: dict[str, Path] = {}
+
+    def is_sweep(folder: Path, root: Path) -> bool:
+        files = [folder / "results.parquet", folder / "manifest.json"]
+        return all(f.is_file() and is_within(f, root) for f in files)
+
+    for run_id, run in runs.items():
+        folder = run.path / "sweeps"
+        if folder.is_dir() and is_within(folder, run.path):
+            for candidate in sorted(p for p in folder.iterdir() if p.is_dir()):
+                if is_sweep(candidate, run.path):
+                    found[f"{run_id}/sweeps/{candidate.name}"] = candidate.resolve()
+    for root in roots:
+        candidates = [root, *(p for p in sorted(root.rglob("*")) if p.is_dir())]
+        for candidate in candidates:
+            depth = len(candidate.relative_to(root).parts)
+            if depth <= max_depth and is_sweep(candidate, root):
+                found[Path(root.name, candidate.relative_to(root)).as_posix()] = candidate.resolve()
+    return found
 
 
 def checked_checkpoint(run: RunInfo, epoch: int, key: str, roots: list[Path]) -> Path:

@@ -34,7 +34,7 @@ import altair as alt
 import numpy as np
 from matplotlib.figure import Figure
 
-from rtc import charts, diagnostics, plots, seeds, sweep, traces
+from rtc import charts, diagnostics, plots, plots_sweep, seeds, sweep, traces
 from rtc import plots_analysis as analysis_plots
 from rtc.errors import RTCError
 from rtc.methods import METHOD_LABELS
@@ -108,12 +108,14 @@ PAGES: dict[str, tuple[str, str]] = {
     "rollout": (
         "Closed-loop rollout",
         "Whole episodes in Kinetix with the chosen method: new chunks every s steps, the first d actions kept "
-        "from the previous chunk. Press Run; changing any setting while it runs cancels it.",
+        "from the previous chunk. Press Run (it waits for a free slot of the server's job queue); changing any "
+        "setting while it runs cancels it.",
     ),
     "sweep": (
         "Sweep",
         "The paper's figure in small: solve rate, return or boundary jump against inference delay d, one line "
-        "per method, every point on the same episode seeds. Press Run; changing a setting cancels.",
+        "and 95 % band per method, every point on the same episode seeds. Press Run: the sweep waits for a free "
+        "slot of the server's job queue; changing a setting cancels. Stored rtc-sweep results open below.",
     ),
 }
 INSPECTION_PAGES: tuple[str, ...] = ("overview", "x_t", "v_t", "correction", "error")
@@ -247,7 +249,7 @@ def _analysis_figures(
         return {"rollout_trace_episode0": analysis_plots.plot_rollout_trace(_extra(page, extras), 0, dims)}
     rows, metric = _extra(page, extras)
     order = [metric, *(m for m in sweep.METRICS if m != metric)]  # the chosen metric first, then the others
-    return {f"sweep_{m}": analysis_plots.plot_sweep(rows, m) for m in order}
+    return {f"sweep_{m}": plots_sweep.plot_sweep_levels(rows, m) for m in order}
 
 
 def extra_data(extras: Mapping[str, Any] | None) -> dict[str, bytes]:

@@ -352,8 +352,14 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], metric: str = "solve_rate") ->
     fig = new_figure(8.0, 4.0)
     ax = fig.subplots()
     ax.set_label(f"sweep {metric}")
+    banded = bool(rows) and f"{metric}_low" in rows[0]
     for method, (delays, values) in series.items():
-        ax.plot(delays, values, marker="o", color=method_color(method), label=METHOD_LABELS.get(method, method))
+        color = method_color(method)
+        if banded:  # the 95 % interval of each point (rtc.sweep's statistics)
+            low = metric_by_method(rows, metric, f"{metric}_low")[method][1]
+            high = metric_by_method(rows, metric, f"{metric}_high")[method][1]
+            ax.fill_between(delays, low, high, color=color, alpha=0.18, linewidth=0)
+        ax.plot(delays, values, marker="o", color=color, label=METHOD_LABELS.get(method, method))
     horizon_of = {int(r["inference_delay"]): int(r["execute_horizon"]) for r in rows}
     delays = sorted(horizon_of)
     ax.set_xticks(delays)
@@ -365,5 +371,6 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], metric: str = "solve_rate") ->
     ax.grid(alpha=0.3)
     legend_outside(ax)
     episodes = "/".join(str(e) for e in sorted({int(r["episodes"]) for r in rows}))
-    ax.set_title(f"{METRICS[metric]} vs inference delay ({episodes} episodes per point)", fontsize="medium")
+    band = "; 95 % band" if banded else ""
+    ax.set_title(f"{METRICS[metric]} vs inference delay ({episodes} episodes per point{band})", fontsize="medium")
     return fig

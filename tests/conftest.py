@@ -59,3 +59,14 @@ def random_policy(obs_dim: int = 10, action_dim: int = 6, seed: int = 0, perturb
 @pytest.fixture(scope="session")
 def small_policy() -> FlowPolicy:
     return random_policy()
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local 2-CPU Ray instance for the whole test session (started on first use, shut down at the end)."""
+    from rtc import sweep_ray
+
+    ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install -e ".[ray]"')
+    sweep_ray.connect(None, num_cpus=2)
+    yield ray
+    ray.shutdown()

@@ -106,15 +106,53 @@ def test_rollout_page_runs_on_its_button_and_keeps_the_result():
 
 def test_sweep_page_runs_one_point():
     at = _page("pages/sweep.py", "Sweep")
+    assert at.number_input(key="sweep_episodes").value == 64 and at.number_input(key="sweep_bid").value == 16
+    assert at.selectbox(key="sweep_rule").value == "all"
+    assert any("96 points × 64 episodes = 6144 episodes: up to about" in c.value for c in at.main.caption)
     at.multiselect(key="sweep_methods").set_value(["rtc_exp"])
     at.multiselect(key="sweep_delays").set_value([1])
-    at.number_input(key="sweep_episodes").set_value(1)
+    at.selectbox(key="sweep_rule").set_value("min")
+    at.number_input(key="sweep_episodes").set_value(2)
     at.number_input(key="sweep_steps").set_value(SHORT_STEPS)
     at.button(key="sweep_run").click().run()
     _assert_clean(at, "Sweep")
-    rows = at.main.dataframe[0].value
+    table, rows = at.main.dataframe[0].value, at.main.dataframe[1].value
     assert len(rows) == 1 and rows.loc[0, "method"] == "rtc_exp" and rows.loc[0, "inference_delay"] == 1
+    assert rows.loc[0, "solve_rate_low"] <= rows.loc[0, "solve_rate"] <= rows.loc[0, "solve_rate_high"]
+    assert table.columns.tolist() == ["level", "method", "episodes", "d=1"] and table.loc[0, "episodes"] == "2"
     assert at.main.get("image") and len(at.main.get("download_button")) == 3
+
+
+def test_stored_sweeps_open_with_figures_table_and_download(monkeypatch, tmp_path):
+    from rtc import sweep, sweep_store
+
+    folder = tmp_path / "paper" / "grid1"
+    store = sweep_store.ResultsStore(folder)
+    for level, base in (("worlds_l_a", 30), ("worlds_l_b", 10)):
+        for method in ("naive", "bid"):
+            for d in range(3):
+                solved, episodes = base - 4 * d, 64
+                low, high = sweep.wilson_interval(solved, episodes)
+                stats = {"level": level, "solve_rate": solved / episodes, "solve_rate_low": low}
+                stats |= {"solve_rate_high": high, "solved": solved, "switches": 100, "mean_length": 200.0}
+                stats |= {"mean_return": 0.1, "mean_return_low": 0.0, "mean_return_high": 0.2}
+                stats |= {"mean_boundary_jump": 0.3, "mean_boundary_jump_low": 0.2, "mean_boundary_jump_high": 0.4}
+                stats |= {"mean_step_size": 0.1, "mean_step_size_low": 0.05, "mean_step_size_high": 0.15}
+                point = sweep.rollout.RolloutSettings(
+                    method=method, inference_delay=d, execute_horizon=max(1, d), num_episodes=episodes
+                )
+                key = sweep_store.point_key("f" * 16, level, point)
+                store.add(sweep_store.store_row(stats, key, f"{level}.json", "in-process", 1.0))
+    (folder / "manifest.json").write_text('{"run": "runs/demo", "epoch": 1}')
+    monkeypatch.setenv("RTC_SWEEPS_ROOTS", str(tmp_path / "paper"))
+    at = _page("pages/sweep.py", "Sweep")
+    at.selectbox(key="sweep_stored").set_value("paper/grid1").run()
+    _assert_clean(at, "Sweep")
+    assert any("12 points, 2 levels, methods bid, naive" in c.value for c in at.main.caption)
+    assert len(at.main.get("image")) >= 4  # summary + one per-level figure per metric
+    table = at.main.dataframe[-1].value
+    assert table.columns.tolist() == ["level", "method", "episodes", "d=0", "d=1", "d=2"] and len(table) == 4
+    assert any(b.proto.label.startswith("Download this sweep") for b in at.main.get("download_button"))
 
 
 def _x_t_chart_values(at: AppTest) -> bytes:

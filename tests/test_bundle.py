@@ -156,10 +156,21 @@ def test_sweep_bundle_holds_every_metric_figure_and_the_csv(inspection):
             "inference_delay": d,
             "execute_horizon": max(1, d),
             "solve_rate": 0.5,
+            "solve_rate_low": sweep.wilson_interval(1, 2)[0],
+            "solve_rate_high": sweep.wilson_interval(1, 2)[1],
             "mean_return": 0.25 * d,
+            "mean_return_low": 0.25 * d - 0.1,
+            "mean_return_high": 0.25 * d + 0.1,
             "mean_boundary_jump": 0.1,
+            "mean_boundary_jump_low": 0.05,
+            "mean_boundary_jump_high": 0.15,
+            "mean_step_size": 0.05,
+            "mean_step_size_low": 0.04,
+            "mean_step_size_high": 0.06,
             "mean_length": 100.0,
             "episodes": 2,
+            "solved": 1,
+            "switches": 20,
         }
         for method in ("naive", "rtc_exp")
         for d in (0, 1)

@@ -1,0 +1,118 @@
+"""Sweep figures with their statistics: the data drawn (lines and 95 % bands), the paper's s, titles."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rtc import plots_sweep as ps
+from rtc import sweep
+from rtc.methods import METHOD_LABELS
+
+
+def point(level, method, delay, horizon, solved, episodes=64, ret=1.0, jump=0.5):
+    low, high = sweep.wilson_interval(solved, episodes)
+    return {
+        "level": level,
+        "method": method,
+        "delay": delay,
+        "execute_horizon": horizon,
+        "episodes": episodes,
+        "solved": solved,
+        "solve_rate": solved / episodes,
+        "solve_rate_low": low,
+        "solve_rate_high": high,
+        "mean_return": ret,
+        "mean_return_low": ret - 0.1,
+        "mean_return_high": ret + 0.1,
+        "mean_boundary_jump": jump,
+        "mean_boundary_jump_low": jump - 0.05,
+        "mean_boundary_jump_high": jump + 0.05,
+    }
+
+
+FRAME = pd.DataFrame(
+    [
+        point(level, method, d, s, solved)
+        for level, base in (("worlds_l_a", 40), ("worlds_l_b", 20))
+        for method, drop in (("naive", 8), ("rtc_exp", 2))
+        for d in range(3)
+        for s in sorted({max(1, d), 8 - d})
+        for solved in [max(0, base - drop * d - (0 if s == max(1, d) else 30))]
+    ]
+)
+
+
+def axes_by_label(fig):
+    return {ax.get_label(): ax for ax in fig.axes}
+
+
+def line(ax, label):
+    return next(li for li in ax.get_lines() if li.get_label() == label)
+
+
+def band(ax, index):
+    """(x, low, high) of the index-th filled band (a PolyCollection from fill_between)."""
+    vertices = ax.collections[index].get_paths()[0].vertices  # start, lower x0..xn, upper xn..x0, end
+    n = (len(vertices) - 3) // 2
+    lower, upper = vertices[1 : n + 1], vertices[n + 2 : 2 * n + 2][::-1]
+    np.testing.assert_array_equal(lower[:, 0], upper[:, 0])
+    return lower[:, 0], lower[:, 1], upper[:, 1]
+
+
+def test_summary_averages_levels_at_the_paper_horizon_with_combined_wilson_band():
+    series = ps.summary_series(FRAME)
+    rtc = series["rtc_exp"]
+    np.testing.assert_array_equal(rtc["delay"], [0, 1, 2])
+    np.testing.assert_allclose(rtc["solve_rate"], [(40 + 20) / 128, (38 + 18) / 128, (36 + 16) / 128])
+    z = sweep._z()
+    a, b = sweep.wilson_interval(40, 64), sweep.wilson_interval(20, 64)
+    half = z * math.hypot((a[1] - a[0]) / (2 * z), (b[1] - b[0]) / (2 * z)) / 2
+    assert rtc["low"][0] == pytest.approx(60 / 128 - half) and rtc["high"][0] == pytest.approx(60 / 128 + half)
+    fig = ps.plot_sweep_summary(FRAME)
+    ax = axes_by_label(fig)["sweep summary"]
+    drawn = line(ax, METHOD_LABELS["rtc_exp"])
+    np.testing.assert_allclose(drawn.get_ydata(), rtc["solve_rate"])
+    x, low, high = band(ax, 1)  # second method drawn: rtc_exp
+    np.testing.assert_allclose(x, [0, 1, 2])
+    np.testing.assert_allclose(low, rtc["low"]) and np.testing.assert_allclose(high, rtc["high"])
+    assert "64 episodes per point" in ax.get_title() and "2 levels" in ax.get_title()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["d=0\ns=1", "d=1\ns=1", "d=2\ns=2"]
+    assert ax.get_ylim() == (-0.03, 1.03)
+    fig.canvas.draw()
+
+
+def test_one_level_band_is_its_wilson_interval():
+    one = FRAME[FRAME.level == "worlds_l_b"]
+    naive = ps.summary_series(one)["naive"]
+    assert (naive["low"][2], naive["high"][2]) == pytest.approx(sweep.wilson_interval(4, 64))
+
+
+def test_level_panels_plot_each_metric_with_its_interval_and_gaps_for_undefined():
+    frame = FRAME.copy()
+    undefined = (frame.method == "naive") & (frame.delay == 2)
+    frame.loc[undefined, ["mean_boundary_jump", "mean_boundary_jump_low", "mean_boundary_jump_high"]] = np.nan
+    fig = ps.plot_sweep_levels(frame, "mean_boundary_jump")
+    axes = axes_by_label(fig)
+    assert set(axes) >= {"level worlds_l_a mean_boundary_jump", "level worlds_l_b mean_boundary_jump"}
+    ax = axes["level worlds_l_a mean_boundary_jump"]
+    ys = line(ax, METHOD_LABELS["naive"]).get_ydata()
+    assert ys[:2].tolist() == [0.5, 0.5] and math.isnan(ys[2])
+    assert ax.get_title() == "a (64 episodes per point)"
+    solve = axes_by_label(ps.plot_sweep_levels(frame, "solve_rate"))["level worlds_l_b solve_rate"]
+    np.testing.assert_allclose(line(solve, METHOD_LABELS["naive"]).get_ydata(), [20 / 64, 12 / 64, 4 / 64])
+    _, low, high = band(solve, 0)
+    np.testing.assert_allclose(low, [sweep.wilson_interval(k, 64)[0] for k in (20, 12, 4)])
+    np.testing.assert_allclose(high, [sweep.wilson_interval(k, 64)[1] for k in (20, 12, 4)])
+    table = ps.level_table(frame)
+    assert table.columns.tolist() == ["level", "method", "episodes", "d=0", "d=1", "d=2"]
+    low, high = sweep.wilson_interval(40, 64)
+    assert table.iloc[0]["d=0"] == f"{40 / 64:.2f} [{low:.2f}, {high:.2f}]"
+    assert set(ps.sweep_figures(frame)) == {"sweep_summary", *(f"sweep_levels_{m}" for m in sweep.METRICS)}
+    with pytest.raises(ValueError, match="metric"):
+        ps.plot_sweep_levels(frame, "return")
+    with pytest.raises(ValueError, match="paper's execute horizon"):
+        ps.plot_sweep_summary(frame[frame.execute_horizon == 8])
