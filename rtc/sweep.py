@@ -90,15 +90,9 @@ def _t(dof: int) -> float:
 
 
 def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
-    """Wilson score 95 % interval of a rate ``successes / trials`` (NaN, NaN for no trials)."""
-    if trials <= 0:
-        return float("nan"), float("nan")
-    z, n = _z(), float(trials)
-    p = successes / n
-    denominator = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    """Wilson score 95 % interval of ``successes / trials`` (NaN, NaN for no trials): ``metrics.wilson_interval``."""
+    low, high = metrics.wilson_interval(successes, trials, _z())
+    return float(low), float(high)
 
 
 def mean_interval(values: np.ndarray) -> tuple[float, float, float]:
