@@ -156,6 +156,38 @@ class Situation:
     name: str = "protocol"
 
 
+def _situation(
+    policy: FlowPolicy,
+    level: levels.Level,
+    num_steps: int,
+    execute_horizon: int,
+    rng: jax.Array,
+    batch_size: int,
+    *,
+    execute: bool,
+) -> Situation:
+    """The plain first chunk at the reset observation, its ``new[s:]`` as the previous chunk, and the observation
+    the new chunk is sampled at: after executing the first ``s`` actions (``execute``) or the reset one."""
+    levels.check_obs_dim(level, policy.obs_dim)
+    if execute:
+        reset_obs, env_state = levels.reset(level)
+    else:  # from disk when stored: no environment, no kinetix import
+        reset_obs, env_state = levels.reset_observation(level), None
+    first_chunk = policy.action(rng, reset_obs[None], num_steps)
+    obs = reset_obs
+    if execute:
+        obs, env_state = advance(level, env_state, first_chunk[0], execute_horizon)
+    prev = next_prev_chunk(first_chunk, execute_horizon)
+    return Situation(
+        obs=jnp.broadcast_to(obs, (batch_size, obs.shape[-1])),
+        prev_action_chunk=jnp.broadcast_to(prev, (batch_size, *prev.shape[1:])),
+        first_chunk=first_chunk,
+        reset_obs=reset_obs,
+        env_state=env_state,
+        name="protocol" if execute else "same-observation",
+    )
+
+
 def protocol_situation(
     policy: FlowPolicy,
     level: levels.Level,
@@ -169,20 +201,7 @@ def protocol_situation(
     Every batch element shares the observation and previous chunk, so a batch shows how the
     sampler's output varies with its noise alone.
     """
-    levels.check_obs_dim(level, policy.obs_dim)
-    reset_obs, env_state = levels.reset(level)
-    first_chunk = policy.action(rng, reset_obs[None], num_steps)
-    obs, env_state = advance(level, env_state, first_chunk[0], execute_horizon)
-    prev = next_prev_chunk(first_chunk, execute_horizon)
-    batch = (batch_size, *prev.shape[1:])
-    return Situation(
-        obs=jnp.broadcast_to(obs, (batch_size, obs.shape[-1])),
-        prev_action_chunk=jnp.broadcast_to(prev, batch),
-        first_chunk=first_chunk,
-        reset_obs=reset_obs,
-        env_state=env_state,
-        name="protocol",
-    )
+    return _situation(policy, level, num_steps, execute_horizon, rng, batch_size, execute=True)
 
 
 def same_observation_situation(
@@ -196,18 +215,7 @@ def same_observation_situation(
     """Reset ``level``; the previous chunk is a plain sample at the reset observation (from ``rng``, another
     seed than the new chunk's noise), shifted by ``s`` and zero-padded as the protocol does; the new chunk is
     sampled at the same observation. Nothing is executed, so no environment step runs."""
-    levels.check_obs_dim(level, policy.obs_dim)
-    reset_obs = levels.reset_observation(level)  # from disk when stored: no environment, no kinetix import
-    first_chunk = policy.action(rng, reset_obs[None], num_steps)
-    prev = next_prev_chunk(first_chunk, execute_horizon)
-    return Situation(
-        obs=jnp.broadcast_to(reset_obs, (batch_size, reset_obs.shape[-1])),
-        prev_action_chunk=jnp.broadcast_to(prev, (batch_size, *prev.shape[1:])),
-        first_chunk=first_chunk,
-        reset_obs=reset_obs,
-        env_state=None,
-        name="same-observation",
-    )
+    return _situation(policy, level, num_steps, execute_horizon, rng, batch_size, execute=False)
 
 
 def make_situation(
