@@ -35,10 +35,8 @@ def runs_under(roots: tuple[str, ...]) -> dict[str, RunInfo]:
 
 @st.cache_data(ttl=300, show_spinner=False)
 def level_candidates(folders: tuple[str, ...]) -> list[Path]:
-    """Level files offered: the configured folders, then kinetix's own levels."""
-    paths = app_state.level_files([Path(f) for f in folders])
-    kinetix = levels.kinetix_levels_folder()
-    return paths + (sorted(kinetix.glob("*.json")) if kinetix.is_dir() else [])
+    """Level files offered: the configured folders, then kinetix's own levels (cached per process)."""
+    return app_state.level_candidates([Path(f) for f in folders])
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

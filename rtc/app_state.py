@@ -15,12 +15,12 @@ from pathlib import Path
 from rtc import protocol
 from rtc.checkpoints import RunInfo, discover_runs, level_key
 from rtc.errors import PathError, SelectionError
+from rtc.levels import PROJECT_ROOT
 from rtc.pipeline import RTCSettings
 from rtc.sampler import SCHEDULES
 
 _DEFAULT_DELAY, _DEFAULT_EXECUTE_HORIZON = protocol.default_timing(8)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUNS_ROOTS_ENV = "RTC_RUNS_ROOTS"
 LEVEL_DIRS_ENV = "RTC_LEVEL_DIRS"
 SWEEPS_ROOTS_ENV = "RTC_SWEEPS_ROOTS"
@@ -161,6 +161,16 @@ def checked_checkpoint(run: RunInfo, epoch: int, key: str, roots: list[Path]) ->
 def level_files(folders: list[Path]) -> list[Path]:
     """Every ``*.json`` level file in ``folders``, in folder order (symbolic links out of a folder are skipped)."""
     return [path for folder in folders for path in sorted(folder.rglob("*.json")) if is_within(path, folder)]
+
+
+def level_candidates(folders: Iterable[Path] | None = None) -> list[Path]:
+    """Level files searched for a checkpoint's key: ``folders`` (default ``level_dirs()``: ``RTC_LEVEL_DIRS``, then
+    the project's ``worlds/``), then kinetix's own levels."""
+    from rtc import levels
+
+    paths = level_files(list(level_dirs() if folders is None else folders))
+    kinetix = levels.kinetix_levels_folder()
+    return paths + (sorted(kinetix.glob("*.json")) if kinetix.is_dir() else [])
 
 
 def find_level_file(key: str, candidates: Iterable[Path]) -> Path | None:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rtc import plots
-from rtc.errors import IndexRangeError, RTCError
+from rtc.errors import RTCError
 from rtc.metrics import prev_valid_of
 
 __all__ = [
@@ -46,12 +46,6 @@ def _array(tracked: Tracked, key: str) -> np.ndarray:
     return np.asarray(tracked[key])
 
 
-def _check(name: str, value: int, size: int) -> int:
-    if not 0 <= int(value) < size:
-        raise IndexRangeError(f"{name}={value} is out of range; accepted 0..{size - 1}")
-    return int(value)
-
-
 def steps_frame(
     series: Mapping[str, np.ndarray],
     time: np.ndarray,
@@ -71,9 +65,9 @@ def steps_frame(
             values = np.concatenate([values, np.asarray(final[name])[None]], axis=0)
             times = np.append(times, 1.0)
         steps, batch, horizon, action_dim = values.shape
-        b = _check("batch_index", batch_index, batch)
+        b = plots.check_index("batch_index", batch_index, batch)
         for a in dims:
-            _check("action dim", a, action_dim)
+            plots.check_index("action dim", a, action_dim)
             block = values[:, b, :, a]  # [steps, H]
             frames.append(
                 pd.DataFrame(
@@ -94,7 +88,7 @@ def _targets_frame(tracked: Tracked, batch_index: int, dims: Sequence[int]) -> p
     """The previous chunk's value at every guided horizon index (weight > 0), per action dim."""
     weights = _array(tracked, "prefix_weights")
     prev = _array(tracked, "prev_action_chunk")
-    _check("batch_index", batch_index, prev.shape[0])
+    plots.check_index("batch_index", batch_index, prev.shape[0])
     rows = [
         {"h": h, "dim": f"action dim {a}", "target": float(prev[batch_index, h, a]), "weight": float(weights[h])}
         for a in dims
@@ -368,14 +362,14 @@ def chunk_chart(
     delay = int(_array(tracked, "inference_delay"))
     _array(tracked, "prefix_attention_horizon")  # a clear message when the run lacks it
     known = prev_valid_of(tracked)  # H - s: entries of the previous chunk that are planned actions
-    b = _check("batch_index", batch_index, action.shape[0])
+    b = plots.check_index("batch_index", batch_index, action.shape[0])
     horizon = action.shape[1]
     index = np.arange(horizon)
     regions = plots.chunk_regions(delay, known, horizon, weights)
     executed = plots.executed_window(delay, known, horizon)
     frames = []
     for a in dims:
-        _check("action dim", a, action.shape[2])
+        plots.check_index("action dim", a, action.shape[2])
         label = f"action dim {a}"
         chunks = [(plots.TARGET_LABEL, prev), ("RTC chunk (final action)", action)]
         if plain_action is not None:  # a recorded trace may hold no plain sample
@@ -450,7 +444,7 @@ def methods_chart(
     from matplotlib.colors import to_hex
 
     prev = np.asarray(prev_chunk)
-    b = _check("batch_index", batch_index, prev.shape[0])
+    b = plots.check_index("batch_index", batch_index, prev.shape[0])
     horizon = prev.shape[1]
     labels = labels or {}
     regions, executed = [], None

@@ -2,7 +2,7 @@
 
 Level files are loaded by absolute path (kinetix resolves relative paths against its own package,
 not the working directory). ``Level`` bundles the loaded state with its parameters; ``reset`` gives
-its first observation; ``render_level`` draws it; ``level_choices`` lists the levels the app offers.
+its first observation; ``render_level`` draws it (``rtc.app_state.level_candidates`` lists the files offered).
 """
 
 from __future__ import annotations
@@ -260,18 +260,6 @@ def kinetix_levels_folder() -> Path:
     if spec is None or spec.origin is None:
         raise LevelError("kinetix-env is not installed; install the project's dependencies")
     return Path(spec.origin).parent / "levels" / "l"
-
-
-def level_choices(folders: list[Path] | None = None) -> dict[str, Path]:
-    """Levels to offer, by display name (``worlds/l/x.json`` style): project ``worlds/`` first, then kinetix's."""
-    folders = [PROJECT_WORLDS] if folders is None else folders
-    choices: dict[str, Path] = {}
-    for folder in folders:
-        for path in sorted(Path(folder).rglob("*.json")):
-            choices.setdefault(str(Path(folder.name) / path.relative_to(folder)), path)
-    for path in sorted(kinetix_levels_folder().glob("*.json")):
-        choices.setdefault(f"kinetix/l/{path.name}", path)
-    return choices
 
 
 def resolve_level_path(level: str | Path) -> Path:

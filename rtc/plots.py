@@ -115,7 +115,7 @@ def is_rtc(tracked: Tracked) -> bool:
     return all(key in tracked for key in RTC_KEYS)
 
 
-def _check_index(name: str, value: int, size: int) -> int:
+def check_index(name: str, value: int, size: int) -> int:
     """``value`` as an int in ``0..size-1``, else an ``IndexError`` naming the argument and range."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise IndexRangeError(f"{name} must be an integer, got {value!r}")
@@ -128,11 +128,11 @@ def _check_index(name: str, value: int, size: int) -> int:
     return int(value)
 
 
-def _dims(action_dim_indices: Sequence[int] | None, action_dim: int) -> list[int]:
+def checked_dims(action_dim_indices: Sequence[int] | None, action_dim: int) -> list[int]:
     """Checked action dims; ``None`` means the first (up to) three."""
     if action_dim_indices is None:
         return list(range(min(_DEFAULT_DIMS, action_dim)))
-    dims = [_check_index("action_dim_idx", a, action_dim) for a in action_dim_indices]
+    dims = [check_index("action_dim_idx", a, action_dim) for a in action_dim_indices]
     if not dims:
         raise RTCError("action_dim_indices is empty; give at least one action dim")
     return dims
@@ -141,14 +141,14 @@ def _dims(action_dim_indices: Sequence[int] | None, action_dim: int) -> list[int
 def error_magnitude(tracked: Tracked, batch_idx: int = 0) -> np.ndarray:
     """L2 norm of the weighted error over horizon and action dims, per step ``[num_steps]``."""
     (error,) = _numpy(tracked, "error", what="the error magnitude")
-    b = _check_index("batch_idx", batch_idx, error.shape[1])
+    b = check_index("batch_idx", batch_idx, error.shape[1])
     return np.linalg.norm(error[:, b].reshape(error.shape[0], -1), axis=1)
 
 
 def horizon_error_norms(tracked: Tracked, batch_idx: int = 0) -> np.ndarray:
     """L2 norm of the weighted error over action dims, per step and horizon index ``[num_steps, H]``."""
     (error,) = _numpy(tracked, "error", what="the per-horizon error")
-    b = _check_index("batch_idx", batch_idx, error.shape[1])
+    b = check_index("batch_idx", batch_idx, error.shape[1])
     return np.linalg.norm(error[:, b], axis=-1)
 
 
@@ -291,9 +291,9 @@ def plot_flow_matching_steps(
     """
     x_t, v_t, x_1_pred, time, action = _numpy(tracked, *_STEP_KEYS, what="plot_flow_matching_steps")
     _, batch, horizon, action_dim = x_t.shape
-    b = _check_index("batch_idx", batch_idx, batch)
-    h = _check_index("horizon_idx", horizon_idx, horizon)
-    a = _check_index("action_dim_idx", action_dim_idx, action_dim)
+    b = check_index("batch_idx", batch_idx, batch)
+    h = check_index("horizon_idx", horizon_idx, horizon)
+    a = check_index("action_dim_idx", action_dim_idx, action_dim)
     series = {"x_t": x_t, "v_t": v_t, "x_1_pred": x_1_pred}
     if is_rtc(tracked):
         correction, applied = _numpy(tracked, "correction", "applied", what="plot_flow_matching_steps")
@@ -376,9 +376,9 @@ def plot_comparison_grid(
     """Grid over flow time: one row per action dim (default 0, 1, 2), columns x_t, v_t and (RTC) correction."""
     x_t, v_t, time = _numpy(tracked, "x_t", "v_t", "time", what="plot_comparison_grid")
     _, batch, horizon, action_dim = x_t.shape
-    b = _check_index("batch_idx", batch_idx, batch)
-    h = _check_index("horizon_idx", horizon_idx, horizon)
-    dims = _dims(action_dim_indices, action_dim)
+    b = check_index("batch_idx", batch_idx, batch)
+    h = check_index("horizon_idx", horizon_idx, horizon)
+    dims = checked_dims(action_dim_indices, action_dim)
     columns = {"x_t": x_t, "v_t": v_t}
     if is_rtc(tracked):
         (columns["correction"],) = _numpy(tracked, "correction", what="plot_comparison_grid")
@@ -422,8 +422,8 @@ def plot_chunk_overview(
     """
     (action,) = _numpy(tracked, "action", what="plot_chunk_overview")
     batch, horizon, action_dim = action.shape
-    b = _check_index("batch_idx", batch_idx, batch)
-    dims = _dims(action_dim_indices, action_dim)
+    b = check_index("batch_idx", batch_idx, batch)
+    dims = checked_dims(action_dim_indices, action_dim)
     if plain_action is not None:
         plain_action = np.asarray(plain_action)
         if plain_action.shape != action.shape:
@@ -483,9 +483,9 @@ def tracking_figures(
     """
     (action,) = _numpy(tracked, "action", what="tracking_figures")
     batch, horizon, action_dim = action.shape
-    b = _check_index("batch_idx", batch_idx, batch)
-    h = _check_index("horizon_idx", horizon_idx, horizon)
-    dims = _dims(action_dim_indices, action_dim)
+    b = check_index("batch_idx", batch_idx, batch)
+    h = check_index("horizon_idx", horizon_idx, horizon)
+    dims = checked_dims(action_dim_indices, action_dim)
     figures: dict[str, Figure] = {}
     for a in dims:
         figures[f"flow_steps_b{b}_h{h}_a{a}"] = plot_flow_matching_steps(tracked, b, a, h)

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from rtc.errors import IndexRangeError, RTCError
 from rtc.methods import METHOD_LABELS, METHODS
 from rtc.plots import (
     PADDING_LABEL,
     TARGET_LABEL,
     TIME_LABEL,
+    checked_dims,
     chunk_regions,
     executed_window,
     legend_outside,
@@ -81,16 +81,6 @@ def method_color(method: str) -> str:
     return _METHOD_COLORS.get(method, "k")
 
 
-def _dims(action_dim_indices: Sequence[int] | None, action_dim: int) -> list[int]:
-    dims = list(range(min(3, action_dim))) if action_dim_indices is None else [int(a) for a in action_dim_indices]
-    for a in dims:
-        if not 0 <= a < action_dim:
-            raise IndexRangeError(f"action dim {a} is out of range; accepted 0..{action_dim - 1}")
-    if not dims:
-        raise RTCError("action_dim_indices is empty; give at least one action dim")
-    return dims
-
-
 # ------------------------------------------------------------------------------------------------
 # Method comparison
 
@@ -113,7 +103,7 @@ def plot_method_comparison(
     """
     prev = np.asarray(prev_chunk)
     _, horizon, action_dim = prev.shape
-    dims = _dims(action_dim_indices, action_dim)
+    dims = checked_dims(action_dim_indices, action_dim)
     index = np.arange(horizon)
     fig = new_figure(9.5, 2.3 * len(dims) + 0.8)
     axes = fig.subplots(len(dims), 1, sharex=True, squeeze=False)[:, 0]
@@ -304,7 +294,7 @@ def plot_rollout_trace(
     jump ``||a_t - a_(t-1)||`` at every switch in the bottom panel."""
     length = int(rollout.lengths[episode])
     actions = np.asarray(rollout.actions[episode])[:length]
-    dims = _dims(action_dim_indices, actions.shape[1])
+    dims = checked_dims(action_dim_indices, actions.shape[1])
     settings = rollout.settings
     t = np.arange(length)
     jumps = np.asarray(rollout.jumps[episode])[:length]

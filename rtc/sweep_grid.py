@@ -62,18 +62,11 @@ class Task:
         return sweep_store.point_id(dict(self.key))
 
 
-def level_candidates() -> list[Path]:
-    """Level files searched for a checkpoint's key: ``worlds/``, ``RTC_LEVEL_DIRS``, then kinetix's levels."""
-    paths = app_state.level_files(app_state.level_dirs())
-    kinetix = levels.kinetix_levels_folder()
-    return paths + (sorted(kinetix.glob("*.json")) if kinetix.is_dir() else [])
-
-
 def choose_levels(run: RunInfo, epoch: int, keys: Sequence[str] | None) -> tuple[dict[str, Path], list[str]]:
     """``({key: level file}, keys skipped for lack of a file)``: ``keys`` (each must have a policy and a level
     file) or, when None, every key of the epoch that has a level file."""
     available = run.levels(epoch)
-    candidates = level_candidates()
+    candidates = app_state.level_candidates()
     if keys is None:
         found = {key: app_state.find_level_file(key, candidates) for key in available}
         chosen = {key: path for key, path in found.items() if path is not None}

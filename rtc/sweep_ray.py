@@ -24,7 +24,6 @@ from flax import nnx
 from rtc import levels, sweep_grid, sweep_store
 from rtc.errors import RTCError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _WORKER_CACHE: dict[str, Any] = {}  # per worker process: built policies and loaded levels by identity
 
 
@@ -92,7 +91,7 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, runtime_env={"env_vars": quiet}, log_to_driver=False)
     else:
-        path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        path = os.pathsep.join(p for p in (str(levels.PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
         runtime_env = {"env_vars": {**quiet, "PYTHONPATH": path}}
         ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env, log_to_driver=False)
 

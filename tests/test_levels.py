@@ -77,13 +77,14 @@ def test_project_worlds_are_kinetix_levels_or_the_paper_only_files_with_their_no
     assert "MIT License, Copyright (c) 2025 Physical Intelligence" in notice
 
 
-def test_level_choices_offer_project_then_kinetix_levels(tmp_path):
+def test_level_candidates_offer_configured_then_project_then_kinetix_levels(tmp_path):
+    from rtc import app_state
+
     shutil.copy(shared_path("worlds", "l", "catapult.json"), tmp_path / "catapult.json")
-    choices = levels.level_choices([levels.PROJECT_WORLDS, tmp_path])
-    names = list(choices)
-    assert names[0].startswith("worlds/l/")
-    assert f"{tmp_path.name}/catapult.json" in choices
-    assert "kinetix/l/h4_cartpole.json" in choices
+    candidates = app_state.level_candidates([tmp_path, levels.PROJECT_WORLDS])
+    assert candidates[0] == (tmp_path / "catapult.json").resolve()
+    assert candidates[1].parent == (levels.PROJECT_WORLDS / "l").resolve()
+    assert levels.kinetix_levels_folder() / "h4_cartpole.json" in candidates
 
 
 def test_render_level_draws_the_scene(shared_worlds):
