@@ -221,16 +221,15 @@ def read_paper_pickle(path: str | Path) -> dict[str, Any]:
 
 
 def clean_pure_dict(tree: Any) -> Any:
-    """Drop ``None`` leaves (flax 0.10's disabled LayerNorm params) and turn digit keys into ints."""
-    if isinstance(tree, dict):
-        cleaned = {}
-        for key, value in tree.items():
-            if value is None:
-                continue
-            key = int(key) if isinstance(key, str) and key.isdigit() else key
-            cleaned[key] = clean_pure_dict(value)
-        return cleaned
-    return jnp.asarray(tree)
+    """Drop ``None`` leaves (flax 0.10's disabled LayerNorm params), turn digit keys into ints (flax's
+    ``nnx.restore_int_paths``, as orbax gives ``mlp_stack`` keys back as strings) and leaves into arrays."""
+
+    def without_none(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: without_none(value) for key, value in node.items() if value is not None}
+        return jnp.asarray(node)
+
+    return nnx.restore_int_paths(without_none(tree))
 
 
 def _shape(tree: dict, *keys: Any) -> tuple[int, ...]:
