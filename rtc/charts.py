@@ -366,7 +366,7 @@ def chunk_chart(
     horizon = action.shape[1]
     index = np.arange(horizon)
     regions = plots.chunk_regions(delay, known, horizon, weights)
-    executed = plots.executed_window(delay, known, horizon)
+    executed = plots.tracked_executed_window(tracked, horizon)
     frames = []
     for a in dims:
         plots.check_index("action dim", a, action.shape[2])

@@ -271,10 +271,22 @@ def mark_executed(ax: Axes, window: Region | None, label: bool = True) -> None:
     )
 
 
+def tracked_executed_window(tracked: Tracked, horizon: int) -> Region | None:
+    """The executed window of a record, when its execute horizon is known: in the protocol the previous chunk
+    holds ``H - s`` planned actions and the prefix horizon is ``H - s`` too, so ``s = H - prev_valid``. A
+    record where they differ (e.g. LeRobot's, whose "execution horizon" is the prefix horizon and whose executed
+    count is not recorded) gets no window rather than a guessed one."""
+    valid = prev_valid_of(tracked)
+    prefix = int(np.asarray(tracked.get("prefix_attention_horizon", valid)))
+    if prefix != valid:
+        return None
+    return executed_window(int(np.asarray(tracked["inference_delay"])), valid, horizon)
+
+
 def _tracked_regions(tracked: Tracked, horizon: int) -> tuple[list[Region], Region | None]:
     weights, delay = _numpy(tracked, "prefix_weights", "inference_delay", what="the region shading")
     valid = prev_valid_of(tracked)
-    return chunk_regions(int(delay), valid, horizon, weights), executed_window(int(delay), valid, horizon)
+    return chunk_regions(int(delay), valid, horizon, weights), tracked_executed_window(tracked, horizon)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -590,3 +590,18 @@ def test_traces_module_is_numpy_only():
     code = f"import sys, rtc.traces; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_lerobot_trace_gets_no_guessed_executed_window():
+    """LeRobot's "execution horizon" is the prefix horizon; how many actions ran is not recorded, so no window."""
+    from rtc import plots
+
+    trace = traces.read_trace(shared_path("fixtures", "lerobot", f"{RTC_FIXTURE}.npz"))
+    tracked = trace.tracked
+    horizon = np.asarray(tracked["action"]).shape[1]
+    assert int(tracked["prefix_attention_horizon"]) != int(tracked["prev_valid"])
+    assert plots.tracked_executed_window(tracked, horizon) is None
+    # our own protocol records: s = H - prev_valid
+    ours = {**tracked, "prefix_attention_horizon": tracked["prev_valid"]}
+    window = plots.tracked_executed_window(ours, horizon)
+    assert (window.start, window.stop) == (int(tracked["inference_delay"]), horizon - int(tracked["prev_valid"]))

@@ -17,6 +17,7 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[2]
 FIXTURE_RUN = PROJECT / ".." / "shared" / "fixtures" / "upstream_small_run"
+LEROBOT_TRACES = PROJECT / ".." / "shared" / "fixtures" / "lerobot"
 ARTIFACTS = PROJECT / "test-artifacts"
 CHROMIUM = os.environ.get("RTC_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -59,11 +60,16 @@ def timings() -> Iterator[dict[str, float]]:
 def serve_app(name: str) -> Iterator[str]:
     """A fresh ``streamlit run streamlit_app.py`` on a free port, logging to ``test-artifacts/streamlit-<name>.log``.
 
-    Run roots are the demo runs and the paper-format fixture run. Yields the base URL once
+    Run roots are the demo runs and the paper-format fixture run; trace roots the project's ``traces/`` and
+    the LeRobot recordings in ``../shared/fixtures/lerobot``. Yields the base URL once
     ``/_stcore/health`` answers; afterwards the log must hold no traceback.
     """
     port = _free_port()
-    env = dict(os.environ, RTC_RUNS_ROOTS=os.pathsep.join([str(PROJECT / "runs"), str(FIXTURE_RUN.resolve())]))
+    env = dict(
+        os.environ,
+        RTC_RUNS_ROOTS=os.pathsep.join([str(PROJECT / "runs"), str(FIXTURE_RUN.resolve())]),
+        RTC_TRACES_ROOTS=os.pathsep.join([str(PROJECT / "traces"), str(LEROBOT_TRACES.resolve())]),
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     log_path = ARTIFACTS / f"streamlit-{name}.log"
     command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port)]

@@ -78,7 +78,23 @@ def test_cold_start_to_first_page_drawn(browser, app_server, timings):
     page.goto(f"{app_server}/?steps=5")
     _wait_drawn(page, "Overview", FIRST_DRAW_MS)
     timings["cold_start_to_first_page_drawn_s"] = round(time.perf_counter() - timings["_server_started"], 2)
+    # the landing view: the mode-switch situation, how much guidance did, no warning about the settings
+    main = page.locator('[data-testid="stMain"]')
+    assert main.get_by_text("Guidance effect").first.is_visible()
+    assert main.get_by_text("Mode switch").first.is_visible()
+    assert page.locator('[data-testid="stSidebar"] [data-testid="stAlertContentWarning"]').count() == 0
     _screenshot(page, "cold_start_overview")
+    page.context.close()
+
+
+def test_a_lerobot_trace_opens_with_its_jacobian_free_notice(app_server, browser):
+    """A trace recorded by LeRobot's own RTC code, linked by id under a trace root, on three inspection pages."""
+    page = _new_page(browser)
+    for path, title in (("", "Overview"), ("x_t", "State x_t"), ("correction", "RTC correction")):
+        page.goto(f"{app_server}/{path}?trace=lerobot/lerobot_rtc_linear_d4_s10.npz&dims=0,1")
+        _wait_drawn(page, title, FIRST_DRAW_MS)
+        assert page.get_by_text("Jacobian-free guidance").first.is_visible()
+        _screenshot(page, f"lerobot_trace_{path or 'overview'}")
     page.context.close()
 
 
