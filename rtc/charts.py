@@ -479,7 +479,13 @@ def methods_chart(
         .encode(
             x=alt.X("i:Q", title=INDEX_TITLE, axis=alt.Axis(tickMinStep=1)),
             y=alt.Y("value:Q", title="action"),
-            stroke=alt.Stroke("series:N", title="method", legend=alt.Legend(labelLimit=400), scale=color_scale),
+            # below the panels: nine methods beside three facets would overflow the page's width
+            stroke=alt.Stroke(
+                "series:N",
+                title="method",
+                legend=alt.Legend(labelLimit=400, orient="bottom", columns=2),
+                scale=color_scale,
+            ),
             strokeDash=dashed,
             opacity=alt.condition(pick, alt.value(0.95), alt.value(0.1)),
             tooltip=["series:N", "dim:N", "i:Q", alt.Tooltip("value:Q", format=".4f")],
