@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +65,7 @@ def level_picture_png(path: str) -> bytes:
 
 
 @st.cache_resource(show_spinner=False)
-def render_pool() -> ProcessPoolExecutor:
+def render_pool() -> render.RenderPool:
     """Worker processes that build and render bundle figures in parallel (started now, so downloads need not wait)."""
     return render.render_pool()
 

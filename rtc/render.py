@@ -5,13 +5,17 @@ Only matplotlib is imported here, so render workers start fast and hold no JAX s
 
 from __future__ import annotations
 
+import contextlib
 import io
-import multiprocessing
 import os
+import pickle
+import queue
+import subprocess
 import sys
-import types
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -24,6 +28,7 @@ from rtc.errors import RTCError
 
 FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
 PNG_DPI = 120
+_PROJECT_DIR = str(Path(__file__).resolve().parent.parent)  # so workers import this same ``rtc``
 
 # A figure, or a picklable function that builds one (so a worker can build it too).
 FigureSource = Figure | Callable[[], Figure]
@@ -47,7 +52,7 @@ def render_figure(fig: Figure, formats: Sequence[str] = FORMATS, dpi: int = PNG_
     try:
         for fmt in formats:
             buffer = io.BytesIO()
-            with matplotlib.rc_context({"svg.fonttype": "none"}):
+            with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "rtc"}):  # fixed SVG ids
                 if fmt == "png":
                     fig.set_dpi(dpi)
                     FigureCanvasAgg(fig).print_png(buffer, metadata=_metadata(fmt))
@@ -86,22 +91,125 @@ def render_figures(
     return lambda: {name: future.result() for name, future in futures.items()}
 
 
-def render_pool(workers: int | None = None) -> ProcessPoolExecutor:
-    """Worker processes for ``render_figures``, all started now (spawned: they import matplotlib and rtc.plots).
+class RenderPool(Executor):
+    """Render worker processes behind the ``Executor`` interface; a worker that dies is replaced.
 
-    A spawned process re-imports the parent's ``__main__``; under Streamlit that is the app script, so
-    it is hidden while the workers start (the pool never starts others: a dead worker breaks the pool).
+    Each worker is ``python -m rtc.render_worker`` started with ``subprocess`` and fed pickled jobs over
+    its pipes, one job at a time, by a thread here. Not ``multiprocessing``: its spawn and forkserver
+    start methods rebuild the parent's ``__main__`` in every worker (CPython 3.11
+    ``multiprocessing.spawn.get_preparation_data`` records ``__main__.__file__`` and ``prepare`` runs it
+    again with ``runpy.run_path`` as ``__mp_main__`` before any ``initializer``), which under Streamlit
+    re-executes the app script; and ``ProcessPoolExecutor`` turns into ``BrokenProcessPool`` for good
+    when one worker dies. Here a worker's main module is always ``rtc.render_worker``; if it dies, the
+    job it held fails with ``RTCError`` and the next job gets a fresh worker. Workers exit when their
+    stdin closes (``shutdown``, or this process ending), so none outlives its parent.
     """
-    workers = workers or min(4, os.cpu_count() or 1)
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    main = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        for _ in range(workers):  # each submit to a busy pool starts one more worker
-            pool.submit(int)
-    finally:
-        sys.modules["__main__"] = main
-    return pool
+
+    def __init__(self, workers: int) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._processes: list[subprocess.Popen | None] = [self._start() for _ in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._serve, args=(slot,), name=f"render-worker-{slot}", daemon=True)
+            for slot in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def pids(self) -> list[int]:
+        """Process ids of the current workers (a replaced worker shows its successor's id)."""
+        with self._lock:
+            return [process.pid for process in self._processes if process is not None]
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot submit to a render pool after shutdown")
+            future: Future = Future()
+            self._jobs.put((future, fn, args, kwargs))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if cancel_futures:
+            while True:
+                try:
+                    item = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                item[0].cancel()
+        for _ in self._threads:
+            self._jobs.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+    @staticmethod
+    def _start() -> subprocess.Popen:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PROJECT_DIR, os.environ.get("PYTHONPATH")])))
+        return subprocess.Popen(
+            [sys.executable, "-m", "rtc.render_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        )
+
+    def _serve(self, slot: int) -> None:
+        try:
+            while (item := self._jobs.get()) is not None:
+                future, fn, args, kwargs = item
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    job = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception as error:
+                    future.set_exception(error)
+                    continue
+                process = self._processes[slot]
+                if process is None or process.poll() is not None:
+                    process = self._replace(slot)
+                try:
+                    process.stdin.write(job)
+                    process.stdin.flush()
+                    ok, value = pickle.load(process.stdout)
+                except (OSError, EOFError, pickle.UnpicklingError):
+                    self._stop(process)
+                    self._replace(slot)
+                    future.set_exception(RTCError(f"render worker {process.pid} died (exit code {process.returncode})"))
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+        finally:
+            with self._lock:
+                process, self._processes[slot] = self._processes[slot], None
+            if process is not None:
+                self._stop(process)
+
+    def _replace(self, slot: int) -> subprocess.Popen:
+        process = self._start()
+        with self._lock:
+            self._processes[slot] = process
+        return process
+
+    @staticmethod
+    def _stop(process: subprocess.Popen) -> None:
+        """Close the worker's stdin (it exits) and reap it; kill it if it does not exit."""
+        for stream in (process.stdin, process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def render_pool(workers: int | None = None) -> RenderPool:
+    """Worker processes for ``render_figures``, all started now (see ``RenderPool``); a context manager."""
+    return RenderPool(workers or min(4, os.cpu_count() or 1))
 
 
 def _metadata(fmt: str) -> dict[str, Any] | None:

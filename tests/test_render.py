@@ -1,0 +1,134 @@
+"""Render workers: never re-run the parent's ``__main__``, replace dead workers, same bytes as inline, no leftovers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from rtc import render
+from tests.conftest import DEMO_RUN, PROJECT_ROOT
+
+
+def _figure() -> Figure:
+    fig = Figure(figsize=(4, 3), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.linspace(0, 1, 50)
+    ax.plot(x, np.sin(6 * x), label="sin")
+    ax.set_title("render test")
+    ax.legend()
+    return fig
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Running (not zombie) processes in process group ``pgid``, read from /proc."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return []
+    members = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(pid))
+    return members
+
+
+def test_pool_output_is_byte_identical_to_inline_rendering():
+    figures = {"a": _figure(), "b": _figure()}
+    inline = render.render_figures(figures)()
+    with render.render_pool(2) as pool:
+        pooled = render.render_figures(figures, executor=pool)()
+    assert pooled == inline
+    assert set(pooled["a"]) == set(render.FORMATS) and pooled["a"]["png"].startswith(b"\x89PNG")
+
+
+def test_a_killed_worker_is_replaced_and_the_pool_keeps_working():
+    with render.render_pool(1) as pool:
+        first = pool.submit(os.getpid).result(timeout=60)
+        assert pool.pids() == [first]
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = pool.submit(os.getpid).result(timeout=60)
+        assert second != first and pool.pids() == [second]
+        png = pool.submit(render.build_and_render, _figure(), ("png",)).result(timeout=60)["png"]
+        assert png.startswith(b"\x89PNG")
+    assert not _alive(second)  # shut down with the pool
+
+
+def test_errors_in_a_job_reach_the_caller():
+    with render.render_pool(1) as pool:
+        future = pool.submit(render.render_figure, _figure(), ("gif",))
+        try:
+            future.result(timeout=60)
+        except Exception as error:
+            assert "gif" in str(error) and type(error).__name__ == "RTCError"
+        else:
+            raise AssertionError("a bad format must fail")
+
+
+def test_workers_never_run_the_parents_main_script(tmp_path):
+    """Like Streamlit: ``__main__`` is a script with a ``__file__`` and no ``if __name__`` guard."""
+    marker = tmp_path / "marker"
+    script = tmp_path / "app_script.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os, pathlib, sys
+            if os.environ.get("RTC_TEST_PARENT") != str(os.getpid()):
+                pathlib.Path({str(marker)!r}).write_text("re-executed")
+            from rtc import render
+            with render.render_pool(2) as pool:
+                pids = [pool.submit(os.getpid).result(timeout=60) for _ in range(4)]
+                assert os.getpid() not in pids
+            print("ok")
+            """
+        )
+    )
+    code = (
+        "import os, runpy, sys; os.environ['RTC_TEST_PARENT'] = str(os.getpid()); "
+        f"sys.argv = [{str(script)!r}]; runpy.run_path({str(script)!r}, run_name='__main__')"
+    )
+    # run_path as __main__ sets sys.modules['__main__'].__file__ to the script, as Streamlit does.
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+    assert not marker.exists()
+
+
+def test_the_command_line_leaves_no_process_behind(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rtc.cli", str(DEMO_RUN), "--output-dir", str(tmp_path / "out")],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    pgid = process.pid  # a new session: its leader's pid is the group id
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err.decode()
+    assert (tmp_path / "out" / "rtc_tracked.npz").exists()
+    deadline = time.monotonic() + 5
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _group_members(pgid) == []
