@@ -7,7 +7,6 @@ import time
 import traceback
 import urllib.parse
 from collections.abc import Callable, Mapping
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -324,11 +323,13 @@ def downloads(
 
 
 def _build_bundle(*args: Any, **kwargs: Any) -> bytes:
-    """``bundle.build_bundle`` with the figures rendered in the process's render workers (inline if they died)."""
+    """``bundle.build_bundle`` with the figures rendered in the process's render workers (inline if one died).
+
+    The pool replaces a dead worker itself, so it stays in use for the next download.
+    """
     try:
         return bundle.build_bundle(*args, executor=_data.render_pool(), **kwargs)
-    except BrokenProcessPool:
-        _data.render_pool.clear()
+    except render.WorkerLost:
         return bundle.build_bundle(*args, **kwargs)
 
 

@@ -91,6 +91,10 @@ def render_figures(
     return lambda: {name: future.result() for name, future in futures.items()}
 
 
+class WorkerLost(RuntimeError):
+    """A render worker died while it held a job (that job fails; the pool starts a fresh worker)."""
+
+
 class RenderPool(Executor):
     """Render worker processes behind the ``Executor`` interface; a worker that dies is replaced.
 
@@ -101,7 +105,7 @@ class RenderPool(Executor):
     again with ``runpy.run_path`` as ``__mp_main__`` before any ``initializer``), which under Streamlit
     re-executes the app script; and ``ProcessPoolExecutor`` turns into ``BrokenProcessPool`` for good
     when one worker dies. Here a worker's main module is always ``rtc.render_worker``; if it dies, the
-    job it held fails with ``RTCError`` and the next job gets a fresh worker. Workers exit when their
+    job it held fails with ``WorkerLost`` and the next job gets a fresh worker. Workers exit when their
     stdin closes (``shutdown``, or this process ending), so none outlives its parent.
     """
 
@@ -176,7 +180,8 @@ class RenderPool(Executor):
                 except (OSError, EOFError, pickle.UnpicklingError):
                     self._stop(process)
                     self._replace(slot)
-                    future.set_exception(RTCError(f"render worker {process.pid} died (exit code {process.returncode})"))
+                    lost = f"render worker {process.pid} died (exit code {process.returncode})"
+                    future.set_exception(WorkerLost(lost))
                     continue
                 if ok:
                     future.set_result(value)

@@ -76,6 +76,19 @@ def test_a_killed_worker_is_replaced_and_the_pool_keeps_working():
     assert not _alive(second)  # shut down with the pool
 
 
+def test_a_worker_dying_during_a_job_fails_that_job_only():
+    with render.render_pool(1) as pool:
+        victim = pool.pids()[0]
+        doomed = pool.submit(os._exit, 3)  # the worker dies while it holds this job
+        try:
+            doomed.result(timeout=60)
+        except render.WorkerLost as error:
+            assert str(victim) in str(error) and "exit code 3" in str(error)
+        else:
+            raise AssertionError("a job whose worker died must fail")
+        assert pool.submit(os.getpid).result(timeout=60) != victim
+
+
 def test_errors_in_a_job_reach_the_caller():
     with render.render_pool(1) as pool:
         future = pool.submit(render.render_figure, _figure(), ("gif",))
