@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import sys
 
 
@@ -33,6 +34,8 @@ def serve(inbox, outbox) -> None:
 
 
 def main() -> None:
+    # Ctrl-C reaches the whole process group; the parent decides when workers stop (by closing stdin).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The protocol keeps the real stdout; anything a job prints goes to stderr instead.
     outbox = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
