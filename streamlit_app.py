@@ -18,28 +18,22 @@ if str(ROOT) not in sys.path:  # so that pages can import their shared helpers
     sys.path.insert(0, str(ROOT))
 
 from pages import _data, _traces, _ui  # noqa: E402
-from rtc import app_state, levels, protocol  # noqa: E402
+from rtc import app_state, levels, pages_registry, protocol  # noqa: E402
 from rtc.app_state import Limits, Target, View  # noqa: E402
 from rtc.errors import RTCError  # noqa: E402
 from rtc.sampler import SCHEDULES  # noqa: E402
 
+
+def _page(spec: pages_registry.PageSpec) -> st.Page:
+    """The navigation entry of one page of the table (rtc.pages_registry)."""
+    if spec.default:
+        return st.Page(spec.file, title=spec.title, icon=spec.icon, default=True)
+    return st.Page(spec.file, title=spec.title, icon=spec.icon, url_path=spec.url_path)
+
+
 PAGES = {
-    "Inspection": [
-        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-        st.Page("pages/x_t.py", title="State x_t", icon=":material/timeline:", url_path="x_t"),
-        st.Page("pages/v_t.py", title="Velocity v_t", icon=":material/speed:", url_path="v_t"),
-        st.Page("pages/correction.py", title="RTC correction", icon=":material/tune:", url_path="correction"),
-        st.Page("pages/error.py", title="Error over steps", icon=":material/trending_down:", url_path="error"),
-    ],
-    "Analysis": [
-        st.Page("pages/compare.py", title="Compare methods", icon=":material/compare:", url_path="compare"),
-        st.Page(
-            "pages/diagnostics.py", title="Guidance diagnostics", icon=":material/troubleshoot:", url_path="diagnostics"
-        ),
-        st.Page("pages/seeds.py", title="Many seeds", icon=":material/stacked_line_chart:", url_path="seeds"),
-        st.Page("pages/rollout.py", title="Closed-loop rollout", icon=":material/smart_toy:", url_path="rollout"),
-        st.Page("pages/sweep.py", title="Sweep", icon=":material/insights:", url_path="sweep"),
-    ],
+    section: [_page(spec) for spec in pages_registry.REGISTRY if spec.section == section]
+    for section in pages_registry.SECTIONS
 }
 
 # Session-state keys of the sidebar widgets, by View field.

@@ -13,14 +13,14 @@ from typing import Any
 import streamlit as st
 
 from pages import _data
-from rtc import app_state, bundle, jobs, pipeline, render, traces
+from rtc import app_state, bundle, jobs, pages_registry, pipeline, render, traces
 from rtc.app_state import Limits, Target, View
 from rtc.checkpoints import RunInfo
 from rtc.errors import RTCError
 
 CONTEXT_KEY = "rtc_context"
 CHUNK_KEY = "rtc_open_chunk"  # a rollout chunk shown instead of the sidebar's inspection (see open_chunk)
-CHUNK_PAGES: tuple[str, ...] = ("x_t", "v_t", "correction", "error")
+CHUNK_PAGES: tuple[str, ...] = tuple(s.key for s in pages_registry.REGISTRY if s.chunk_page)
 JOBS_KEY = "rtc_jobs"  # {slot: rtc.jobs.Job} this session holds in the server's queue
 
 
@@ -445,14 +445,7 @@ def page(page_key: str, body: Callable[[Context, pipeline.Inspection], Mapping[s
 
 
 # Why an analysis page cannot work on a recorded trace.
-POLICY_PAGES: dict[str, str] = {
-    "compare": "samples every method (naive, RTC per schedule, hard masking, BID) from the same observation",
-    "diagnostics": "recomputes every schedule's prefix weights and the guidance-weight curve for the sampler's "
-    "settings",
-    "seeds": "samples the same situation from many noise seeds",
-    "rollout": "runs whole episodes in the Kinetix simulator",
-    "sweep": "runs episodes for every method and delay",
-}
+POLICY_PAGES: dict[str, str] = {s.key: s.needs_policy for s in pages_registry.REGISTRY if s.needs_policy}
 
 
 def _trace_page(page_key: str, body: Callable[[Any, Any], Mapping[str, Any] | None], context: TraceContext) -> None:

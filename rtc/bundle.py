@@ -34,7 +34,7 @@ import altair as alt
 import numpy as np
 from matplotlib.figure import Figure
 
-from rtc import charts, diagnostics, plots, plots_sweep, seeds, sweep, traces
+from rtc import charts, diagnostics, pages_registry, plots, plots_sweep, seeds, sweep, traces
 from rtc import plots_analysis as analysis_plots
 from rtc.errors import RTCError
 from rtc.methods import METHOD_LABELS
@@ -58,71 +58,13 @@ PACKAGES = (
     "vl-convert-python",
 )
 
-# Every page of the app: title and the one line that says what it shows and how to read it.
-PAGES: dict[str, tuple[str, str]] = {
-    "overview": (
-        "Overview",
-        "The new chunk RTC samples (blue) against the previous chunk it continues (red) and a plain sample "
-        "from the same noise (grey): purple marks the frozen actions (i < d), orange the rest of the guided prefix.",
-    ),
-    "x_t": (
-        "State x_t",
-        "How each action entry moves from noise (t = 0) to the final action (t = 1), one line per horizon "
-        "index: guided indices should end on their dotted previous-chunk value; plain (dashed) is free.",
-    ),
-    "v_t": (
-        "Velocity v_t",
-        "The network's velocity at every step, before guidance is added: where RTC (solid) and plain (dashed) "
-        "differ, guidance has already moved x_t to a different place.",
-    ),
-    "correction": (
-        "RTC correction",
-        "The guidance term at every step: the correction (VJP of the weighted error, solid) and what is "
-        "actually added to v_t after the guidance weight (dashed); it reaches unguided indices too, through "
-        "the network's Jacobian.",
-    ),
-    "error": (
-        "Error over steps",
-        "How far the denoiser's prediction x_1_pred is from the previous chunk on the guided indices, "
-        "weighted by the prefix weights (log scale): guidance pulls it down; where it stays high, the new "
-        "chunk does not continue the previous one.",
-    ),
-    "compare": (
-        "Compare methods",
-        "Final chunks of naive sampling, RTC per schedule (with the network's Jacobian and Jacobian-free), hard "
-        "masking and BID (backward coherence only: best of N plain samples), all from the inspection's noise and "
-        "observation, against the previous chunk (red dashed); the table scores each against the previous chunk "
-        "with the exp prefix weights, next to its distance to RTC and its wall time per chunk.",
-    ),
-    "diagnostics": (
-        "Guidance diagnostics",
-        "Why guidance does what it does: the prefix weights of every schedule for this d and p = H − s, the "
-        "guidance weight over flow time (clipped and not), the raw correction next to the applied term, and "
-        "where over step × horizon the error and correction live.",
-    ),
-    "seeds": (
-        "Many seeds",
-        "The same situation sampled from many noise seeds in one batched call: median (line) and "
-        "inter-quartile range (band) of x_t at the chosen entry and of the weighted error, RTC against naive.",
-    ),
-    "rollout": (
-        "Closed-loop rollout",
-        "Whole episodes in Kinetix with the chosen method: new chunks every s steps, the first d actions kept "
-        "from the previous chunk. Press Run (it waits for a free slot of the server's job queue); changing any "
-        "setting while it runs cancels it.",
-    ),
-    "sweep": (
-        "Sweep",
-        "The paper's figure in small: solve rate, return or boundary jump against inference delay d, one line "
-        "and 95 % band per method, every point on the same episode seeds. Press Run: the sweep waits for a free "
-        "slot of the server's job queue; changing a setting cancels. Stored rtc-sweep results open below.",
-    ),
-}
-INSPECTION_PAGES: tuple[str, ...] = ("overview", "x_t", "v_t", "correction", "error")
+# Every page of the app, from the one table (rtc.pages_registry): title and what it shows.
+PAGES: dict[str, tuple[str, str]] = {s.key: (s.title, s.description) for s in pages_registry.REGISTRY}
+INSPECTION_PAGES: tuple[str, ...] = tuple(s.key for s in pages_registry.REGISTRY if s.section == "Inspection")
 # Analysis pages and whether they need data beyond the inspection (passed as ``extras[page]``).
-ANALYSIS_PAGES: dict[str, bool] = {"compare": True, "diagnostics": False, "seeds": True, "rollout": True, "sweep": True}
+ANALYSIS_PAGES: dict[str, bool] = {s.key: s.needs_extras for s in pages_registry.REGISTRY if s.section == "Analysis"}
 # Inspection pages that show guidance, so need an RTC call (a first-chunk trace has none).
-RTC_PAGES: tuple[str, ...] = ("overview", "correction", "error")
+RTC_PAGES: tuple[str, ...] = tuple(s.key for s in pages_registry.REGISTRY if s.needs_rtc)
 Record = Inspection | Trace  # an inspection sampled here, or a recorded trace (rtc.traces)
 
 
