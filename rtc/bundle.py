@@ -10,7 +10,7 @@ Layout of a bundle::
     report.html                  self-contained: inline JavaScript, specs and images; opens offline
     manifest.json                selection, settings, package versions, time and sha256 of every other file
 
-``page_figures``/``page_charts`` say which figures and charts each app page shows, so a page's
+``page_figures``/``page_charts`` run the builders that ``rtc.pages_registry`` names for each page, so a page's
 bundle holds exactly what the page draws. Nothing here imports streamlit.
 """
 
@@ -34,10 +34,9 @@ import altair as alt
 import numpy as np
 from matplotlib.figure import Figure
 
-from rtc import charts, diagnostics, pages_registry, plots, plots_sweep, seeds, sweep, traces
-from rtc import plots_analysis as analysis_plots
+from rtc import pages_registry, sweep, traces
 from rtc.errors import RTCError
-from rtc.methods import METHOD_LABELS
+from rtc.page_content import PageArgs
 from rtc.pipeline import Inspection
 from rtc.render import FORMATS, FigureSource, render_figures
 from rtc.traces import Trace
@@ -72,10 +71,24 @@ Record = Inspection | Trace  # an inspection sampled here, or a recorded trace (
 # What each page shows
 
 
-def _extra(page: str, extras: Mapping[str, Any] | None) -> Any:
-    if extras is None or extras.get(page) is None:
-        raise RTCError(f"page {page!r} needs its results (extras[{page!r}]); run it first")
-    return extras[page]
+def _spec(page: str) -> pages_registry.PageSpec:
+    if page not in pages_registry.SPECS:
+        raise RTCError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
+    return pages_registry.SPECS[page]
+
+
+def _args(
+    page: str,
+    inspection: Record,
+    batch_index: int,
+    horizon_index: int,
+    dims: Sequence[int],
+    extras: Mapping[str, Any] | None,
+) -> PageArgs:
+    spec = _spec(page)
+    if spec.needs_rtc:
+        _needs_rtc(page, inspection)
+    return PageArgs(page, inspection, int(batch_index), int(horizon_index), tuple(int(a) for a in dims), extras)
 
 
 def page_figures(
@@ -105,30 +118,21 @@ def page_figure_makers(
     extras: Mapping[str, Any] | None = None,
 ) -> dict[str, Callable[[], Figure]]:
     """Like ``page_figures`` but each figure is built only when its function is called (for tabs)."""
-    b, h, dims = int(batch_index), int(horizon_index), [int(a) for a in dims]
-    rtc, plain = inspection.tracked, inspection.plain
-    if page in ANALYSIS_PAGES:
-        built = _analysis_figures(page, inspection, b, h, dims, extras)
-        return {name: _built(fig) for name, fig in built.items()}
-    if page in ("x_t", "v_t"):  # one grid row per action dim, so the app draws only the open tab's
-        # x_t: the RTC sample (a first chunk's plain one); v_t: the plain sample (a trace's RTC one if it has none).
-        kind, tracked = ("rtc", rtc) if (page == "x_t" and rtc) or plain is None else ("plain", plain)
-        return {
-            f"{kind}_comparison_grid_b{b}_h{h}_a{a}": functools.partial(plots.plot_comparison_grid, tracked, b, [a], h)
-            for a in dims
-        }
-    _needs_rtc(page, inspection)
-    if page == "overview":
-        plain_action = None if plain is None else plain["action"]
-        return {f"rtc_chunk_overview_b{b}": functools.partial(plots.plot_chunk_overview, rtc, b, dims, plain_action)}
-    if page == "correction":
-        return {
-            f"rtc_flow_steps_b{b}_h{h}_a{a}": functools.partial(plots.plot_flow_matching_steps, rtc, b, a, h)
-            for a in dims
-        }
-    if page == "error":
-        return {f"rtc_error_b{b}": functools.partial(plots.plot_error_over_steps, rtc, b)}
-    raise RTCError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
+    args = _args(page, inspection, batch_index, horizon_index, dims, extras)
+    return _spec(page).figures(args)
+
+
+def page_charts(
+    page: str,
+    inspection: Record,
+    batch_index: int,
+    horizon_index: int,
+    dims: Sequence[int],
+    extras: Mapping[str, Any] | None = None,
+) -> dict[str, alt.TopLevelMixin]:
+    """The Altair charts of ``page`` by file-name stem (``extras`` as for ``page_figures``)."""
+    args = _args(page, inspection, batch_index, horizon_index, dims, extras)
+    return _spec(page).charts(args)
 
 
 def _needs_rtc(page: str, inspection: Record) -> None:
@@ -142,58 +146,6 @@ def available_pages(inspection: Record) -> tuple[str, ...]:
     return INSPECTION_PAGES if inspection.tracked else tuple(p for p in INSPECTION_PAGES if p not in RTC_PAGES)
 
 
-def _built(fig: Figure) -> Callable[[], Figure]:
-    return functools.partial(_same, fig)  # picklable, so it can travel to a render worker
-
-
-def _same(fig: Figure) -> Figure:
-    return fig
-
-
-def _analysis_figures(
-    page: str, inspection: Record, b: int, h: int, dims: list[int], extras: Mapping[str, Any] | None
-) -> dict[str, Figure]:
-    rtc = inspection.tracked
-    if page == "compare":
-        comparison = _extra(page, extras)
-        figure = analysis_plots.plot_method_comparison(
-            comparison.chunks,
-            comparison.prev_chunk,
-            comparison.inference_delay,
-            comparison.weights,
-            b,
-            dims,
-            prev_valid=comparison.prefix_attention_horizon,
-        )
-        return {f"methods_b{b}": figure}
-    if page == "diagnostics":
-        d, p = int(rtc["inference_delay"]), int(rtc["prefix_attention_horizon"])
-        settings = inspection.settings
-        table = diagnostics.schedule_weights_table(d, p, rtc["action"].shape[1])
-        curves = diagnostics.guidance_curves(settings.num_flow_steps, settings.max_guidance_weight)
-        out = {
-            "schedule_weights": analysis_plots.plot_schedule_weights(table, d, p, settings.prefix_attention_schedule),
-            "guidance_weight": analysis_plots.plot_guidance_weight(curves, settings.max_guidance_weight),
-        }
-        for a in dims:
-            series = diagnostics.correction_vs_applied(rtc, b, h, a)
-            label = f"batch {b}, h={h}, dim {a}"
-            out[f"correction_vs_applied_b{b}_h{h}_a{a}"] = analysis_plots.plot_correction_vs_applied(series, label)
-        heat = diagnostics.heatmap_data(rtc, b)
-        out[f"heatmaps_b{b}"] = analysis_plots.plot_heatmaps(heat, rtc["time"])
-        return out
-    if page == "seeds":
-        result = _extra(page, extras)
-        return {
-            f"seed_bands_h{h}_a{a}": analysis_plots.plot_seed_bands(seeds.band_series(result, h, a), h, a) for a in dims
-        }
-    if page == "rollout":
-        return {"rollout_trace_episode0": analysis_plots.plot_rollout_trace(_extra(page, extras), 0, dims)}
-    rows, metric = _extra(page, extras)
-    order = [metric, *(m for m in sweep.METRICS if m != metric)]  # the chosen metric first, then the others
-    return {f"sweep_{m}": plots_sweep.plot_sweep_levels(rows, m) for m in order}
-
-
 def extra_data(extras: Mapping[str, Any] | None) -> dict[str, bytes]:
     """Data files of the analysis results in ``extras`` by name under ``data/`` (the sweep as ``sweep.csv``)."""
     out: dict[str, bytes] = {}
@@ -201,73 +153,6 @@ def extra_data(extras: Mapping[str, Any] | None) -> dict[str, bytes]:
         rows, _ = extras["sweep"]
         out["sweep.csv"] = sweep.to_csv(rows).encode()
     return out
-
-
-def _analysis_charts(
-    page: str, inspection: Record, b: int, h: int, dims: list[int], extras: Mapping[str, Any] | None
-) -> dict[str, alt.TopLevelMixin]:
-    rtc = inspection.tracked
-    if page == "compare":
-        comparison = _extra(page, extras)
-        colors = {method: analysis_plots.method_color(method) for method in comparison.chunks}
-        chart = charts.methods_chart(
-            comparison.chunks,
-            comparison.prev_chunk,
-            b,
-            dims,
-            comparison.prefix_attention_horizon,
-            METHOD_LABELS,
-            inference_delay=comparison.inference_delay,
-            prefix_weights=comparison.weights,
-            colors=colors,
-        )
-        return {f"methods_b{b}": chart}
-    if page == "diagnostics":
-        d, p = int(rtc["inference_delay"]), int(rtc["prefix_attention_horizon"])
-        table = diagnostics.schedule_weights_table(d, p, rtc["action"].shape[1])
-        schedule = inspection.settings.prefix_attention_schedule
-        return {
-            "schedule_weights": charts.schedule_weights_chart(table, schedule),
-            "guidance_weight": charts.guidance_weight_chart(rtc),
-            f"heatmaps_b{b}": charts.heatmap_chart(diagnostics.heatmap_data(rtc, b), rtc["time"]),
-        }
-    if page == "seeds":
-        result = _extra(page, extras)
-        out = {f"seed_bands_h{h}_a{a}": charts.seed_band_chart(seeds.band_series(result, h, a), h, a) for a in dims}
-        out["guidance_effect"] = charts.guidance_effect_chart(seeds.guidance_effects(result))
-        return out
-    return {}  # rollout and sweep: figures only
-
-
-def page_charts(
-    page: str,
-    inspection: Record,
-    batch_index: int,
-    horizon_index: int,
-    dims: Sequence[int],
-    extras: Mapping[str, Any] | None = None,
-) -> dict[str, alt.TopLevelMixin]:
-    """The Altair charts of ``page`` by file-name stem (``extras`` as for ``page_figures``)."""
-    b, h, dims = int(batch_index), int(horizon_index), [int(a) for a in dims]
-    rtc, plain = inspection.tracked, inspection.plain
-    if page in ANALYSIS_PAGES:
-        return _analysis_charts(page, inspection, b, h, dims, extras)
-    rtc = rtc or None  # a first-chunk trace records no RTC call
-    _needs_rtc(page, inspection)
-    if page == "overview":
-        return {f"chunk_b{b}": charts.chunk_chart(rtc, None if plain is None else plain["action"], b, dims)}
-    if page == "x_t":
-        return {f"x_t_over_steps_b{b}": charts.x_t_chart(rtc, plain, b, dims, h)}
-    if page == "v_t":
-        return {f"v_t_over_steps_b{b}": charts.v_t_chart(rtc, plain, b, dims, h)}
-    if page == "correction":
-        return {
-            f"correction_over_steps_b{b}": charts.correction_chart(rtc, b, dims, h),
-            "guidance_weight": charts.guidance_weight_chart(rtc),
-        }
-    if page == "error":
-        return {f"error_over_steps_b{b}": charts.error_chart(rtc, b)}
-    raise RTCError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
 
 
 def report_content(

@@ -1,14 +1,22 @@
 """Every page of the app, declared once: navigation (streamlit_app.py), the pages, the bundle and report.html read it.
 
-No streamlit here: ``streamlit_app.py`` turns each :class:`PageSpec` into an ``st.Page``.
+Each page names its figure and chart builders (``rtc.page_content``). No streamlit here:
+``streamlit_app.py`` turns each :class:`PageSpec` into an ``st.Page``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from rtc import page_content as content
+from rtc.page_content import PageArgs
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class PageSpec:
     """One page: its key (also its file ``pages/<key>.py``), how navigation shows it and what it needs."""
 
@@ -17,6 +25,8 @@ class PageSpec:
     icon: str
     section: str  # navigation group: "Inspection" or "Analysis"
     description: str  # the one line that says what the page shows and how to read it
+    figures: Callable[[PageArgs], dict[str, Callable[[], Figure]]]  # figure makers by file-name stem
+    charts: Callable[[PageArgs], dict[str, Any]]  # Altair charts by file-name stem
     url_path: str = ""  # "" for the default page (the app's root URL)
     needs_rtc: bool = False  # inspection page that shows guidance, so needs an RTC call
     chunk_page: bool = False  # can show a rollout chunk opened from the Closed-loop rollout page
@@ -35,6 +45,8 @@ class PageSpec:
 REGISTRY: tuple[PageSpec, ...] = (
     PageSpec(
         key="overview",
+        figures=content.overview_figures,
+        charts=content.overview_charts,
         title="Overview",
         icon=":material/dashboard:",
         section="Inspection",
@@ -47,6 +59,8 @@ REGISTRY: tuple[PageSpec, ...] = (
     ),
     PageSpec(
         key="x_t",
+        figures=content.x_t_figures,
+        charts=content.x_t_charts,
         title="State x_t",
         icon=":material/timeline:",
         section="Inspection",
@@ -59,6 +73,8 @@ REGISTRY: tuple[PageSpec, ...] = (
     ),
     PageSpec(
         key="v_t",
+        figures=content.v_t_figures,
+        charts=content.v_t_charts,
         title="Velocity v_t",
         icon=":material/speed:",
         section="Inspection",
@@ -71,6 +87,8 @@ REGISTRY: tuple[PageSpec, ...] = (
     ),
     PageSpec(
         key="correction",
+        figures=content.correction_figures,
+        charts=content.correction_charts,
         title="RTC correction",
         icon=":material/tune:",
         section="Inspection",
@@ -85,6 +103,8 @@ REGISTRY: tuple[PageSpec, ...] = (
     ),
     PageSpec(
         key="error",
+        figures=content.error_figures,
+        charts=content.error_charts,
         title="Error over steps",
         icon=":material/trending_down:",
         section="Inspection",
@@ -99,6 +119,8 @@ REGISTRY: tuple[PageSpec, ...] = (
     ),
     PageSpec(
         key="compare",
+        figures=content.compare_figures,
+        charts=content.compare_charts,
         title="Compare methods",
         icon=":material/compare:",
         section="Analysis",
@@ -114,6 +136,8 @@ REGISTRY: tuple[PageSpec, ...] = (
     ),
     PageSpec(
         key="diagnostics",
+        figures=content.diagnostics_figures,
+        charts=content.diagnostics_charts,
         title="Guidance diagnostics",
         icon=":material/troubleshoot:",
         section="Analysis",
@@ -129,6 +153,8 @@ REGISTRY: tuple[PageSpec, ...] = (
     ),
     PageSpec(
         key="seeds",
+        figures=content.seeds_figures,
+        charts=content.seeds_charts,
         title="Many seeds",
         icon=":material/stacked_line_chart:",
         section="Analysis",
@@ -142,6 +168,8 @@ REGISTRY: tuple[PageSpec, ...] = (
     ),
     PageSpec(
         key="rollout",
+        figures=content.rollout_figures,
+        charts=content.no_charts,
         title="Closed-loop rollout",
         icon=":material/smart_toy:",
         section="Analysis",
@@ -156,6 +184,8 @@ REGISTRY: tuple[PageSpec, ...] = (
     ),
     PageSpec(
         key="sweep",
+        figures=content.sweep_figures,
+        charts=content.no_charts,
         title="Sweep",
         icon=":material/insights:",
         section="Analysis",
