@@ -482,8 +482,15 @@ def _trace_page(page_key: str, body: Callable[[Any, Any], Mapping[str, Any] | No
         unexpected(err)
 
 
-def show_page_content(page_key: str, context: Context, result: pipeline.Inspection, *, figure_note: str = "") -> None:
-    """The page's interactive charts, then its matplotlib figures (several figures go in tabs)."""
+def show_page_content(
+    page_key: str, context: Context, result: pipeline.Inspection, *, figure_note: str | None = None
+) -> None:
+    """The page's interactive charts, then its matplotlib figures (several figures go in tabs).
+
+    ``figure_note`` (default: the page's, from ``rtc.pages_registry``) is the caption above the figures.
+    """
+    if figure_note is None:
+        figure_note = pages_registry.SPECS[page_key].figure_note
     view = context.view
     look = (view.batch_index, view.horizon_index, view.dims)
     for name, chart_obj in bundle.page_charts(page_key, result, *look).items():

@@ -8,9 +8,5 @@ _ui.page(
         "correction",
         context,
         result,
-        figure_note=(
-            "One action entry (batch element, horizon index h, one tab per action dimension) through every step: "
-            "x_t, v_t, the prediction x_1_pred, the correction and the applied term."
-        ),
     ),
 )

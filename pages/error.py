@@ -8,6 +8,5 @@ _ui.page(
         "error",
         context,
         result,
-        figure_note="Top: the norm over all horizon indices; bottom: one line per guided horizon index h.",
     ),
 )

@@ -81,7 +81,6 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> None:
         "overview",
         context,
         result,
-        figure_note="The same chunks with the prefix weights per horizon index in the bottom panel.",
     )
     picture_slot.image(_data.level_picture(str(context.level_path)), caption=context.level_note, width="stretch")
 

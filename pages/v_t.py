@@ -8,9 +8,5 @@ _ui.page(
         "v_t",
         context,
         result,
-        figure_note=(
-            "The plain sample (no guidance) from the same noise at the chosen horizon index h, one tab per "
-            "action dimension: compare its x_t and v_t with the RTC figure on the State x_t page."
-        ),
     ),
 )

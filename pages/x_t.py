@@ -8,9 +8,5 @@ _ui.page(
         "x_t",
         context,
         result,
-        figure_note=(
-            "RTC sample at the chosen horizon index h, one tab per action dimension: x_t, v_t and the correction "
-            "side by side; the red dashed line is the previous chunk's value when h is guided."
-        ),
     ),
 )

@@ -27,6 +27,7 @@ class PageSpec:
     description: str  # the one line that says what the page shows and how to read it
     figures: Callable[[PageArgs], dict[str, Callable[[], Figure]]]  # figure makers by file-name stem
     charts: Callable[[PageArgs], dict[str, Any]]  # Altair charts by file-name stem
+    figure_note: str = ""  # the caption above the page's matplotlib figure
     url_path: str = ""  # "" for the default page (the app's root URL)
     needs_rtc: bool = False  # inspection page that shows guidance, so needs an RTC call
     chunk_page: bool = False  # can show a rollout chunk opened from the Closed-loop rollout page
@@ -45,6 +46,7 @@ class PageSpec:
 REGISTRY: tuple[PageSpec, ...] = (
     PageSpec(
         key="overview",
+        figure_note="The same chunks with the prefix weights per horizon index in the bottom panel.",
         figures=content.overview_figures,
         charts=content.overview_charts,
         title="Overview",
@@ -59,6 +61,10 @@ REGISTRY: tuple[PageSpec, ...] = (
     ),
     PageSpec(
         key="x_t",
+        figure_note=(
+            "RTC sample at the chosen horizon index h, one tab per action dimension: x_t, v_t and the correction "
+            "side by side; the red dashed line is the previous chunk's value when h is guided."
+        ),
         figures=content.x_t_figures,
         charts=content.x_t_charts,
         title="State x_t",
@@ -73,6 +79,10 @@ REGISTRY: tuple[PageSpec, ...] = (
     ),
     PageSpec(
         key="v_t",
+        figure_note=(
+            "The plain sample (no guidance) from the same noise at the chosen horizon index h, one tab per action"
+            " dimension: compare its x_t and v_t with the RTC figure on the State x_t page."
+        ),
         figures=content.v_t_figures,
         charts=content.v_t_charts,
         title="Velocity v_t",
@@ -87,6 +97,10 @@ REGISTRY: tuple[PageSpec, ...] = (
     ),
     PageSpec(
         key="correction",
+        figure_note=(
+            "One action entry (batch element, horizon index h, one tab per action dimension) through every step: "
+            "x_t, v_t, the prediction x_1_pred, the correction and the applied term."
+        ),
         figures=content.correction_figures,
         charts=content.correction_charts,
         title="RTC correction",
@@ -103,6 +117,7 @@ REGISTRY: tuple[PageSpec, ...] = (
     ),
     PageSpec(
         key="error",
+        figure_note="Top: the norm over all horizon indices; bottom: one line per guided horizon index h.",
         figures=content.error_figures,
         charts=content.error_charts,
         title="Error over steps",

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from pathlib import Path
 
+import pytest
+
 from rtc import bundle, pages_registry
+from rtc.errors import RTCError
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -59,3 +63,31 @@ def test_navigation_reads_the_table():
     assert len(calls) >= 1
     source = (PROJECT / "streamlit_app.py").read_text()
     assert "pages_registry.REGISTRY" in source and "pages_registry.SECTIONS" in source
+
+
+def test_bundle_draws_through_the_builders_of_the_table(monkeypatch):
+    """page_charts/page_figure_makers call the builders the table names (no dispatch on the page name)."""
+    seen = []
+
+    def charts(args):
+        seen.append(("charts", args.page, args.b, args.h, args.dims))
+        return {"c": "chart"}
+
+    def figures(args):
+        seen.append(("figures", args.page, args.b, args.h, args.dims))
+        return {"f": "maker"}
+
+    spec = dataclasses.replace(pages_registry.SPECS["x_t"], charts=charts, figures=figures)
+    monkeypatch.setitem(pages_registry.SPECS, "x_t", spec)
+    assert bundle.page_charts("x_t", None, 1, 2, [0, 3]) == {"c": "chart"}
+    assert bundle.page_figure_makers("x_t", None, 1, 2, [0, 3]) == {"f": "maker"}
+    assert seen == [("charts", "x_t", 1, 2, (0, 3)), ("figures", "x_t", 1, 2, (0, 3))]
+    with pytest.raises(RTCError, match="unknown page 'nope'; pages: overview, x_t"):
+        bundle.page_charts("nope", None, 0, 0, [0])
+
+
+def test_every_inspection_page_has_a_figure_note():
+    for spec in pages_registry.REGISTRY:
+        assert callable(spec.figures) and callable(spec.charts), spec.key
+        if spec.section == "Inspection":
+            assert spec.figure_note, spec.key
