@@ -422,10 +422,21 @@ def preset_view(name: str, view: View, limits: Limits) -> View:
 
 def parse_view(params: Mapping[str, str], limits: Limits) -> tuple[View, list[str]]:
     """Settings and what to look at from ``params``; a refused value falls back to its default, with a notice."""
-    default = default_view(limits)
+    return _view_from_params(params, default_view(limits), limits, VIEW_PARAMS, _CHECKS)
+
+
+def _view_from_params(
+    params: Mapping[str, str],
+    default: View,
+    limits: Limits,
+    names: Mapping[str, str],
+    checks: Iterable[tuple[tuple[str, ...], Callable[[View, Limits], object]]],
+) -> tuple[View, list[str]]:
+    """``default`` with the fields named in ``params`` (``names``: field -> URL key), each refused value (unparsable,
+    or failing one of ``checks``) reset to its default with a notice."""
     values: dict[str, object] = {}
     notices: list[str] = []
-    for field, param in VIEW_PARAMS.items():
+    for field, param in names.items():
         if param not in params:
             continue
         try:
@@ -433,7 +444,7 @@ def parse_view(params: Mapping[str, str], limits: Limits) -> tuple[View, list[st
         except SelectionError as err:
             notices.append(f"{err}; using the default")
     view = dataclasses.replace(default, **values)
-    for fields, check in _CHECKS:
+    for fields, check in checks:
         try:
             check(view, limits)
         except SelectionError as err:
@@ -536,23 +547,8 @@ def parse_trace_id(params: Mapping[str, str], traces: Mapping[str, Path], roots:
 def parse_trace_view(params: Mapping[str, str], limits: Limits, batch_size: int) -> tuple[View, list[str]]:
     """Batch element, horizon index and action dims of a trace link; a refused value falls back, with a notice."""
     default = View(batch_size=batch_size, dims=tuple(range(min(3, limits.action_dim))))
-    values: dict[str, object] = {}
-    notices: list[str] = []
-    for field, param in TRACE_PARAMS.items():
-        if param in params:
-            try:
-                values[field] = _parse_field(field, params[param])
-            except SelectionError as err:
-                notices.append(f"{err}; using the default")
-    view = dataclasses.replace(default, **values)
     checks = [c for c in _CHECKS if c[0][0] in TRACE_PARAMS]
-    for fields, check in checks:
-        try:
-            check(view, limits)
-        except SelectionError as err:
-            view = dataclasses.replace(view, **{f: getattr(default, f) for f in fields})
-            notices.append(f"{err}; using the default")
-    return view, notices
+    return _view_from_params(params, default, limits, TRACE_PARAMS, checks)
 
 
 def trace_query(trace_id: str | None, view: View) -> dict[str, str]:
