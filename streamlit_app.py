@@ -18,14 +18,17 @@ if str(ROOT) not in sys.path:  # so that pages can import their shared helpers
     sys.path.insert(0, str(ROOT))
 
 from pages import _data, _traces, _ui  # noqa: E402
-from rtc import app_state, levels, pages_registry, protocol  # noqa: E402
-from rtc.app_state import Limits, Target, View  # noqa: E402
+from rtc.app import state as app_state  # noqa: E402
+from rtc.app.state import Limits, Target, View  # noqa: E402
 from rtc.errors import RTCError  # noqa: E402
-from rtc.sampler import SCHEDULES  # noqa: E402
+from rtc.experiments import protocol  # noqa: E402
+from rtc.io import levels, roots  # noqa: E402
+from rtc.numerics.sampler import SCHEDULES  # noqa: E402
+from rtc.report import pages_registry  # noqa: E402
 
 
 def _page(spec: pages_registry.PageSpec) -> st.Page:
-    """The navigation entry of one page of the table (rtc.pages_registry)."""
+    """The navigation entry of one page of the table (rtc.report.pages_registry)."""
     if spec.default:
         return st.Page(spec.file, title=spec.title, icon=spec.icon, default=True)
     return st.Page(spec.file, title=spec.title, icon=spec.icon, url_path=spec.url_path)
@@ -58,7 +61,7 @@ def _query() -> dict[str, str]:
 
 
 def _level_file(key: str, candidates: list[Path]) -> Path | None:
-    return app_state.find_level_file(key, candidates)
+    return roots.find_level_file(key, candidates)
 
 
 def _select_target(runs: dict, candidates: list[Path]) -> Target:
@@ -239,22 +242,22 @@ def sidebar() -> _ui.Context | _ui.TraceContext | None:
     st.caption("Real-time chunking, one denoising step at a time. The URL holds every choice: copy it to share.")
     if _traces.choose_source() == "Traces":
         return _traces.sidebar()
-    roots = app_state.run_roots()
-    runs = _data.runs_under(tuple(str(r) for r in roots))
+    dirs = roots.run_roots()
+    runs = _data.runs_under(tuple(str(r) for r in dirs))
     if not runs:
         st.error(
-            f"No training runs found under {', '.join(map(str, roots)) or 'the configured roots'}. "
-            f"Set {app_state.RUNS_ROOTS_ENV} to folders that hold <run>/<epoch>/policies/<level_key>."
+            f"No training runs found under {', '.join(map(str, dirs)) or 'the configured roots'}. "
+            f"Set {roots.RUNS_ROOTS_ENV} to folders that hold <run>/<epoch>/policies/<level_key>."
         )
         return None
-    candidates = _data.level_candidates(tuple(str(d) for d in app_state.level_dirs()))
+    candidates = _data.level_candidates(tuple(str(d) for d in roots.level_dirs()))
     target = _select_target(runs, candidates)
     level_path = _level_file(target.level, candidates)
     if level_path is None:
         note = (
             f"No level file for {target.level} in the offered folders "
-            f"({', '.join(str(d) for d in app_state.level_dirs())} and kinetix's own levels). "
-            f"Add the folder that holds it to {app_state.LEVEL_DIRS_ENV}."
+            f"({', '.join(str(d) for d in roots.level_dirs())} and kinetix's own levels). "
+            f"Add the folder that holds it to {roots.LEVEL_DIRS_ENV}."
         )
         st.warning(note)
     else:
@@ -263,7 +266,7 @@ def sidebar() -> _ui.Context | _ui.TraceContext | None:
         if paper_note:
             st.warning(paper_note)
     run = runs[target.run]
-    checkpoint = app_state.checked_checkpoint(run, target.epoch, target.level, roots)
+    checkpoint = roots.checked_checkpoint(run, target.epoch, target.level, dirs)
     with st.spinner(f"Loading checkpoint {target.run} epoch {target.epoch}…"):
         policy = _data.policy(str(checkpoint), _data.mtime(checkpoint))
     limits = Limits(policy.action_chunk_size, policy.action_dim)
@@ -286,8 +289,8 @@ def sidebar() -> _ui.Context | _ui.TraceContext | None:
 
 
 def _display_level(path: Path) -> str:
-    for folder in app_state.level_dirs():
-        if app_state.is_within(path, folder):
+    for folder in roots.level_dirs():
+        if roots.is_within(path, folder):
             return (Path(folder.name) / path.resolve().relative_to(folder)).as_posix()
     return f"kinetix/levels/l/{path.name}"
 

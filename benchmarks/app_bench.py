@@ -35,8 +35,8 @@ def make_full_size_run(root: Path) -> None:
     """A run with a full-size (paper config) policy for grasp_easy, random weights, project format."""
     from flax import nnx
 
-    from rtc.checkpoints import save_policy
-    from rtc.model import FlowPolicy, ModelConfig
+    from rtc.io.checkpoints import save_policy
+    from rtc.numerics.model import FlowPolicy, ModelConfig
 
     policy = FlowPolicy(679, 6, ModelConfig(), rngs=nnx.Rngs(0))
     save_policy(policy, root / "full_size" / "0" / "policies" / "worlds_l_grasp_easy", level="worlds/l/grasp_easy.json")
@@ -91,8 +91,10 @@ def warm_latency_and_memory(root: Path, selections: int) -> list[dict]:
 
 def bundle_time() -> list[dict]:
     """The whole-report zip for the demo run, as the app's download button builds it (render workers warm)."""
-    from rtc import bundle, levels, pipeline, render
-    from rtc.checkpoints import load_policy, read_run
+    from rtc.experiments import pipeline
+    from rtc.io import levels
+    from rtc.io.checkpoints import load_policy, read_run
+    from rtc.report import bundle, render
 
     policy = load_policy(read_run(ROOT / "runs" / "demo").checkpoint(-1, "worlds_l_grasp_easy"))
     level = levels.load_level(levels.resolve_level_path("worlds/l/grasp_easy.json"))

@@ -31,7 +31,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from rtc.model import FlowPolicy, ModelConfig  # noqa: E402
+from rtc.numerics.model import FlowPolicy, ModelConfig  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -214,12 +214,12 @@ def bench_throughput(quick: bool) -> list[Row]:
 
 def bench_env_throughput(quick: bool) -> list[Row]:
     """Environment steps per second of batched closed-loop rollouts (demo policy, RTC, 5 flow steps)."""
-    from rtc import levels
+    from rtc.io import levels
 
     rows = []
     level = levels.load_level(levels.resolve_level_path("worlds/l/grasp_easy.json"))
     try:
-        from rtc import rollout
+        from rtc.experiments import rollout
     except ImportError:
         rollout = None
     if rollout is None or not hasattr(rollout, "benchmark_rollout"):
@@ -279,8 +279,10 @@ def jacobian_shrink() -> list[Row]:
     """How RTC's correction J^T e compares with the error e on the demo policies (what the Jacobian-free variant
     replaces by e): median over 64 seeds of ||J^T e|| / ||e|| and of cos(J^T e, e), per flow step (5 steps, d = 2,
     s = 4, exp, at the reset observation, previous chunk = a plain chunk's new[s:] zero-padded)."""
-    from rtc import levels, methods, protocol
-    from rtc.checkpoints import load_policy, read_run
+    from rtc.experiments import protocol
+    from rtc.io import levels
+    from rtc.io.checkpoints import load_policy, read_run
+    from rtc.numerics import methods
 
     run = read_run(ROOT / "runs" / "demo")
     rows = []
@@ -331,8 +333,10 @@ def bench_jacobian_free_loop(quick: bool) -> list[Row]:
     on the demo run's two levels at the paper's point (d = 2, s = 4, 5 flow steps, w_max 5, action noise 0.1);
     both methods run on the same episode seeds. Rates with Wilson 95 % intervals, jumps mean +- 1.96 SE, and
     the paired jump difference over episodes. ``RTC_BENCH_EPISODES`` sets the episodes per level (128)."""
-    from rtc import levels, metrics, rollout
-    from rtc.checkpoints import load_policy, read_run
+    from rtc.experiments import rollout
+    from rtc.io import levels
+    from rtc.io.checkpoints import load_policy, read_run
+    from rtc.numerics import metrics
 
     run = read_run(ROOT / "runs" / "demo")
     episodes = 16 if quick else int(os.environ.get("RTC_BENCH_EPISODES", "128"))
@@ -406,8 +410,8 @@ def bench_app(quick: bool) -> list[Row]:
 
 
 def _sweep_entries():
-    from rtc import sweep_grid
-    from rtc.checkpoints import open_run
+    from rtc.experiments import sweep_grid
+    from rtc.io.checkpoints import open_run
 
     run = open_run(ROOT / "runs" / "demo")
     return sweep_grid.load_entries(run, 1, sweep_grid.choose_levels(run, 1, ["worlds_l_grasp_easy"])[0])
@@ -419,7 +423,7 @@ def bench_sweep(quick: bool) -> list[Row]:
     threads), which does not depend on what else the machine runs; and the wall time of one small sweep on a
     local 2-worker Ray instance against this process (both warm: programs compiled and cached on disk; Ray's
     workers at niceness 0 like this process, instead of Ray's default 15)."""
-    from rtc import pipeline, rollout, sweep, sweep_grid, sweep_ray, sweep_store
+    from rtc.experiments import pipeline, rollout, sweep, sweep_grid, sweep_ray, sweep_store
 
     pipeline.enable_compilation_cache()
     entries = _sweep_entries()

@@ -15,9 +15,12 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from rtc import analysis, app_state, jobs, levels, pipeline, render, traces
-from rtc.checkpoints import RunInfo, load_policy
-from rtc.model import FlowPolicy
+from rtc.app import jobs
+from rtc.experiments import analysis, pipeline
+from rtc.io import levels, roots, traces
+from rtc.io.checkpoints import RunInfo, load_policy
+from rtc.numerics.model import FlowPolicy
+from rtc.report import render
 
 
 @st.cache_resource(show_spinner=False)
@@ -27,15 +30,15 @@ def setup_process() -> Path:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def runs_under(roots: tuple[str, ...]) -> dict[str, RunInfo]:
+def runs_under(dirs: tuple[str, ...]) -> dict[str, RunInfo]:
     """Runs under the roots by id (rescanned at most every 30 s, so new epochs appear)."""
-    return app_state.find_runs([Path(r) for r in roots])
+    return roots.find_runs([Path(r) for r in dirs])
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def level_candidates(folders: tuple[str, ...]) -> list[Path]:
     """Level files offered: the configured folders, then kinetix's own levels (cached per process)."""
-    return app_state.level_candidates([Path(f) for f in folders])
+    return roots.level_candidates([Path(f) for f in folders])
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -126,9 +129,9 @@ def seed_runs(
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def traces_under(roots: tuple[str, ...]) -> dict[str, Path]:
+def traces_under(dirs: tuple[str, ...]) -> dict[str, Path]:
     """Trace files under the roots by id (rescanned at most every 30 s, so new files appear)."""
-    return app_state.find_traces([Path(r) for r in roots])
+    return roots.find_traces([Path(r) for r in dirs])
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -9,8 +9,10 @@ from pathlib import Path
 import streamlit as st
 
 from pages import _data, _ui
-from rtc import app_state, metrics, traces
-from rtc.app_state import Limits, View
+from rtc.app import state as app_state
+from rtc.app.state import Limits, View
+from rtc.io import roots, traces
+from rtc.numerics import metrics
 
 SOURCES = ("Runs", "Traces")
 SOURCE_KEY = "w_source"
@@ -35,7 +37,7 @@ def choose_source() -> str:
         key=SOURCE_KEY,
         horizontal=True,
         help="Runs: sample a checkpoint here. Traces: open recorded RTC traces (format 1, or LeRobot's debug "
-        f"tracker) from {app_state.TRACES_ROOTS_ENV} or an upload.",
+        f"tracker) from {roots.TRACES_ROOTS_ENV} or an upload.",
     )
 
 
@@ -47,22 +49,22 @@ def _pick_trace(notices: list[str]) -> tuple[traces.Trace, str | None, str] | No
         type=["npz"],
         key=UPLOAD_KEY,
         help=f"Read without pickle, up to {app_state.MAX_UPLOAD_BYTES // 2**20} MiB. An upload is not in the link; "
-        f"put files under {app_state.TRACES_ROOTS_ENV} to share them.",
+        f"put files under {roots.TRACES_ROOTS_ENV} to share them.",
     )
     if upload is not None:
         app_state.check_upload(upload.name, upload.size)
         with st.spinner(f"Reading {upload.name}…"):
             return _data.uploaded_trace(upload.getvalue(), upload.name), None, upload.name
-    roots = app_state.trace_roots()
-    found = _data.traces_under(tuple(str(r) for r in roots))
+    dirs = roots.trace_roots()
+    found = _data.traces_under(tuple(str(r) for r in dirs))
     if not found:
         st.info(
-            f"No trace files (*.npz) under {', '.join(map(str, roots)) or 'the configured roots'}. "
-            f"Set {app_state.TRACES_ROOTS_ENV} to folders that hold them, or upload one."
+            f"No trace files (*.npz) under {', '.join(map(str, dirs)) or 'the configured roots'}. "
+            f"Set {roots.TRACES_ROOTS_ENV} to folders that hold them, or upload one."
         )
         return None
     if TRACE_KEY not in state:
-        trace_id, link_notices = app_state.parse_trace_id(_query(), found, roots)
+        trace_id, link_notices = app_state.parse_trace_id(_query(), found, dirs)
         notices += link_notices
         state[TRACE_KEY] = trace_id
     if state[TRACE_KEY] not in found:

@@ -13,15 +13,19 @@ from typing import Any
 import streamlit as st
 
 from pages import _data
-from rtc import app_state, bundle, jobs, pages_registry, pipeline, render, traces
-from rtc.app_state import Limits, Target, View
-from rtc.checkpoints import RunInfo
+from rtc.app import jobs
+from rtc.app import state as app_state
+from rtc.app.state import Limits, Target, View
 from rtc.errors import RTCError
+from rtc.experiments import pipeline
+from rtc.io import traces
+from rtc.io.checkpoints import RunInfo
+from rtc.report import bundle, pages_registry, render
 
 CONTEXT_KEY = "rtc_context"
 CHUNK_KEY = "rtc_open_chunk"  # a rollout chunk shown instead of the sidebar's inspection (see open_chunk)
 CHUNK_PAGES: tuple[str, ...] = tuple(s.key for s in pages_registry.REGISTRY if s.chunk_page)
-JOBS_KEY = "rtc_jobs"  # {slot: rtc.jobs.Job} this session holds in the server's queue
+JOBS_KEY = "rtc_jobs"  # {slot: rtc.app.jobs.Job} this session holds in the server's queue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +68,7 @@ class Context:
 
 @dataclasses.dataclass(frozen=True)
 class TraceContext:
-    """The sidebar's selection when the source is a recorded trace (``rtc.traces``) instead of a run."""
+    """The sidebar's selection when the source is a recorded trace (``rtc.io.traces``) instead of a run."""
 
     trace: traces.Trace
     trace_id: str | None  # the id under a trace root, None for an upload (no link can name it)
@@ -148,14 +152,14 @@ def cache_args(context: Context) -> tuple[str, float, str, tuple]:
 
 
 def show_analysis(page_key: str, context: Context, result: pipeline.Inspection, extras: Mapping[str, Any]) -> None:
-    """An analysis page's interactive charts, then its matplotlib figures (from ``rtc.bundle``)."""
+    """An analysis page's interactive charts, then its matplotlib figures (from ``rtc.report.bundle``)."""
     view = context.view
     look = (view.batch_index, view.horizon_index, view.dims)
     for name, chart_obj in bundle.page_charts(page_key, result, *look, extras).items():
         chart(chart_obj, key=f"chart_{page_key}_{name}")
     figures = bundle.page_figures(page_key, result, *look, extras)
     if figures:
-        st.subheader("Figures", help="The matplotlib figures from rtc.plots_analysis, as in the bundle.")
+        st.subheader("Figures", help="The matplotlib figures from rtc.report.plots_analysis, as in the bundle.")
     for fig in figures.values():
         figure(fig)
 
@@ -334,7 +338,8 @@ def _build_bundle(*args: Any, **kwargs: Any) -> bytes:
 
 
 def figure(fig) -> None:
-    """A matplotlib figure from ``rtc.plots``, rendered once as PNG (``st.pyplot`` would draw it twice at 200 dpi)."""
+    """A matplotlib figure from ``rtc.report.plots``, rendered once as PNG (``st.pyplot`` would draw it twice at
+    200 dpi)."""
     st.image(render.render_figure(fig, ("png",), dpi=SCREEN_DPI)["png"])
 
 
@@ -487,7 +492,7 @@ def show_page_content(
 ) -> None:
     """The page's interactive charts, then its matplotlib figures (several figures go in tabs).
 
-    ``figure_note`` (default: the page's, from ``rtc.pages_registry``) is the caption above the figures.
+    ``figure_note`` (default: the page's, from ``rtc.report.pages_registry``) is the caption above the figures.
     """
     if figure_note is None:
         figure_note = pages_registry.SPECS[page_key].figure_note
@@ -495,7 +500,7 @@ def show_page_content(
     look = (view.batch_index, view.horizon_index, view.dims)
     for name, chart_obj in bundle.page_charts(page_key, result, *look).items():
         chart(chart_obj, key=f"chart_{page_key}_{name}")
-    st.subheader("Figure", help="The matplotlib figure from rtc.plots, as in the command line and the bundle.")
+    st.subheader("Figure", help="The matplotlib figure from rtc.report.plots, as in the command line and the bundle.")
     if figure_note:
         st.caption(figure_note)
     makers = bundle.page_figure_makers(page_key, result, *look)

@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from pages import _data, _ui
-from rtc import analysis, pipeline
-from rtc.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS
+from rtc.experiments import analysis, pipeline
+from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS
 
 COLUMNS = {
     "label": "what it is",

@@ -6,7 +6,8 @@ from typing import Any
 import streamlit as st
 
 from pages import _ui
-from rtc import diagnostics, pipeline
+from rtc.experiments import pipeline
+from rtc.numerics import diagnostics
 
 
 def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]:

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from pages import _data, _traces, _ui
-from rtc import metrics, pipeline
+from rtc.experiments import pipeline
+from rtc.numerics import metrics
 
 
 def _number(value: float | None) -> str:

@@ -9,8 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from pages import _data, _ui
-from rtc import bundle, jobs, pipeline, plots, rollout
-from rtc.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS, is_jacobian_free
+from rtc.app import jobs
+from rtc.experiments import pipeline, rollout
+from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS, is_jacobian_free
+from rtc.report import bundle, plots
 
 RESULTS_KEY = "rtc_rollouts"  # {(checkpoint, level, settings): (Rollout, seconds)}
 GIFS_KEY = "rtc_rollout_gifs"

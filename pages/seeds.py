@@ -8,8 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from pages import _data, _ui
-from rtc import analysis, pipeline, seeds
-from rtc.methods import JACOBIAN_FREE_NOTE
+from rtc.experiments import analysis, pipeline
+from rtc.numerics import seeds
+from rtc.numerics.methods import JACOBIAN_FREE_NOTE
 
 
 def _mean_interval(values: np.ndarray) -> str:

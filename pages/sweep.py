@@ -8,8 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from pages import _data, _ui
-from rtc import app_state, jobs, pipeline, plots_sweep, rollout, sweep, sweep_store
-from rtc.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS
+from rtc.app import jobs
+from rtc.experiments import pipeline, rollout, sweep, sweep_store
+from rtc.io import roots
+from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS
+from rtc.report import plots_sweep
 
 RULES = {"all": "all: every s with max(1, d) ≤ s ≤ H − d (the paper's)", "min": "min: s = max(1, d)"}
 
@@ -76,12 +79,12 @@ def _stored_figures(frame: pd.DataFrame) -> None:
 
 def _stored() -> None:
     st.subheader("Stored sweeps", help="Folders written by rtc-sweep: <run>/sweeps/<name>, or under RTC_SWEEPS_ROOTS.")
-    runs = _data.runs_under(tuple(str(r) for r in app_state.run_roots()))
-    found = app_state.find_sweeps(runs, app_state.sweeps_roots())
+    runs = _data.runs_under(tuple(str(r) for r in roots.run_roots()))
+    found = roots.find_sweeps(runs, roots.sweeps_roots())
     if not found:
         st.caption(
             "No stored sweep found: write one with `rtc-sweep RUN --out RUN/sweeps/NAME` or set "
-            f"{app_state.SWEEPS_ROOTS_ENV} to folders that hold rtc-sweep outputs."
+            f"{roots.SWEEPS_ROOTS_ENV} to folders that hold rtc-sweep outputs."
         )
         return
     name = st.selectbox("Open a stored sweep", ["(none)", *found], key="sweep_stored")

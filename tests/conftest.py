@@ -9,7 +9,7 @@ import jax
 import pytest
 from flax import nnx
 
-from rtc.model import FlowPolicy, ModelConfig
+from rtc.numerics.model import FlowPolicy, ModelConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("RTC_SHARED", PROJECT_ROOT.parent / "shared")).resolve()
@@ -64,7 +64,7 @@ def small_policy() -> FlowPolicy:
 @pytest.fixture(scope="session")
 def ray_local():
     """One local 2-CPU Ray instance for the whole test session (started on first use, shut down at the end)."""
-    from rtc import sweep_ray
+    from rtc.experiments import sweep_ray
 
     ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install -e ".[ray]"')
     sweep_ray.connect(None, num_cpus=2)

@@ -11,9 +11,10 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rtc import app_state
-from rtc.app_state import Limits, SelectionError, Target, View
+from rtc.app import state as app_state
+from rtc.app.state import Limits, SelectionError, Target, View
 from rtc.errors import PathError
+from rtc.io import roots
 
 PROJECT = Path(__file__).resolve().parents[1]
 APP = PROJECT / "streamlit_app.py"
@@ -27,18 +28,18 @@ FAST = {"steps": "4"}  # few flow steps keep the tests quick
 
 
 # ---------------------------------------------------------------------------------------------
-# rtc.app_state (no Streamlit)
+# rtc.app.state (no Streamlit)
 
 
 def test_run_roots_from_the_environment(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir()
     second.mkdir()
-    env = {app_state.RUNS_ROOTS_ENV: os.pathsep.join([str(first), str(second), str(tmp_path / "missing")])}
-    assert app_state.run_roots(env) == [first.resolve(), second.resolve()]
-    assert app_state.run_roots({}, cwd=tmp_path) == [(PROJECT / "runs").resolve()]
+    env = {roots.RUNS_ROOTS_ENV: os.pathsep.join([str(first), str(second), str(tmp_path / "missing")])}
+    assert roots.run_roots(env) == [first.resolve(), second.resolve()]
+    assert roots.run_roots({}, cwd=tmp_path) == [(PROJECT / "runs").resolve()]
     (tmp_path / "logs-bc").mkdir()
-    assert app_state.run_roots({}, cwd=tmp_path)[-1] == (tmp_path / "logs-bc").resolve()
+    assert roots.run_roots({}, cwd=tmp_path)[-1] == (tmp_path / "logs-bc").resolve()
 
 
 def _fake_run(root: Path, name: str, epochs=(0, 2), keys=("worlds_l_grasp_easy",)) -> Path:
@@ -55,7 +56,7 @@ def test_runs_are_named_by_id_and_symlink_escapes_are_skipped(tmp_path):
     _fake_run(root, "inside")
     _fake_run(outside, "secret")
     (root / "link").symlink_to(outside / "secret")
-    runs = app_state.find_runs([root.resolve()])
+    runs = roots.find_runs([root.resolve()])
     assert list(runs) == ["root/inside"]
     assert runs["root/inside"].latest_epoch == 2
 
@@ -66,28 +67,28 @@ def test_a_checkpoint_that_resolves_outside_the_roots_is_refused(tmp_path):
     _fake_run(outside, "other", epochs=(0,), keys=("worlds_l_catapult",))
     target = outside / "other" / "0" / "policies" / "worlds_l_catapult.pkl"
     (run_dir / "0" / "policies" / "worlds_l_catapult.pkl").symlink_to(target)
-    run = app_state.find_runs([root])["root/run"]
-    assert app_state.checked_checkpoint(run, 0, "worlds_l_grasp_easy", [root]).name == "worlds_l_grasp_easy.pkl"
+    run = roots.find_runs([root])["root/run"]
+    assert roots.checked_checkpoint(run, 0, "worlds_l_grasp_easy", [root]).name == "worlds_l_grasp_easy.pkl"
     with pytest.raises(PathError, match="points outside the configured run roots"):
-        app_state.checked_checkpoint(run, 0, "worlds_l_catapult", [root])
+        roots.checked_checkpoint(run, 0, "worlds_l_catapult", [root])
 
 
 def test_level_keys_map_to_level_files(tmp_path):
-    candidates = app_state.level_files(app_state.level_dirs({}))
-    grasp = app_state.find_level_file("worlds_l_grasp_easy", candidates)
+    candidates = roots.level_files(roots.level_dirs({}))
+    grasp = roots.find_level_file("worlds_l_grasp_easy", candidates)
     assert grasp == PROJECT / "worlds" / "l" / "grasp_easy.json"
-    assert app_state.find_level_file("worlds_l_catapult", candidates) == PROJECT / "worlds" / "l" / "catapult.json"
-    assert app_state.find_level_file("worlds_l_nowhere", candidates) is None
+    assert roots.find_level_file("worlds_l_catapult", candidates) == PROJECT / "worlds" / "l" / "catapult.json"
+    assert roots.find_level_file("worlds_l_nowhere", candidates) is None
     # a configured folder comes first, so it can hold the paper's own version of a level
     other = tmp_path / "worlds" / "l" / "car_launch.json"
     other.parent.mkdir(parents=True)
     other.write_text("{}")
-    extra = app_state.level_files(app_state.level_dirs({app_state.LEVEL_DIRS_ENV: str(tmp_path / "worlds")}))
-    assert app_state.find_level_file("worlds_l_car_launch", extra) == other.resolve()
+    extra = roots.level_files(roots.level_dirs({roots.LEVEL_DIRS_ENV: str(tmp_path / "worlds")}))
+    assert roots.find_level_file("worlds_l_car_launch", extra) == other.resolve()
 
 
 def test_a_link_with_unknown_run_epoch_or_level_falls_back_with_notices(tmp_path):
-    runs = app_state.find_runs([_fake_run(tmp_path, "r", keys=("worlds_l_a", "worlds_l_grasp_easy")).parent])
+    runs = roots.find_runs([_fake_run(tmp_path, "r", keys=("worlds_l_a", "worlds_l_grasp_easy")).parent])
     target, notices = app_state.parse_target({"run": "r/../../etc", "epoch": "x", "level": "worlds_l_b"}, runs)
     assert target == Target(next(iter(runs)), 2, "worlds_l_grasp_easy")
     assert len(notices) == 3 and "is refused" in notices[0]
@@ -147,8 +148,8 @@ def test_file_stem_is_safe_and_telling():
 @pytest.fixture
 def demo_roots(monkeypatch):
     assert (DEMO_RUN / "1" / "policies").is_dir() or any(DEMO_RUN.glob("*/policies")), "the demo run is missing"
-    monkeypatch.delenv(app_state.RUNS_ROOTS_ENV, raising=False)
-    monkeypatch.delenv(app_state.LEVEL_DIRS_ENV, raising=False)
+    monkeypatch.delenv(roots.RUNS_ROOTS_ENV, raising=False)
+    monkeypatch.delenv(roots.LEVEL_DIRS_ENV, raising=False)
 
 
 def _app(query: dict[str, str] | None = None) -> AppTest:
@@ -187,7 +188,7 @@ def test_every_page_runs_on_the_demo_run(demo_roots):
 
 
 def test_every_page_runs_on_the_fixture_run(monkeypatch):
-    monkeypatch.setenv(app_state.RUNS_ROOTS_ENV, str(FIXTURE_RUN.resolve()))
+    monkeypatch.setenv(roots.RUNS_ROOTS_ENV, str(FIXTURE_RUN.resolve()))
     at = _app(FAST)
     assert at.sidebar.selectbox(key="w_run").value == "upstream_small_run"
     assert at.sidebar.selectbox(key="w_epoch").value == 3
@@ -291,17 +292,19 @@ def test_a_level_without_a_level_file_is_explained(tmp_path, monkeypatch):
     policies = tmp_path / "runs" / "nowhere_run" / "0" / "policies"
     policies.mkdir(parents=True)
     shutil.copy(FIXTURE_RUN / "0" / "policies" / "worlds_l_grasp_easy.pkl", policies / "worlds_l_nowhere.pkl")
-    monkeypatch.setenv(app_state.RUNS_ROOTS_ENV, str(tmp_path / "runs"))
-    monkeypatch.delenv(app_state.LEVEL_DIRS_ENV, raising=False)
+    monkeypatch.setenv(roots.RUNS_ROOTS_ENV, str(tmp_path / "runs"))
+    monkeypatch.delenv(roots.LEVEL_DIRS_ENV, raising=False)
     at = _app(FAST)
     assert at.sidebar.selectbox(key="w_level").value == "worlds_l_nowhere"
     assert not at.exception
     assert any("No level file for worlds_l_nowhere" in e.value for e in at.main.error)
-    assert any(app_state.LEVEL_DIRS_ENV in w.value for w in at.sidebar.warning)
+    assert any(roots.LEVEL_DIRS_ENV in w.value for w in at.sidebar.warning)
 
 
 def test_settings_changes_reuse_the_compiled_sampler(demo_roots):
-    from rtc import export_cache, model, protocol
+    from rtc.experiments import protocol
+    from rtc.io import export_cache
+    from rtc.numerics import model
 
     at = _app({**FAST, "d": "1", "s": "3"})
     jitted = (model._realtime_jit, model._naive_jit, protocol._advance_jit, *export_cache.loaded_programs())

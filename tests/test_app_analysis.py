@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rtc import app_state
-from rtc.methods import JACOBIAN_FREE_NOTE, METHODS
+from rtc.io import roots
+from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHODS
 from tests.test_app import DEMO_RUN, FAST, _app
 
 CHUNK_KEY, ROLLOUTS_KEY = "rtc_open_chunk", "rtc_rollouts"  # pages.CHUNK_KEY, pages.rollout.RESULTS_KEY
@@ -17,8 +17,8 @@ SHORT_STEPS = 16  # one 32-step segment: rollout and sweep share the compiled se
 @pytest.fixture(autouse=True)
 def demo_roots(monkeypatch):
     assert DEMO_RUN.is_dir(), "the demo run is missing"
-    monkeypatch.delenv(app_state.RUNS_ROOTS_ENV, raising=False)
-    monkeypatch.delenv(app_state.LEVEL_DIRS_ENV, raising=False)
+    monkeypatch.delenv(roots.RUNS_ROOTS_ENV, raising=False)
+    monkeypatch.delenv(roots.LEVEL_DIRS_ENV, raising=False)
 
 
 def _page(path: str, title: str, query: dict[str, str] | None = None) -> AppTest:
@@ -124,7 +124,7 @@ def test_sweep_page_runs_one_point():
 
 
 def test_stored_sweeps_open_with_figures_table_and_download(monkeypatch, tmp_path):
-    from rtc import sweep, sweep_store
+    from rtc.experiments import sweep, sweep_store
 
     folder = tmp_path / "paper" / "grid1"
     store = sweep_store.ResultsStore(folder)
@@ -202,7 +202,7 @@ def test_a_rollout_chunk_opens_in_the_step_pages_until_closed():
 def test_analysis_pages_run_on_the_paper_format_fixture_run(monkeypatch, path, title):
     from tests.conftest import shared_path
 
-    monkeypatch.setenv(app_state.RUNS_ROOTS_ENV, str(shared_path("fixtures", "upstream_small_run")))
+    monkeypatch.setenv(roots.RUNS_ROOTS_ENV, str(shared_path("fixtures", "upstream_small_run")))
     at = _page(path, title, {"d": "2", "s": "4"})
     assert at.sidebar.selectbox(key="w_run").value == "upstream_small_run"
     if path.endswith("rollout.py"):
@@ -214,8 +214,8 @@ def test_analysis_pages_run_on_the_paper_format_fixture_run(monkeypatch, path, t
 
 
 def test_a_rollout_failing_midway_shows_an_error_and_keeps_nothing(monkeypatch):
-    from rtc import rollout
     from rtc.errors import RTCError
+    from rtc.experiments import rollout
 
     real = rollout.iterate_rollout
 

@@ -1,4 +1,4 @@
-"""Tests for rtc.bundle: every file is in the manifest with a matching checksum, and each holds what it says."""
+"""Tests for rtc.report.bundle: every file is in the manifest with a matching checksum, and each holds what it says."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pytest
 from flax import nnx
 from matplotlib.figure import Figure
 
-from rtc import bundle, render
 from rtc.errors import RTCError
-from rtc.model import FlowPolicy, ModelConfig
-from rtc.pipeline import Inspection, RTCSettings
+from rtc.experiments.pipeline import Inspection, RTCSettings
+from rtc.numerics.model import FlowPolicy, ModelConfig
+from rtc.report import bundle, render
 
 STEPS = 5
 SETTINGS = RTCSettings(num_flow_steps=STEPS, inference_delay=2, execute_horizon=5, prefix_attention_schedule="linear")
@@ -147,7 +147,7 @@ def test_pictures_are_stored_and_shown(inspection):
 
 
 def test_sweep_bundle_holds_every_metric_figure_and_the_csv(inspection):
-    from rtc import sweep
+    from rtc.experiments import sweep
 
     rows = [
         {

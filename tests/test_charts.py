@@ -1,4 +1,4 @@
-"""Tests for rtc.charts: the Altair views carry exactly the tracked numbers and compile to valid Vega-Lite."""
+"""Tests for rtc.report.charts: the Altair views carry exactly the tracked numbers and compile to valid Vega-Lite."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from rtc import charts, plots
-from rtc.model import FlowPolicy, ModelConfig
+from rtc.numerics.model import FlowPolicy, ModelConfig
+from rtc.report import charts, plots
 
 BATCH, STEPS, DELAY, PREFIX = 2, 6, 2, 5
 
@@ -174,7 +174,8 @@ def test_charts_compile_with_vega(runs):
 def test_methods_chart_gives_each_method_its_figure_colour():
     from matplotlib.colors import to_hex
 
-    from rtc import methods, plots_analysis
+    from rtc.numerics import methods
+    from rtc.report import plots_analysis
 
     rng = np.random.default_rng(0)
     prev = rng.normal(size=(2, 8, 6))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from rtc.checkpoints import (
+from rtc.io.checkpoints import (
     CheckpointError,
     discover_runs,
     infer_dims,
@@ -23,7 +23,7 @@ from rtc.checkpoints import (
     read_run,
     save_policy,
 )
-from rtc.model import ModelConfig
+from rtc.numerics.model import ModelConfig
 from tests.conftest import DEMO_RUN, SMALL_CONFIG, random_policy
 
 FIXTURE_CONFIG = ModelConfig(

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from rtc import cli
+from rtc.commands import visualize as cli
 from tests.conftest import DEMO_RUN, PROJECT_ROOT
 
 EXAMPLE = PROJECT_ROOT / "examples" / "visualize_flow_matching.py"

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from rtc import diagnostics
+from rtc.numerics import diagnostics
 
 
 def test_schedule_weights_table_has_every_schedule():

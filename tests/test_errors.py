@@ -19,8 +19,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from rtc import app_state, cli, files, levels, plots
-from rtc.checkpoints import load_policy, open_run, read_run, save_policy
+from rtc.commands import visualize as cli
 from rtc.errors import (
     CheckpointError,
     IndexRangeError,
@@ -30,7 +29,10 @@ from rtc.errors import (
     RunError,
     SettingsError,
 )
-from rtc.pipeline import RTCSettings
+from rtc.experiments.pipeline import RTCSettings
+from rtc.io import files, levels, roots
+from rtc.io.checkpoints import load_policy, open_run, read_run, save_policy
+from rtc.report import plots
 from tests.conftest import DEMO_RUN, random_policy, shared_path
 from tests.test_app import _app as app_with_query
 from tests.test_app import _assert_drawn
@@ -273,8 +275,8 @@ def test_paths_are_resolved_inside_the_roots(tmp_path):
     (root / "demo").mkdir(parents=True)
     (tmp_path / "secret").mkdir()
     (root / "escape").symlink_to(tmp_path / "secret")
-    assert app_state.resolve_within("runs/demo", [root]) == (root / "demo").resolve()
-    assert app_state.resolve_within("runs/./demo", [root]) == (root / "demo").resolve()
+    assert roots.resolve_within("runs/demo", [root]) == (root / "demo").resolve()
+    assert roots.resolve_within("runs/./demo", [root]) == (root / "demo").resolve()
     for text, message in [
         ("runs/../secret", "is refused"),
         ("../../etc/passwd", "is refused"),
@@ -284,7 +286,7 @@ def test_paths_are_resolved_inside_the_roots(tmp_path):
         ("secret", "resolves outside the configured roots"),
     ]:
         with pytest.raises(PathError, match=message):
-            app_state.resolve_within(text, [root], "run")
+            roots.resolve_within(text, [root], "run")
 
 
 def test_level_files_linking_out_of_their_folder_are_not_offered(tmp_path):
@@ -294,17 +296,17 @@ def test_level_files_linking_out_of_their_folder_are_not_offered(tmp_path):
     shutil.copy(shared_path("worlds", "l", "grasp_easy.json"), folder / "grasp_easy.json")
     (outside / "secret.json").write_text("{}")
     (folder / "secret.json").symlink_to(outside / "secret.json")
-    assert [p.name for p in app_state.level_files([folder])] == ["grasp_easy.json"]
+    assert [p.name for p in roots.level_files([folder])] == ["grasp_easy.json"]
 
 
 # ---------------------------------------------------------------------------------------------
 # The app: an error, not a traceback, and it stays usable
 
 
-def _app(monkeypatch, roots: list[Path], query: dict[str, str]) -> AppTest:
-    """``tests.test_app._app`` with the run roots set to ``roots`` (and no extra level folders)."""
-    monkeypatch.setenv(app_state.RUNS_ROOTS_ENV, os.pathsep.join(str(r) for r in roots))
-    monkeypatch.delenv(app_state.LEVEL_DIRS_ENV, raising=False)
+def _app(monkeypatch, run_dirs: list[Path], query: dict[str, str]) -> AppTest:
+    """``tests.test_app._app`` with the run roots set to ``run_dirs`` (and no extra level folders)."""
+    monkeypatch.setenv(roots.RUNS_ROOTS_ENV, os.pathsep.join(str(r) for r in run_dirs))
+    monkeypatch.delenv(roots.LEVEL_DIRS_ENV, raising=False)
     return app_with_query(query)
 
 

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rtc import export_cache, levels, protocol
+from rtc.experiments import protocol
+from rtc.io import export_cache, levels
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Every figure of rtc.plots and rtc.plots_analysis, drawn from the demo run: no two texts overlap and none
-leaves the canvas.
+"""Every figure of rtc.report.plots and rtc.report.plots_analysis, drawn from the demo run: no two texts overlap
+and none leaves the canvas.
 
 The texts are the ones the renderer actually draws (titles, axis and tick labels, offset texts, legend
 entries, colorbar labels, annotations), recorded at ``draw_text`` and measured with ``get_window_extent``.
@@ -20,11 +20,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
-from rtc import diagnostics, levels, methods, pipeline, plots, rollout, seeds, sweep
-from rtc import plots_analysis as pa
-from rtc.checkpoints import load_policy, read_run
-from rtc.figure_layout import GridLayout, unhandled_reason
-from rtc.sampler import GuidanceSettings
+from rtc.experiments import pipeline, rollout, sweep
+from rtc.io import levels
+from rtc.io.checkpoints import load_policy, read_run
+from rtc.numerics import diagnostics, methods, seeds
+from rtc.numerics.sampler import GuidanceSettings
+from rtc.report import plots
+from rtc.report import plots_analysis as pa
+from rtc.report.figure_layout import GridLayout, unhandled_reason
 from tests.conftest import DEMO_RUN, PROJECT_ROOT
 
 LEVEL = "grasp_easy"
@@ -146,20 +149,20 @@ FIGURE_FUNCTIONS = sorted(
 
 
 COVERED = (
-    "rtc.plots.plot_flow_matching_steps",
-    "rtc.plots.plot_error_over_steps",
-    "rtc.plots.plot_comparison_grid",
-    "rtc.plots.plot_chunk_overview",
-    "rtc.plots_analysis.plot_method_comparison",
-    "rtc.plots_analysis.plot_schedule_weights",
-    "rtc.plots_analysis.plot_guidance_weight",
-    "rtc.plots_analysis.plot_correction_vs_applied",
-    "rtc.plots_analysis.plot_heatmaps",
-    "rtc.plots_analysis.plot_seed_bands",
-    "rtc.plots_analysis.plot_rollout_trace",
-    "rtc.plots_analysis.plot_sweep",
+    "rtc.report.plots.plot_flow_matching_steps",
+    "rtc.report.plots.plot_error_over_steps",
+    "rtc.report.plots.plot_comparison_grid",
+    "rtc.report.plots.plot_chunk_overview",
+    "rtc.report.plots_analysis.plot_method_comparison",
+    "rtc.report.plots_analysis.plot_schedule_weights",
+    "rtc.report.plots_analysis.plot_guidance_weight",
+    "rtc.report.plots_analysis.plot_correction_vs_applied",
+    "rtc.report.plots_analysis.plot_heatmaps",
+    "rtc.report.plots_analysis.plot_seed_bands",
+    "rtc.report.plots_analysis.plot_rollout_trace",
+    "rtc.report.plots_analysis.plot_sweep",
 )
-TIMING_FREE = {f"rtc.plots_analysis.plot_{name}" for name in ("seed_bands", "rollout_trace", "sweep")}
+TIMING_FREE = {f"rtc.report.plots_analysis.plot_{name}" for name in ("seed_bands", "rollout_trace", "sweep")}
 
 
 def test_every_figure_function_is_covered():

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from rtc import jobs
+from rtc.app import jobs
 
 
 class Gate:

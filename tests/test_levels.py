@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rtc import levels
+from rtc.io import levels
 from tests.conftest import shared_path
 
 PAPER_LEVELS = sorted(p.stem for p in shared_path("worlds", "l").glob("*.json"))
@@ -78,10 +78,10 @@ def test_project_worlds_are_kinetix_levels_or_the_paper_only_files_with_their_no
 
 
 def test_level_candidates_offer_configured_then_project_then_kinetix_levels(tmp_path):
-    from rtc import app_state
+    from rtc.io import roots
 
     shutil.copy(shared_path("worlds", "l", "catapult.json"), tmp_path / "catapult.json")
-    candidates = app_state.level_candidates([tmp_path, levels.PROJECT_WORLDS])
+    candidates = roots.level_candidates([tmp_path, levels.PROJECT_WORLDS])
     assert candidates[0] == (tmp_path / "catapult.json").resolve()
     assert candidates[1].parent == (levels.PROJECT_WORLDS / "l").resolve()
     assert levels.kinetix_levels_folder() / "h4_cartpole.json" in candidates
@@ -134,7 +134,7 @@ def test_level_json_parse_is_checked_before_kinetix(tmp_path):
 
 
 def test_reset_observation_is_kept_on_disk_so_a_warm_open_never_reads_the_level(tmp_path, monkeypatch):
-    from rtc import export_cache
+    from rtc.io import export_cache
 
     monkeypatch.setattr(export_cache, "cache_folder", lambda: tmp_path)
     path = levels.PROJECT_WORLDS / "l" / "grasp_easy.json"

@@ -1,11 +1,11 @@
-"""One definition per metric (rtc.metrics): boundary jump, frozen deviation, guidance effect, intervals."""
+"""One definition per metric (rtc.numerics.metrics): boundary jump, frozen deviation, guidance effect, intervals."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rtc import metrics
+from rtc.numerics import metrics
 
 RNG = np.random.default_rng(3)
 H, A, B = 8, 6, 5

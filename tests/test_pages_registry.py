@@ -1,4 +1,5 @@
-"""One page table (rtc.pages_registry): every page file has one entry, and navigation, pages and bundle read it."""
+"""One page table (rtc.report.pages_registry): every page file has one entry, and navigation, pages and bundle
+read it."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rtc import bundle, pages_registry
 from rtc.errors import RTCError
+from rtc.report import bundle, pages_registry
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Tests for rtc.plots: the plotted data is read back from the figures' artists."""
+"""Tests for rtc.report.plots: the plotted data is read back from the figures' artists."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image
 
-from rtc import plots
 from rtc.errors import IndexRangeError
-from rtc.model import FlowPolicy, ModelConfig
+from rtc.numerics.model import FlowPolicy, ModelConfig
+from rtc.report import plots
 
 BATCH, HORIZON, ACTION_DIM, STEPS = 3, 8, 6, 10
 DELAY, PREFIX = 2, 4
@@ -394,13 +394,13 @@ def test_plots_never_import_pyplot(tmp_path: Path) -> None:
         f"""
         import sys
         import numpy as np
-        from rtc import plots
+        from rtc.report import plots
         rng = np.random.default_rng(0)
         tracked = {{key: rng.normal(size=(3, 1, 4, 2)) for key in ("x_t", "v_t", "x_1_pred")}}
         tracked.update(time=np.arange(3) / 3, action=rng.normal(size=(1, 4, 2)))
         plots.plot_flow_matching_steps(tracked).savefig({str(tmp_path / "a.png")!r})
         plots.save_tracking_plots(tracked, {str(tmp_path)!r})
-        assert "matplotlib.pyplot" not in sys.modules, "rtc.plots imported matplotlib.pyplot"
+        assert "matplotlib.pyplot" not in sys.modules, "rtc.report.plots imported matplotlib.pyplot"
         """
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from rtc import diagnostics, methods, seeds
-from rtc import plots_analysis as pa
-from rtc.plots import EXECUTED_LABEL, FROZEN_LABEL, GUIDED_LABEL, PADDING_LABEL, TARGET_LABEL, TIME_LABEL
-from rtc.sampler import GuidanceSettings
+from rtc.numerics import diagnostics, methods, seeds
+from rtc.numerics.sampler import GuidanceSettings
+from rtc.report import plots_analysis as pa
+from rtc.report.plots import EXECUTED_LABEL, FROZEN_LABEL, GUIDED_LABEL, PADDING_LABEL, TARGET_LABEL, TIME_LABEL
 
 RNG = np.random.default_rng(0)
 

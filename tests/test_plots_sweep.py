@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rtc import plots_sweep as ps
-from rtc import sweep
-from rtc.methods import METHOD_LABELS
+from rtc.experiments import sweep
+from rtc.numerics.methods import METHOD_LABELS
+from rtc.report import plots_sweep as ps
 
 
 def point(level, method, delay, horizon, solved, episodes=64, ret=1.0, jump=0.5):

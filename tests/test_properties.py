@@ -11,9 +11,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from rtc import protocol
-from rtc.model import FlowPolicy
-from rtc.sampler import SCHEDULES, get_prefix_weights
+from rtc.experiments import protocol
+from rtc.numerics.model import FlowPolicy
+from rtc.numerics.sampler import SCHEDULES, get_prefix_weights
 
 CHUNK = 8  # the chunk size H of tests.conftest.SMALL_CONFIG
 BATCH = 2

@@ -6,10 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rtc import levels, protocol
 from rtc.errors import SettingsError
-from rtc.pipeline import RTCSettings, inspect
-from rtc.sampler import get_prefix_weights
+from rtc.experiments import protocol
+from rtc.experiments.pipeline import RTCSettings, inspect
+from rtc.io import levels
+from rtc.numerics.sampler import get_prefix_weights
 from tests.conftest import random_policy
 
 

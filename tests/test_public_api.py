@@ -17,7 +17,10 @@ def test_every_public_name_resolves(name):
 
 
 def test_public_names_are_the_objects_of_their_modules():
-    from rtc import checkpoints, errors, model, pipeline
+    from rtc import errors
+    from rtc.experiments import pipeline
+    from rtc.io import checkpoints
+    from rtc.numerics import model
 
     assert rtc.FlowPolicy is model.FlowPolicy and rtc.load_policy is checkpoints.load_policy
     assert rtc.read_run is checkpoints.read_run and rtc.RTCError is errors.RTCError

@@ -12,7 +12,7 @@ import time
 import numpy as np
 from matplotlib.figure import Figure
 
-from rtc import render
+from rtc.report import render
 from tests.conftest import DEMO_RUN, PROJECT_ROOT
 
 
@@ -110,7 +110,7 @@ def test_workers_never_run_the_parents_main_script(tmp_path):
             import os, pathlib, sys
             if os.environ.get("RTC_TEST_PARENT") != str(os.getpid()):
                 pathlib.Path({str(marker)!r}).write_text("re-executed")
-            from rtc import render
+            from rtc.report import render
             with render.render_pool(2) as pool:
                 pids = [pool.submit(os.getpid).result(timeout=60) for _ in range(4)]
                 assert os.getpid() not in pids
@@ -131,7 +131,7 @@ def test_workers_never_run_the_parents_main_script(tmp_path):
 
 def test_the_command_line_leaves_no_process_behind(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "rtc.cli", str(DEMO_RUN), "--output-dir", str(tmp_path / "out")],
+        [sys.executable, "-m", "rtc.commands.visualize", str(DEMO_RUN), "--output-dir", str(tmp_path / "out")],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

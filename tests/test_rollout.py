@@ -15,8 +15,10 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-from rtc import levels, plots, protocol, rollout
-from rtc.checkpoints import load_policy, read_run
+from rtc.experiments import protocol, rollout
+from rtc.io import levels
+from rtc.io.checkpoints import load_policy, read_run
+from rtc.report import plots
 from tests.conftest import DEMO_RUN
 
 EPISODES = 4

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from rtc import model as model_module
-from rtc.model import FlowPolicy, get_prefix_weights
-from rtc.sampler import (
+from rtc.numerics import model as model_module
+from rtc.numerics.model import FlowPolicy, get_prefix_weights
+from rtc.numerics.sampler import (
     SCHEDULES,
     GuidanceSettings,
     flow_times,
@@ -258,7 +258,7 @@ def test_jacobian_free_equals_rtc_when_the_denoiser_jacobian_is_the_identity():
 def test_jacobian_free_runs_the_network_once_per_step(small_policy, obs, prev):
     """Counted in the traced programs: the Jacobian-free sampler has exactly the plain sampler's matrix
     products (forward pass only); RTC's VJP adds a backward pass."""
-    from rtc.model import velocity_fn
+    from rtc.numerics.model import velocity_fn
 
     graphdef, state = nnx.split(small_policy)
     settings = GuidanceSettings.create(2, 5, "exp", 5.0, chunk_size=8)

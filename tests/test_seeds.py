@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from rtc import seeds
-from rtc.sampler import GuidanceSettings
+from rtc.numerics import seeds
+from rtc.numerics.sampler import GuidanceSettings
 
 SEEDS = (0, 3, 11, 42)
 
@@ -64,9 +64,11 @@ def test_guidance_effects_over_seeds_on_the_demo_policy():
     """Same observation, a previous chunk in one behaviour: plain samples often leave it, RTC rarely does."""
     import jax
 
-    from rtc import levels, metrics, protocol, seeds
-    from rtc.checkpoints import load_policy, read_run
-    from rtc.sampler import GuidanceSettings
+    from rtc.experiments import protocol
+    from rtc.io import levels
+    from rtc.io.checkpoints import load_policy, read_run
+    from rtc.numerics import metrics, seeds
+    from rtc.numerics.sampler import GuidanceSettings
     from tests.conftest import DEMO_RUN
 
     policy = load_policy(read_run(DEMO_RUN).checkpoint(-1, "worlds_l_grasp_easy"))
@@ -87,7 +89,7 @@ def test_guidance_effects_over_seeds_on_the_demo_policy():
 
 
 def test_guidance_effects_include_jacobian_free_runs_when_asked(small_policy):
-    from rtc import metrics
+    from rtc.numerics import metrics
 
     guidance = GuidanceSettings.create(2, 4, "exp", 5.0, 8)
     obs, prev = np.linspace(-1, 1, 10, dtype=np.float32), np.full((8, 6), 0.5, np.float32)

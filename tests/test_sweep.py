@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rtc import rollout, sweep
+from rtc.experiments import rollout, sweep
 from tests.test_rollout import demo_setup
 
 SETTINGS = sweep.SweepSettings(

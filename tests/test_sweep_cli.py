@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rtc import rollout, sweep, sweep_cli, sweep_grid, sweep_store
-from rtc.checkpoints import open_run
+from rtc.commands import sweep as sweep_cli
+from rtc.experiments import rollout, sweep, sweep_grid, sweep_store
+from rtc.io.checkpoints import open_run
 from tests.conftest import DEMO_RUN, shared_path
 from tests.test_rollout import demo_setup
 
@@ -169,8 +170,8 @@ def test_interrupt_keeps_finished_points_whole(tmp_path):
 def test_stored_sweeps_are_found_inside_runs_and_roots_only(tmp_path, swept):
     import shutil
 
-    from rtc import app_state
-    from rtc.checkpoints import read_run
+    from rtc.io import roots
+    from rtc.io.checkpoints import read_run
 
     folder = swept[0]
     runs_root = tmp_path / "runs"
@@ -184,6 +185,6 @@ def test_stored_sweeps_are_found_inside_runs_and_roots_only(tmp_path, swept):
     outside = tmp_path / "outside"
     shutil.copytree(folder, outside)
     (extra / "escape").symlink_to(outside, target_is_directory=True)  # a link out of the root is skipped
-    found = app_state.find_sweeps({"runs/r1": read_run(run)}, [extra])
+    found = roots.find_sweeps({"runs/r1": read_run(run)}, [extra])
     assert found == {"runs/r1/sweeps/grid": (run / "sweeps" / "grid").resolve(), "extra/team/a": extra / "team" / "a"}
-    assert app_state.sweeps_roots({"RTC_SWEEPS_ROOTS": f"{extra}:{tmp_path / 'missing'}"}) == [extra.resolve()]
+    assert roots.sweeps_roots({"RTC_SWEEPS_ROOTS": f"{extra}:{tmp_path / 'missing'}"}) == [extra.resolve()]

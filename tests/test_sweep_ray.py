@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rtc import rollout, sweep, sweep_grid, sweep_store
-from rtc.checkpoints import open_run
+from rtc.experiments import rollout, sweep, sweep_grid, sweep_store
+from rtc.io.checkpoints import open_run
 from tests.conftest import DEMO_RUN
 
 SETTINGS = sweep.SweepSettings(

@@ -18,8 +18,12 @@ from hypothesis import strategies as st
 from matplotlib.figure import Figure
 from streamlit.testing.v1 import AppTest
 
-from rtc import app_state, bundle, charts, cli, plots, sampler, traces
+from rtc.app import state as app_state
+from rtc.commands import visualize as cli
 from rtc.errors import RTCError, SelectionError, TraceError
+from rtc.io import roots, traces
+from rtc.numerics import sampler
+from rtc.report import bundle, charts, plots
 from tests.conftest import DEMO_RUN, shared_path
 from tests.test_app import APP
 
@@ -430,14 +434,14 @@ def test_trace_roots_and_links_are_confined(tmp_path, monkeypatch):
     shutil.copy(_fixture(RTC_FIXTURE)[0], root / "a.npz")
     shutil.copy(_fixture(RTC_FIXTURE)[0], outside / "secret.npz")
     (root / "link.npz").symlink_to(outside / "secret.npz")
-    roots = app_state.trace_roots({app_state.TRACES_ROOTS_ENV: str(root)})
-    found = app_state.find_traces(roots)
+    dirs = roots.trace_roots({roots.TRACES_ROOTS_ENV: str(root)})
+    found = roots.find_traces(dirs)
     assert list(found) == ["traces/a.npz"]
-    assert app_state.parse_trace_id({"trace": "traces/a.npz"}, found, roots) == ("traces/a.npz", [])
+    assert app_state.parse_trace_id({"trace": "traces/a.npz"}, found, dirs) == ("traces/a.npz", [])
     for asked in ("../outside/secret.npz", "/etc/passwd", "traces/link.npz"):
-        chosen, notices = app_state.parse_trace_id({"trace": asked}, found, roots)
+        chosen, notices = app_state.parse_trace_id({"trace": asked}, found, dirs)
         assert chosen == "traces/a.npz" and len(notices) == 1, asked
-    assert "refused" in app_state.parse_trace_id({"trace": "../x.npz"}, found, roots)[1][0]
+    assert "refused" in app_state.parse_trace_id({"trace": "../x.npz"}, found, dirs)[1][0]
     with pytest.raises(SelectionError, match="accepted up to 64 MiB"):
         app_state.check_upload("big.npz", app_state.MAX_UPLOAD_BYTES + 1)
     with pytest.raises(SelectionError, match="accepted is an .npz"):
@@ -450,7 +454,7 @@ def trace_root(tmp_path, monkeypatch) -> Path:
     root.mkdir()
     for name in (RTC_FIXTURE, FIRST_FIXTURE):
         shutil.copy(_fixture(name)[0], root / f"{name}.npz")
-    monkeypatch.setenv(app_state.TRACES_ROOTS_ENV, str(root))
+    monkeypatch.setenv(roots.TRACES_ROOTS_ENV, str(root))
     return root
 
 
@@ -544,7 +548,7 @@ def test_the_readme_snippet_writes_the_lerobot_layout(tmp_path):
 
 def test_app_opens_the_committed_demo_trace_by_default(monkeypatch):
     """``traces/demo_grasp_easy.npz`` (written by the command line on runs/demo) is offered under the default roots."""
-    monkeypatch.delenv(app_state.TRACES_ROOTS_ENV, raising=False)
+    monkeypatch.delenv(roots.TRACES_ROOTS_ENV, raising=False)
     at = _trace_app({"trace": "traces/demo_grasp_easy.npz"})
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.sidebar.selectbox(key="w_trace").value == "traces/demo_grasp_easy.npz"
@@ -560,7 +564,7 @@ def test_app_opens_the_committed_demo_trace_by_default(monkeypatch):
 
 def test_inspection_arrays_keep_extensions_and_an_unknown_last_action(demo_trace):
     """A rollout block's inspection: extra keys (chunk_start) kept, no last executed action before the first block."""
-    from rtc import pipeline
+    from rtc.experiments import pipeline
 
     trace = traces.read_trace(demo_trace / "rtc_tracked.npz")
     settings = pipeline.RTCSettings(
@@ -587,14 +591,14 @@ def test_traces_module_is_numpy_only():
     import sys
 
     heavy = "('jax', 'torch', 'lerobot', 'matplotlib')"
-    code = f"import sys, rtc.traces; print(sorted(m for m in {heavy} if m in sys.modules))"
+    code = f"import sys, rtc.io.traces; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_a_lerobot_trace_gets_no_guessed_executed_window():
     """LeRobot's "execution horizon" is the prefix horizon; how many actions ran is not recorded, so no window."""
-    from rtc import plots
+    from rtc.report import plots
 
     trace = traces.read_trace(shared_path("fixtures", "lerobot", f"{RTC_FIXTURE}.npz"))
     tracked = trace.tracked

@@ -2,7 +2,7 @@
 
 Every tracked array (``v_t`` included) and the action are compared to 2e-6 absolute. That holds because
 the time embedding keeps the reference's order of operations (``(1 / period) * 2 pi``); see
-``rtc.model.sinusoidal_time_embedding``.
+``rtc.numerics.model.sinusoidal_time_embedding``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from rtc.checkpoints import load_policy
-from rtc.sampler import SCHEDULES
+from rtc.io.checkpoints import load_policy
+from rtc.numerics.sampler import SCHEDULES
 
 CASES = [(epoch, key) for epoch in (0, 3) for key in ("worlds_l_grasp_easy", "worlds_l_hard_lunar_lander")]
 ATOL = 2e-6

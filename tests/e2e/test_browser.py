@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rtc import bundle
+from rtc.report import bundle
 
 pytestmark = pytest.mark.e2e
 

@@ -28,10 +28,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rtc import app_state
-from rtc.app_state import Target, View
-from rtc.checkpoints import discover_runs
-from rtc.sampler import SCHEDULES
+from rtc.app import state as app_state
+from rtc.app.state import Target, View
+from rtc.io.checkpoints import discover_runs
+from rtc.numerics.sampler import SCHEDULES
 from tests.e2e.conftest import PROJECT, serve_app
 from tests.e2e.test_browser import DRAW_MS, DRAWN, FIRST_DRAW_MS, IMAGE_SOURCES, _choose, _new_page, _screenshot
 

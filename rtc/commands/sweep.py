@@ -1,0 +1,202 @@
+"""Command line: the paper's closed-loop sweep, stored point by point and resumable.
+
+    rtc-sweep RUN --out DIR [--epoch E] [--levels KEY...] [--methods naive rtc_exp ...]
+        [--delays D...] [--execute-horizons all|min|S...] [--episodes N] [--episode-steps T]
+        [--flow-steps 5] [--bid-samples 16] [--seed 0] [--ray [ADDRESS]]
+
+Defaults follow the paper: every level the checkpoint has a policy and a level file for, naive, RTC (exp),
+hard masking and BID (N = 16), d = 0..4, every s with max(1, d) <= s <= H - d, 2048 episodes of 256 steps,
+5 flow steps, action noise 0.1, maximum guidance weight 5. Results go to ``DIR/results.parquet`` (one row
+per point, see ``rtc.experiments.sweep_store``) and ``DIR/manifest.json``; a rerun computes only missing points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from rtc.errors import RTCError, SettingsError
+from rtc.numerics.methods import METHODS
+
+PAPER_METHODS = ("naive", "rtc_exp", "hard_masking", "bid")
+PAPER_DELAYS = (0, 1, 2, 3, 4)
+PAPER_EPISODES = 2048
+LIMITS = {"episodes": (1, 65536), "episode_steps": (1, 4096), "flow_steps": (1, 1000), "bid_samples": (1, 256)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtc-sweep",
+        description="Evaluate methods × delays × execute horizons in closed loop on a run's levels; results are "
+        "stored point by point in DIR/results.parquet and a rerun computes only missing points.",
+    )
+    parser.add_argument("run_path", type=Path, help="training run folder (<run>/<epoch>/policies/<level_key>)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for results.parquet and manifest.json")
+    parser.add_argument("--epoch", type=int, default=-1, help="checkpoint epoch; -1 = latest")
+    parser.add_argument(
+        "--levels", nargs="+", metavar="KEY", help="level keys (default: every level with a policy and a level file)"
+    )
+    parser.add_argument(
+        "--methods", nargs="+", default=list(PAPER_METHODS), metavar="METHOD", help=f"any of {', '.join(METHODS)}"
+    )
+    parser.add_argument("--delays", nargs="+", type=int, default=list(PAPER_DELAYS), metavar="D")
+    parser.add_argument(
+        "--execute-horizons",
+        nargs="+",
+        default=["all"],
+        metavar="S",
+        help="'all' (every s with max(1,d) <= s <= H-d, the paper's), 'min' (s = max(1,d)) or integers",
+    )
+    parser.add_argument("--episodes", type=int, default=PAPER_EPISODES, help="episodes per point")
+    parser.add_argument("--episode-steps", type=int, default=256)
+    parser.add_argument("--flow-steps", type=int, default=5)
+    parser.add_argument("--bid-samples", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run points as Ray tasks: alone, a local Ray instance (or RAY_ADDRESS); with ADDRESS, join that cluster",
+    )
+    return parser
+
+
+def _horizon_rule(values: list[str]) -> str | tuple[int, ...]:
+    if len(values) == 1 and values[0] in ("all", "min"):
+        return values[0]
+    numbers = []
+    for value in values:
+        try:
+            numbers.append(int(value))
+        except ValueError:
+            raise SettingsError(
+                f"--execute-horizons {value!r} is not accepted; use 'all', 'min' or integers >= 1"
+            ) from None
+    return tuple(numbers)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every value that can be checked without loading anything (``SettingsError`` naming it)."""
+    for name, (low, high) in LIMITS.items():
+        value = getattr(args, name)
+        if not low <= value <= high:
+            raise SettingsError(f"--{name.replace('_', '-')} {value} is out of range; accepted: {low}..{high}")
+    for method in args.methods:
+        if method not in METHODS:
+            raise SettingsError(f"--methods {method!r} is not a method; accepted: {', '.join(METHODS)}")
+    for delay in args.delays:
+        if delay < 0:
+            raise SettingsError(f"--delays {delay} is out of range; accepted: 0..H-1 (0..7 for H = 8)")
+    if not 0 <= args.seed < 2**31:
+        raise SettingsError(f"--seed {args.seed} is out of range; accepted: 0..{2**31 - 1}")
+    rule = _horizon_rule(args.execute_horizons)
+    if isinstance(rule, tuple) and min(rule) < 1:
+        raise SettingsError(f"--execute-horizons {min(rule)} is out of range; accepted: 'all', 'min' or s >= 1")
+    if args.out.exists() and not args.out.is_dir():
+        raise RTCError(f"--out {args.out} is a file; accepted: a folder (created when missing)")
+
+
+def sweep_settings(args: argparse.Namespace):
+    from rtc.experiments import rollout, sweep
+
+    return sweep.SweepSettings(
+        methods=tuple(dict.fromkeys(args.methods)),
+        delays=tuple(sorted(set(args.delays))),
+        execute_horizon_rule=_horizon_rule(args.execute_horizons),
+        template=rollout.RolloutSettings(
+            num_episodes=args.episodes,
+            episode_steps=args.episode_steps,
+            num_flow_steps=args.flow_steps,
+            bid_samples=args.bid_samples,
+            seed=args.seed,
+        ),
+    )
+
+
+def run(args: argparse.Namespace) -> tuple[int, int]:
+    """Plan (every check before any work), compute the missing points, write the manifest; ``(computed, reused)``."""
+    check_args(args)
+    ray_address = False if args.ray is None else args.ray
+    from rtc.experiments import pipeline, sweep_grid, sweep_ray, sweep_store
+
+    if ray_address is not False:
+        sweep_ray.require_ray()
+    from rtc.io.checkpoints import open_run
+
+    settings = sweep_settings(args)
+    run_info = open_run(args.run_path)
+    epoch = run_info.resolve_epoch(args.epoch)
+    run_path = str(run_info.path.resolve())
+    sweep_store.check_same_run(args.out, run_path, epoch)
+    chosen, skipped = sweep_grid.choose_levels(run_info, epoch, args.levels)
+    for key in skipped:
+        tqdm.write(f"note: level {key} has no level file (worlds/, RTC_LEVEL_DIRS, kinetix); skipped", file=sys.stderr)
+    entries = sweep_grid.load_entries(run_info, epoch, chosen)
+    tasks = sweep_grid.plan(entries, settings)
+    chunk_sizes = {e.key: e.policy.action_chunk_size for e in entries}
+    warnings = {w: None for t in tasks for w in t.point.validate(chunk_sizes[t.level])}
+    for warning in warnings:
+        tqdm.write(f"warning: {warning}", file=sys.stderr)
+    store = sweep_store.ResultsStore(args.out)
+    pipeline.enable_compilation_cache()
+    backend = "in-process" if ray_address is False else f"ray {ray_address or 'local'}"
+    with tqdm(total=0, desc="rtc-sweep", unit="episode", file=sys.stderr, dynamic_ncols=True) as bar:
+
+        def progress(done: int, total: int, note: str) -> None:
+            bar.total = total
+            bar.n = done
+            bar.set_postfix_str(note[-60:], refresh=False)
+            bar.refresh()
+
+        already = ray_address is not False and sweep_ray.require_ray().is_initialized()
+        try:
+            computed, reused = sweep_grid.run_grid(entries, tasks, store, progress, ray_address)
+        finally:
+            if ray_address is not False and not already:  # leave a connection this process made before alone
+                import ray
+
+                if ray.is_initialized():
+                    ray.shutdown()
+    sweep_store.write_manifest(
+        args.out,
+        run=run_path,
+        epoch=epoch,
+        levels={e.key: e.describe() for e in entries},
+        settings=settings,
+        backend=backend,
+        computed=computed,
+        reused=reused,
+        points=[t.point_id for t in tasks],
+    )
+    if not store.path.exists():
+        store.write()
+    return computed, reused
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # XLA's C++ log lines would bury the progress bar
+    args = build_parser().parse_args(argv)
+    try:
+        computed, reused = run(args)
+    except RTCError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: finished points are kept in {args.out / 'results.parquet'}", file=sys.stderr)
+        return 130
+    print(f"points: {computed} computed, {reused} reused")
+    print(f"results: {args.out / 'results.parquet'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,232 @@
+"""The paper's chunked-execution protocol: how previous chunks are formed and actions executed.
+
+Per chunk, with inference delay ``d`` and execute horizon ``s`` (``d <= s <= H``): the new chunk is
+sampled from the observation at the chunk start; the executed actions are ``prev[:d]`` then
+``new[d:s]``; the next call's previous chunk is ``new[s:]`` padded with zeros to ``H``, and its
+prefix attention horizon is ``H - s``. The first chunk comes from plain sampling.
+
+The open-loop inspections look at one RTC call in one of the ``SITUATIONS``: what the sampler is given
+(an observation and a previous chunk) without running a whole episode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from rtc.errors import SettingsError
+from rtc.io import export_cache, levels
+from rtc.numerics.model import FlowPolicy
+
+
+def validate_timing(inference_delay: int, execute_horizon: int, chunk_size: int) -> list[str]:
+    """Check ``0 <= d <= s <= H`` (raise ``SettingsError`` naming the value) and return warnings.
+
+    The paper sweeps ``s <= H - d``; beyond it the prefix horizon ``H - s`` is shorter than the
+    delay, so frozen actions from index ``H - s`` on get no guidance, and in closed loop they execute
+    the previous chunk's zero padding. That is accepted with a warning.
+    """
+    if not 0 <= inference_delay <= chunk_size:
+        raise SettingsError(
+            f"inference delay d={inference_delay} is out of range; accepted: 0..{chunk_size} (chunk size)"
+        )
+    if not max(1, inference_delay) <= execute_horizon <= chunk_size:
+        raise SettingsError(
+            f"execute horizon s={execute_horizon} is out of range; accepted: max(1, d)={max(1, inference_delay)}"
+            f"..{chunk_size} (it must cover the delay d={inference_delay} and fit in the chunk of {chunk_size})"
+        )
+    warnings = []
+    if execute_horizon > chunk_size - inference_delay:
+        warnings.append(
+            f"execute horizon s={execute_horizon} > chunk size - delay = {chunk_size - inference_delay}: the prefix "
+            f"horizon H - s = {chunk_size - execute_horizon} is shorter than the delay d={inference_delay}, so the "
+            f"frozen actions at indices {chunk_size - execute_horizon}..{inference_delay - 1} get no guidance "
+            "(in closed loop they execute the previous chunk's zero padding)"
+        )
+    return warnings
+
+
+def default_timing(chunk_size: int) -> tuple[int, int]:
+    """A default ``(d, s)`` inside the paper's range ``max(1, d) <= s <= H - d`` where the schedules differ.
+
+    ``d = max(1, H // 4)`` and ``s = max(1, H // 2)``, so the guided prefix ``H - s`` extends past the
+    delay and the decaying part of the weights is not empty (H = 8: d = 2, s = 4, weights on 0..3).
+    """
+    h = int(chunk_size)
+    if h < 2:
+        return 0, 1
+    return min(max(1, h // 4), h - 1), max(1, h // 2)
+
+
+# The tracking documentation's example (d = 3, s = 6, 20 flow steps, w_max = 5 with H = 8). It lies outside
+# the paper's range (s > H - d): offered as a named preset, with its warning, never as a default.
+TRACKING_DOC_PRESET = {"inference_delay": 3, "execute_horizon": 6, "num_flow_steps": 20, "max_guidance_weight": 5.0}
+
+
+def prefix_attention_horizon(execute_horizon: int, chunk_size: int) -> int:
+    """The paper's choice ``p = H - s``: guide the part of the previous chunk that is still unexecuted."""
+    return chunk_size - execute_horizon
+
+
+def next_prev_chunk(chunk: jax.Array, execute_horizon: int | jax.Array) -> jax.Array:
+    """``chunk[..., s:, :]`` shifted to the front and zero-padded to the chunk length."""
+    horizon = chunk.shape[-2]
+    index = jnp.arange(horizon) + execute_horizon
+    shifted = jnp.take(chunk, jnp.clip(index, 0, horizon - 1), axis=-2)
+    return jnp.where((index < horizon)[:, None], shifted, 0.0)
+
+
+def executed_actions(prev_chunk: jax.Array, new_chunk: jax.Array, inference_delay: int | jax.Array) -> jax.Array:
+    """The whole chunk as the robot runs it: ``prev[:d]`` then ``new[d:]`` (execution stops at ``s``)."""
+    frozen = (jnp.arange(new_chunk.shape[-2]) < inference_delay)[:, None]
+    return jnp.where(frozen, prev_chunk, new_chunk)
+
+
+def _advance(env_state: Any, actions: jax.Array, num_actions: jax.Array, env_params: Any) -> tuple[jax.Array, Any]:
+    env = levels.make_env()
+
+    def body(i, carry):
+        _, state = carry
+        obs, state, *_ = env.step_env(jax.random.key(0), state, actions[i], env_params)
+        return obs, state
+
+    obs = env.get_obs(env_state)
+    return jax.lax.fori_loop(0, num_actions, body, (obs, env_state))
+
+
+_advance_jit = jax.jit(_advance)
+
+
+def advance(level: levels.Level, env_state: Any, actions: jax.Array, num_actions: int) -> tuple[jax.Array, Any]:
+    """Execute ``actions[:num_actions]`` from ``env_state``; returns ``(obs, env_state)``.
+
+    Compiled once per process, and traced once per machine: the traced program is kept on disk
+    beside the compilation cache (see ``rtc.io.export_cache``).
+    """
+    levels.make_env()  # build the environment outside jit (jax2d needs concrete shapes)
+    args = (env_state, jnp.asarray(actions), jnp.asarray(num_actions, jnp.int32), level.env_params)
+    flat, treedef = jax.tree.flatten(args)
+    flat = [jnp.asarray(leaf) for leaf in flat]  # the parameters hold Python floats too
+    state_def = jax.tree.structure(env_state)
+
+    def advance_flat(*leaves: jax.Array) -> list[jax.Array]:
+        obs, state = _advance(*jax.tree.unflatten(treedef, leaves))
+        return [obs, *jax.tree.leaves(state)]
+
+    if export_cache.cache_folder() is None:
+        return _advance_jit(*args)
+    obs, *state_leaves = export_cache.call_flat(
+        advance_flat, flat, sources=[_advance, levels.make_env, levels.static_env_params_l], packages=["kinetix-env"]
+    )
+    return obs, jax.tree.unflatten(state_def, state_leaves)
+
+
+# The situations an open-loop inspection can put the sampler in, with the one sentence that labels each.
+SITUATIONS: dict[str, str] = {
+    "same-observation": (
+        "Mode switch: the previous chunk is a plain sample from another seed at the same observation, "
+        "shifted by s; a multimodal policy's next plain sample may pick another behaviour, RTC should keep it."
+    ),
+    "protocol": (
+        "Second chunk: the first chunk's first s actions were executed open loop (no action noise) from the "
+        "level's reset, and the new chunk is sampled at the observation reached, as rollouts and sweeps do."
+    ),
+}
+DEFAULT_SITUATION = "same-observation"
+
+
+def check_situation(situation: str) -> str:
+    if situation not in SITUATIONS:
+        raise SettingsError(f"situation={situation!r} is not accepted; choose one of {', '.join(SITUATIONS)}")
+    return situation
+
+
+@dataclasses.dataclass(frozen=True)
+class Situation:
+    """What the sampler is given for one open-loop RTC call, and how it came about."""
+
+    obs: jax.Array  # [B, obs_dim], the observation the new chunk is sampled at
+    prev_action_chunk: jax.Array  # [B, H, A], first chunk[s:] zero-padded
+    first_chunk: jax.Array  # [1, H, A], the plain sample at the reset observation
+    reset_obs: jax.Array  # [obs_dim]
+    env_state: Any  # the environment state the new chunk starts from (None when nothing was executed)
+    name: str = "protocol"
+
+
+def _situation(
+    policy: FlowPolicy,
+    level: levels.Level,
+    num_steps: int,
+    execute_horizon: int,
+    rng: jax.Array,
+    batch_size: int,
+    *,
+    execute: bool,
+) -> Situation:
+    """The plain first chunk at the reset observation, its ``new[s:]`` as the previous chunk, and the observation
+    the new chunk is sampled at: after executing the first ``s`` actions (``execute``) or the reset one."""
+    levels.check_obs_dim(level, policy.obs_dim)
+    if execute:
+        reset_obs, env_state = levels.reset(level)
+    else:  # from disk when stored: no environment, no kinetix import
+        reset_obs, env_state = levels.reset_observation(level), None
+    first_chunk = policy.action(rng, reset_obs[None], num_steps)
+    obs = reset_obs
+    if execute:
+        obs, env_state = advance(level, env_state, first_chunk[0], execute_horizon)
+    prev = next_prev_chunk(first_chunk, execute_horizon)
+    return Situation(
+        obs=jnp.broadcast_to(obs, (batch_size, obs.shape[-1])),
+        prev_action_chunk=jnp.broadcast_to(prev, (batch_size, *prev.shape[1:])),
+        first_chunk=first_chunk,
+        reset_obs=reset_obs,
+        env_state=env_state,
+        name="protocol" if execute else "same-observation",
+    )
+
+
+def protocol_situation(
+    policy: FlowPolicy,
+    level: levels.Level,
+    num_steps: int,
+    execute_horizon: int,
+    rng: jax.Array,
+    batch_size: int = 1,
+) -> Situation:
+    """Reset ``level``, sample the first chunk plainly, execute its first ``s`` actions, form the previous chunk.
+
+    Every batch element shares the observation and previous chunk, so a batch shows how the
+    sampler's output varies with its noise alone.
+    """
+    return _situation(policy, level, num_steps, execute_horizon, rng, batch_size, execute=True)
+
+
+def same_observation_situation(
+    policy: FlowPolicy,
+    level: levels.Level,
+    num_steps: int,
+    execute_horizon: int,
+    rng: jax.Array,
+    batch_size: int = 1,
+) -> Situation:
+    """Reset ``level``; the previous chunk is a plain sample at the reset observation (from ``rng``, another
+    seed than the new chunk's noise), shifted by ``s`` and zero-padded as the protocol does; the new chunk is
+    sampled at the same observation. Nothing is executed, so no environment step runs."""
+    return _situation(policy, level, num_steps, execute_horizon, rng, batch_size, execute=False)
+
+
+def make_situation(
+    name: str,
+    policy: FlowPolicy,
+    level: levels.Level,
+    num_steps: int,
+    execute_horizon: int,
+    rng: jax.Array,
+    batch_size: int = 1,
+) -> Situation:
+    """The situation called ``name`` (one of ``SITUATIONS``)."""
+    build = {"protocol": protocol_situation, "same-observation": same_observation_situation}[check_situation(name)]
+    return build(policy, level, num_steps, execute_horizon, rng, batch_size)

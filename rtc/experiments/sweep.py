@@ -1,0 +1,361 @@
+"""The paper's figure in small: solve rate, return and boundary jump against inference delay, per method.
+
+Each point is one batched, device-sharded closed-loop evaluation (``rtc.experiments.rollout``) of ``num_episodes``
+episodes; every point uses the same episode seeds, so methods are compared on the same random draws.
+Because the method, delay and execute horizon are traced, all points share one compiled program.
+Results are cached in a mapping the caller owns (e.g. the app's session state), keyed by the policy's
+weights, the level and the point's settings, and export as CSV. ``rtc.experiments.sweep_store`` keeps them on disk.
+
+Statistics (one definition each, used by every table and figure):
+
+- **solve rate** ``solved / episodes`` with the Wilson score 95 % interval (``wilson_interval``);
+- **mean return** over episodes with the Student-t 95 % interval of the mean (``mean_interval``);
+- **mean boundary jump** ``||new[d] - e||`` (``rtc.numerics.metrics``), pooled over every switch of every episode
+  (``sum of jumps / number of switches``) with a 95 % interval that treats episodes as independent clusters
+  of switches (delta method for a ratio of means, Student-t with episodes - 1 degrees of freedom,
+  ``ratio_interval``). Undefined (NaN) for a point whose protocol makes ``e`` the previous chunk's zero
+  padding, ``d - 1 >= H - s`` (``jump_defined``; the rollout already leaves those switches out, and the
+  first block's switch, where the plain first chunk is complete, is not reported alone), and where no
+  episode reached a switch.
+- **mean step size** ``||a_t - a_(t-1)||`` away from switches (the baseline a jump is compared with), pooled
+  over steps with the same cluster interval.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import math
+from collections.abc import Callable, MutableMapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from rtc.errors import SettingsError
+from rtc.experiments import rollout
+from rtc.io import levels
+from rtc.numerics import methods, metrics
+from rtc.numerics.model import FlowPolicy
+
+DEFAULT_METHODS: tuple[str, ...] = ("naive", "rtc_exp", "hard_masking", "bid")
+EXECUTE_HORIZON_RULES: tuple[str, ...] = ("min", "max", "all")
+METRICS: dict[str, str] = {
+    "solve_rate": "solve rate",
+    "mean_return": "mean return",
+    "mean_boundary_jump": "mean jump ‖a_t − a_(t−1)‖ at switches",
+}
+CONFIDENCE = 0.95
+CSV_COLUMNS: tuple[str, ...] = (
+    "level",
+    "method",
+    "inference_delay",
+    "execute_horizon",
+    "solve_rate",
+    "solve_rate_low",
+    "solve_rate_high",
+    "mean_return",
+    "mean_return_low",
+    "mean_return_high",
+    "mean_boundary_jump",
+    "mean_boundary_jump_low",
+    "mean_boundary_jump_high",
+    "mean_step_size",
+    "mean_step_size_low",
+    "mean_step_size_high",
+    "mean_length",
+    "episodes",
+    "solved",
+    "switches",
+)
+_INT_COLUMNS = ("inference_delay", "execute_horizon", "episodes", "solved", "switches")
+_FLOAT_COLUMNS = tuple(c for c in CSV_COLUMNS if c not in _INT_COLUMNS and c not in ("level", "method"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Statistics
+
+
+def _z() -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + CONFIDENCE / 2))
+
+
+def _t(dof: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + CONFIDENCE / 2, dof))
+
+
+def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
+    """Wilson score 95 % interval of ``successes / trials`` (NaN, NaN for no trials): ``metrics.wilson_interval``."""
+    low, high = metrics.wilson_interval(successes, trials, _z())
+    return float(low), float(high)
+
+
+def mean_interval(values: np.ndarray) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean with its Student-t 95 % interval (NaN bounds for fewer than 2 values)."""
+    values = np.asarray(values, dtype=float).ravel()
+    if values.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(values.mean())
+    if values.size < 2:
+        return mean, float("nan"), float("nan")
+    half = _t(values.size - 1) * float(values.std(ddof=1)) / math.sqrt(values.size)
+    return mean, mean - half, mean + half
+
+
+def ratio_interval(sums: np.ndarray, counts: np.ndarray) -> tuple[float, float, float]:
+    """``(sum(sums) / sum(counts), low, high)``: a pooled mean over clusters (episodes with ``counts[i]``
+    observations summing to ``sums[i]``) with the delta-method 95 % interval over clusters that have any
+    observation; NaN where there is none, NaN bounds with fewer than 2 such clusters."""
+    sums, counts = np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)
+    used = counts > 0
+    sums, counts = sums[used], counts[used]
+    if counts.sum() == 0:
+        return float("nan"), float("nan"), float("nan")
+    ratio = float(sums.sum() / counts.sum())
+    n = counts.size
+    if n < 2:
+        return ratio, float("nan"), float("nan")
+    residual = sums - ratio * counts
+    variance = n / (n - 1) * float((residual**2).sum()) / float(counts.sum()) ** 2
+    half = _t(n - 1) * math.sqrt(variance)
+    return ratio, ratio - half, ratio + half
+
+
+def jump_defined(inference_delay: int, execute_horizon: int, chunk_size: int) -> bool:
+    """Whether the boundary jump is defined in closed loop: the action before the switch is a real planned
+    action (``rtc.numerics.metrics.boundary_jump_reason`` with ``prev_valid = H - s``; at d = 0 the last executed
+    action is known)."""
+    reason = metrics.boundary_jump_reason(inference_delay, chunk_size - execute_horizon, chunk_size, True)
+    return reason is None
+
+
+def execute_horizons_for(inference_delay: int, chunk_size: int, rule: str | int = "min") -> list[int]:
+    """Execute horizons of one delay under ``rule``: ``all`` is the paper's range, every s with
+    ``max(1, d) <= s <= H - d`` (at least ``max(1, d)``); a tuple of ints: those with ``max(1, d) <= s <= H``
+    (possibly none); otherwise ``[execute_horizon_for(...)]``."""
+    low = max(1, inference_delay)
+    if rule == "all":
+        return list(range(low, max(low, chunk_size - inference_delay) + 1))
+    if isinstance(rule, (tuple, list)):
+        return sorted({int(s) for s in rule if low <= int(s) <= chunk_size})
+    return [execute_horizon_for(inference_delay, chunk_size, rule)]
+
+
+def execute_horizon_for(inference_delay: int, chunk_size: int, rule: str | int = "min") -> int:
+    """The execute horizon s of a sweep point. ``min``: ``max(1, d)`` (the most reactive choice, the
+    default); ``max``: ``H - d`` (largest s the paper sweeps, at least ``max(1, d)``); an int: that s,
+    which must satisfy ``max(1, d) <= s <= H``."""
+    low = max(1, inference_delay)
+    if rule == "min":
+        return low
+    if rule == "max":
+        return max(low, chunk_size - inference_delay)
+    if isinstance(rule, (int, np.integer)) and not isinstance(rule, bool):
+        if not low <= rule <= chunk_size:
+            raise SettingsError(
+                f"execute horizon {rule} is out of range for d={inference_delay}; accepted {low}..{chunk_size}"
+            )
+        return int(rule)
+    raise SettingsError(f"execute_horizon_rule={rule!r} is not accepted; use 'min', 'max', 'all' or an integer")
+
+
+PAPER_POINT = rollout.RolloutSettings(num_episodes=16)  # immutable, so safe as a default
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSettings:
+    """Which points to evaluate; each is ``template`` with its method, delay and execute horizon replaced
+    (``execute_horizon_rule`` as in ``execute_horizons_for``).
+
+    The defaults follow the paper (5 flow steps, action noise 0.1) with 16 episodes per point.
+    """
+
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    delays: tuple[int, ...] = (0, 1, 2, 3, 4)
+    execute_horizon_rule: str | int | tuple[int, ...] = "min"
+    template: rollout.RolloutSettings = PAPER_POINT
+
+    def points(self, chunk_size: int) -> list[rollout.RolloutSettings]:
+        """Rollout settings of every (method, delay, execute horizon) point, validated."""
+        if not self.methods or not self.delays:
+            raise SettingsError("a sweep needs at least one method and one delay")
+        out = []
+        for method in self.methods:
+            methods.method_index(method)
+            for delay in self.delays:
+                for horizon in execute_horizons_for(int(delay), chunk_size, self.execute_horizon_rule):
+                    point = dataclasses.replace(
+                        self.template, method=method, inference_delay=int(delay), execute_horizon=horizon
+                    )
+                    point.validate(chunk_size)
+                    out.append(point)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepProgress:
+    """Points finished, and steps of the point under way."""
+
+    points_done: int
+    total_points: int
+    steps_done: int
+    steps_per_point: int
+    row: dict[str, Any] | None = None
+
+    @property
+    def fraction(self) -> float:
+        total = self.total_points * self.steps_per_point
+        return (self.points_done * self.steps_per_point + self.steps_done) / total if total else 1.0
+
+
+# Environment steps per CPU-second in-process, per method (benchmarks/run.py --only sweep, 2-core development
+# machine, demo policy, 64 episodes per point, 5 flow steps, d = s = 2, BID with 16 samples). Only for the
+# expected time shown before a sweep runs (as if one core were busy); methods not measured count as RTC.
+STEPS_PER_SECOND: dict[str, float] = {"naive": 255.0, "rtc_exp": 226.0, "hard_masking": 253.0, "bid": 83.0}
+
+
+def expected_seconds(points: Sequence[rollout.RolloutSettings]) -> float:
+    """Rough wall time of ``points`` in one process, compiling excluded (``STEPS_PER_SECOND``; every episode
+    counted at full length, so an upper estimate when episodes end early)."""
+    total = 0.0
+    for point in points:
+        rate = STEPS_PER_SECOND.get(point.method, STEPS_PER_SECOND["rtc_exp"])
+        total += point.num_episodes * point.episode_steps / rate
+    return total
+
+
+def policy_fingerprint(policy: FlowPolicy) -> str:
+    """A short hash of the policy's weights and sizes (cache key)."""
+    digest = hashlib.sha1(repr(policy.config).encode())
+    for leaf in jax.tree.leaves(nnx.state(policy)):
+        array = np.asarray(leaf)
+        digest.update(str(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _cache_key(fingerprint: str, level: levels.Level, point: rollout.RolloutSettings) -> tuple:
+    return (fingerprint, str(level.path), tuple(sorted(point.to_dict().items())))
+
+
+def sweep(
+    policy: FlowPolicy,
+    level: levels.Level,
+    settings: SweepSettings = SweepSettings(),
+    progress_callback: Callable[[SweepProgress], bool | None] | None = None,
+    cache: MutableMapping[tuple, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate every point; rows as in ``CSV_COLUMNS``, in method, delay, execute horizon order.
+
+    ``progress_callback`` is called after every rollout segment and every point; returning ``False``
+    cancels (``rollout.RolloutCancelled``), keeping finished points in ``cache``.
+    """
+    points = settings.points(policy.action_chunk_size)
+    fingerprint = policy_fingerprint(policy) if cache is not None else ""
+    rows = []
+    for index, point in enumerate(points):
+        key = _cache_key(fingerprint, level, point)
+        row = cache.get(key) if cache is not None else None
+        if row is None:
+            result = None
+            for progress in rollout.iterate_rollout(policy, level, point, record=False):
+                result = progress.result
+                if result is None and progress_callback is not None:
+                    update = SweepProgress(index, len(points), progress.steps_done, point.episode_steps)
+                    if progress_callback(update) is False:
+                        raise rollout.RolloutCancelled(f"sweep cancelled at point {index + 1}/{len(points)}")
+            assert result is not None
+            row = point_row(level.key, point, result, policy.action_chunk_size)
+            if cache is not None:
+                cache[key] = row
+        rows.append(dict(row))
+        if progress_callback is not None:
+            update = SweepProgress(index + 1, len(points), 0, point.episode_steps, row=dict(row))
+            if progress_callback(update) is False and index + 1 < len(points):
+                raise rollout.RolloutCancelled(f"sweep cancelled after point {index + 1}/{len(points)}")
+    return rows
+
+
+def point_row(
+    level_key: str, point: rollout.RolloutSettings, result: rollout.Rollout, chunk_size: int
+) -> dict[str, Any]:
+    """One sweep point's row (``CSV_COLUMNS``) with the statistics of the module docstring."""
+    episodes = len(result.returns)
+    solved = int(np.asarray(result.solved).sum())
+    low, high = wilson_interval(solved, episodes)
+    ret, ret_low, ret_high = mean_interval(result.returns)
+    counts = np.asarray(result.jump_counts)
+    if jump_defined(point.inference_delay, point.execute_horizon, chunk_size):
+        jump, jump_low, jump_high = ratio_interval(result.jump_sums, counts)
+        jump_low = max(0.0, jump_low) if math.isfinite(jump_low) else jump_low  # a norm is never negative
+    else:
+        jump = jump_low = jump_high = float("nan")
+    step, step_low, step_high = ratio_interval(result.step_sums, result.step_counts)
+    step_low = max(0.0, step_low) if math.isfinite(step_low) else step_low
+    return {
+        "level": level_key,
+        "method": point.method,
+        "inference_delay": point.inference_delay,
+        "execute_horizon": point.execute_horizon,
+        "solve_rate": solved / episodes,
+        "solve_rate_low": low,
+        "solve_rate_high": high,
+        "mean_return": ret,
+        "mean_return_low": ret_low,
+        "mean_return_high": ret_high,
+        "mean_boundary_jump": jump,
+        "mean_boundary_jump_low": jump_low,
+        "mean_boundary_jump_high": jump_high,
+        "mean_step_size": step,
+        "mean_step_size_low": step_low,
+        "mean_step_size_high": step_high,
+        "mean_length": float(np.asarray(result.lengths).mean()),
+        "episodes": episodes,
+        "solved": solved,
+        "switches": int(counts.sum()),
+    }
+
+
+def to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as CSV text with the columns of ``CSV_COLUMNS`` (floats with full precision)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: repr(float(row[k])) if k in _FLOAT_COLUMNS else row[k] for k in CSV_COLUMNS})
+    return buffer.getvalue()
+
+
+def from_csv(text: str) -> list[dict[str, Any]]:
+    """Rows read back from ``to_csv`` text, with numbers as int and float."""
+    rows = []
+    for raw in csv.DictReader(io.StringIO(text)):
+        row: dict[str, Any] = dict(raw)
+        row.update({k: int(row[k]) for k in _INT_COLUMNS})
+        row.update({k: float(row[k]) for k in _FLOAT_COLUMNS})
+        rows.append(row)
+    return rows
+
+
+def metric_by_method(
+    rows: Sequence[dict[str, Any]], metric: str, column: str | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{method: (delays, values)}`` sorted by delay, for plotting ``metric`` against delay (``column``:
+    another column of the same rows, e.g. ``f"{metric}_low"``)."""
+    if metric not in METRICS:
+        raise SettingsError(f"metric={metric!r} is not one of {', '.join(METRICS)}")
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for method in dict.fromkeys(row["method"] for row in rows):
+        chosen = sorted((r for r in rows if r["method"] == method), key=lambda r: r["inference_delay"])
+        out[method] = (
+            np.array([r["inference_delay"] for r in chosen]),
+            np.array([r[column or metric] for r in chosen], dtype=float),
+        )
+    return out

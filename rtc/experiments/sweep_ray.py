@@ -1,0 +1,137 @@
+"""Sweep points as Ray tasks (optional extra: ``pip install -e ".[ray]"``).
+
+Each point is one task (its episodes batched in the worker exactly as in-process, so the numbers are
+the same). A level's policy weights and level file go into Ray's object store once (``ray.put``) and are
+passed to tasks by reference inside a list, so a worker fetches and builds them only the first time it
+needs them and keeps them (and the compiled rollout program) for later tasks. Results stream into the
+store as tasks finish (``ray.wait``); the progress callback counts finished episodes across the cluster.
+With no address a local Ray instance is started; with an address (or ``RAY_ADDRESS``) the driver joins
+that cluster, whose nodes must have this package installed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from rtc.errors import RTCError
+from rtc.experiments import sweep_grid, sweep_store
+from rtc.io import levels
+
+_WORKER_CACHE: dict[str, Any] = {}  # per worker process: built policies and loaded levels by identity
+
+
+def require_ray():
+    """The ``ray`` module, or an ``RTCError`` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise RTCError('--ray needs Ray, an optional extra: pip install -e ".[ray]"') from None
+    return ray
+
+
+def policy_payload(entry: sweep_grid.LevelEntry) -> dict[str, Any]:
+    """The policy's weights as a pure dict of numpy arrays (rebuilt with ``checkpoints.policy_from_pure_dict``)."""
+    return {"params": jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(entry.policy)))}
+
+
+def level_payload(entry: sweep_grid.LevelEntry) -> dict[str, Any]:
+    """The level file's name and bytes (the worker loads it as the driver did)."""
+    return {"name": entry.level_path.name, "data": entry.level_path.read_bytes()}
+
+
+def _cached(identity: str, ref_box: list, build):
+    if identity not in _WORKER_CACHE:
+        ray = require_ray()
+        _WORKER_CACHE[identity] = build(ray.get(ref_box[0]))
+    return _WORKER_CACHE[identity]
+
+
+def _build_policy(payload: dict[str, Any]):
+    from rtc.io.checkpoints import policy_from_pure_dict
+
+    return policy_from_pure_dict(payload["params"], source="ray payload")
+
+
+def _build_level(payload: dict[str, Any]) -> levels.Level:
+    folder = Path(tempfile.mkdtemp(prefix="rtc_sweep_level_"))
+    path = folder / payload["name"]
+    path.write_bytes(payload["data"])
+    return levels.load_level(path)
+
+
+def evaluate_remote(task: sweep_grid.Task, policy_box: list, level_box: list) -> tuple[dict[str, Any], float]:
+    """Body of a Ray task: one point's statistics and seconds (policy and level fetched once per worker)."""
+    if "setup" not in _WORKER_CACHE:
+        from rtc.experiments import pipeline
+
+        pipeline.enable_compilation_cache()
+        _WORKER_CACHE["setup"] = True
+    key = dict(task.key)
+    policy = _cached("policy:" + key["policy_fingerprint"], policy_box, _build_policy)
+    level = _cached("level:" + key["level_sha256"], level_box, _build_level)
+    return sweep_grid.evaluate(policy, level, task.level, task.point)
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> None:
+    """Join ``address`` (or ``RAY_ADDRESS``), else start a local instance with ``num_cpus`` CPUs (all by
+    default). Does nothing when this process is already connected."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    # Workers import this package: on a cluster from each node's install, on a local instance from this checkout.
+    quiet = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    if address:
+        ray.init(address=address, runtime_env={"env_vars": quiet}, log_to_driver=False)
+    else:
+        path = os.pathsep.join(p for p in (str(levels.PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        runtime_env = {"env_vars": {**quiet, "PYTHONPATH": path}}
+        ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env, log_to_driver=False)
+
+
+def run_ray(
+    entries: Sequence[sweep_grid.LevelEntry],
+    tasks: Sequence[sweep_grid.Task],
+    store: sweep_store.ResultsStore,
+    progress: sweep_grid.GridProgress,
+    address: str | None = None,
+    num_cpus: int | None = None,
+) -> None:
+    """Run ``tasks`` as Ray tasks (one CPU each), adding each finished point to ``store``."""
+    ray = require_ray()
+    connect(address, num_cpus)
+    remote = ray.remote(num_cpus=1, max_retries=2)(evaluate_remote)
+    by_key = {entry.key: entry for entry in entries}
+    needed = {task.level for task in tasks}
+    policies = {key: ray.put(policy_payload(by_key[key])) for key in needed}
+    level_files = {key: ray.put(level_payload(by_key[key])) for key in needed}
+    pending = {remote.remote(t, [policies[t.level]], [level_files[t.level]]): t for t in tasks}
+    total, done = sum(t.point.num_episodes for t in tasks), 0
+    progress(0, total, f"{len(tasks)} points submitted to Ray")
+    try:
+        while pending:
+            finished, _ = ray.wait(list(pending), num_returns=1)
+            for ref in finished:
+                task = pending.pop(ref)
+                try:
+                    stats, seconds = ray.get(ref)
+                except ray.exceptions.RayTaskError as err:  # a user error inside a task stays one clear line
+                    if isinstance(err.cause, RTCError):
+                        raise err.cause from None
+                    raise
+                store.add(sweep_grid.row_for(task, by_key[task.level], stats, "ray", seconds))
+                done += task.point.num_episodes
+                note = f"{task.level} {task.point.method} d={task.point.inference_delay} s={task.point.execute_horizon}"
+                if progress(done, total, note) is False and pending:
+                    raise sweep_grid.SweepCancelled(f"sweep cancelled with {len(pending)} points in flight")
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)

@@ -1,0 +1,108 @@
+"""Traced programs kept on disk (``jax.export``), so a new process skips tracing them.
+
+JAX's persistent compilation cache saves compiling, but a new process still traces the Python
+function to find the cache key; for the Kinetix physics step that tracing takes about 3 s. Here the
+traced program is serialised once per function, argument shapes and package versions, next to the
+compilation cache, and later processes call the deserialised program directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import inspect
+import types
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from rtc.io.files import write_atomic
+
+_FLAGS = ("jax_enable_x64", "jax_threefry_partitionable", "jax_default_prng_impl")
+_loaded: dict[Path, Callable[..., Any]] = {}
+
+
+def package_version(package: str) -> str:
+    """The installed version of ``package`` ("none" if absent), read from its metadata (no import)."""
+    return _version(package)
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def loaded_programs() -> list[Callable[..., Any]]:
+    """The jitted programs this process has loaded or exported (to count their compilations)."""
+    return list(_loaded.values())
+
+
+def cache_folder() -> Path | None:
+    """The compilation cache folder when one is configured (see
+    ``rtc.experiments.pipeline.enable_compilation_cache``)."""
+    folder = jax.config.jax_compilation_cache_dir
+    return Path(folder) if folder else None
+
+
+def program_key(fn: Callable, flat_args: Sequence[Any], sources: Sequence[Callable], packages: Sequence[str]) -> str:
+    """A digest of everything the traced program depends on: code, argument shapes, versions, flags, backend."""
+    parts = [
+        _code_and_versions(
+            f"{fn.__module__}.{fn.__qualname__}", tuple(inspect.unwrap(s).__code__ for s in sources), tuple(packages)
+        ),
+        *(f"{a.shape}{a.dtype}" for a in flat_args),
+        *(f"{flag}={jax.config.values.get(flag)}" for flag in _FLAGS),
+        jax.default_backend(),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+@functools.cache
+def _code_and_versions(name: str, codes: tuple[types.CodeType, ...], packages: tuple[str, ...]) -> str:
+    """The parts of a key fixed for the life of a process (read once: sources and versions cost milliseconds)."""
+    return "\n".join(
+        [
+            name,
+            *(inspect.getsource(code) for code in codes),
+            *(f"{p}={_version(p)}" for p in ("jax", "jaxlib", *packages)),
+        ]
+    )
+
+
+def call_flat(
+    fn: Callable[..., list[jax.Array]],
+    flat_args: Sequence[jax.Array],
+    *,
+    sources: Sequence[Callable] = (),
+    packages: Sequence[str] = (),
+) -> list[jax.Array]:
+    """``fn(*flat_args)`` (arrays in, a list of arrays out) through a traced program kept on disk.
+
+    Without a configured cache folder this is a plain ``jax.jit(fn)`` call (traced anew for every new
+    ``fn``: callers keep their own ``jax.jit`` for that case). ``sources`` are the
+    functions whose code ``fn`` runs (their source goes into the key), ``packages`` the
+    distributions it depends on (their versions too).
+    """
+    folder = cache_folder()
+    if folder is None:
+        return jax.jit(fn)(*flat_args)
+    key = program_key(fn, flat_args, [fn, *sources], packages)
+    path = folder / "exported" / f"{fn.__name__}-{key}.jaxexport"
+    program = _loaded.get(path)
+    if program is None:
+        exported = None
+        if path.is_file():
+            try:
+                exported = jax.export.deserialize(bytearray(path.read_bytes()))
+            except Exception:  # a damaged or foreign file: export again
+                exported = None
+        if exported is None:
+            exported = jax.export.export(jax.jit(fn))(*flat_args)
+            write_atomic(path, bytes(exported.serialize()))
+        program = _loaded[path] = jax.jit(exported.call)
+    return program(*flat_args)

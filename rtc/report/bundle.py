@@ -1,0 +1,407 @@
+"""Figure bundles: one zip with every figure (PNG, SVG, PDF), the tracked arrays, a manifest and an offline report.
+
+Layout of a bundle::
+
+    figures/png/<name>.png, figures/svg/<name>.svg, figures/pdf/<name>.pdf
+    charts/<name>.vl.json        the interactive charts as Vega-Lite specs
+    animations/<name>.gif        animations (closed-loop rollout episodes), when given
+    data/tracked.npz             every tracked array as an RTC trace, format 1 (``rtc.io.traces``): ``rtc/<key>``,
+                                 ``plain/<key>``, ``obs``, ``first_chunk``, ``meta``
+    report.html                  self-contained: inline JavaScript, specs and images; opens offline
+    manifest.json                selection, settings, package versions, time and sha256 of every other file
+
+``page_figures``/``page_charts`` run the builders that ``rtc.report.pages_registry`` names for each page, so a page's
+bundle holds exactly what the page draws. Nothing here imports streamlit.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import functools
+import hashlib
+import html
+import io
+import json
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+import altair as alt
+import numpy as np
+from matplotlib.figure import Figure
+
+from rtc.errors import RTCError
+from rtc.experiments import sweep
+from rtc.experiments.pipeline import Inspection
+from rtc.io import traces
+from rtc.io.files import package_versions
+from rtc.io.traces import Trace
+from rtc.report import pages_registry
+from rtc.report.page_content import PageArgs
+from rtc.report.render import FORMATS, FigureSource, render_figures
+
+REPORT_META = ("selection", "run", "epoch", "level", "level_file", "checkpoint", "view", "link_query")
+BUNDLE_FORMAT = "rtc-inspector-bundle"
+
+# Every page of the app, from the one table (rtc.report.pages_registry): title and what it shows.
+PAGES: dict[str, tuple[str, str]] = {s.key: (s.title, s.description) for s in pages_registry.REGISTRY}
+INSPECTION_PAGES: tuple[str, ...] = tuple(s.key for s in pages_registry.REGISTRY if s.section == "Inspection")
+# Analysis pages and whether they need data beyond the inspection (passed as ``extras[page]``).
+ANALYSIS_PAGES: dict[str, bool] = {s.key: s.needs_extras for s in pages_registry.REGISTRY if s.section == "Analysis"}
+# Inspection pages that show guidance, so need an RTC call (a first-chunk trace has none).
+RTC_PAGES: tuple[str, ...] = tuple(s.key for s in pages_registry.REGISTRY if s.needs_rtc)
+Record = Inspection | Trace  # an inspection sampled here, or a recorded trace (rtc.io.traces)
+
+
+# ---------------------------------------------------------------------------------------------
+# What each page shows
+
+
+def _spec(page: str) -> pages_registry.PageSpec:
+    if page not in pages_registry.SPECS:
+        raise RTCError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
+    return pages_registry.SPECS[page]
+
+
+def _args(
+    page: str,
+    inspection: Record,
+    batch_index: int,
+    horizon_index: int,
+    dims: Sequence[int],
+    extras: Mapping[str, Any] | None,
+) -> PageArgs:
+    spec = _spec(page)
+    if spec.needs_rtc:
+        _needs_rtc(page, inspection)
+    return PageArgs(page, inspection, int(batch_index), int(horizon_index), tuple(int(a) for a in dims), extras)
+
+
+def page_figures(
+    page: str,
+    inspection: Record,
+    batch_index: int,
+    horizon_index: int,
+    dims: Sequence[int],
+    extras: Mapping[str, Any] | None = None,
+) -> dict[str, Figure]:
+    """The matplotlib figures of ``page`` by file-name stem (``rtc_…``/``plain_…`` say which sample).
+
+    Analysis pages other than ``diagnostics`` need their results in ``extras[page]``: a
+    ``rtc.experiments.analysis.MethodComparison`` (compare), a ``seeds.seed_batch`` result (seeds), a
+    ``rtc.experiments.rollout.Rollout`` (rollout, episode 0 drawn) or ``(rows, metric)`` (sweep).
+    """
+    makers = page_figure_makers(page, inspection, batch_index, horizon_index, dims, extras)
+    return {name: make() for name, make in makers.items()}
+
+
+def page_figure_makers(
+    page: str,
+    inspection: Record,
+    batch_index: int,
+    horizon_index: int,
+    dims: Sequence[int],
+    extras: Mapping[str, Any] | None = None,
+) -> dict[str, Callable[[], Figure]]:
+    """Like ``page_figures`` but each figure is built only when its function is called (for tabs)."""
+    args = _args(page, inspection, batch_index, horizon_index, dims, extras)
+    return _spec(page).figures(args)
+
+
+def page_charts(
+    page: str,
+    inspection: Record,
+    batch_index: int,
+    horizon_index: int,
+    dims: Sequence[int],
+    extras: Mapping[str, Any] | None = None,
+) -> dict[str, alt.TopLevelMixin]:
+    """The Altair charts of ``page`` by file-name stem (``extras`` as for ``page_figures``)."""
+    args = _args(page, inspection, batch_index, horizon_index, dims, extras)
+    return _spec(page).charts(args)
+
+
+def _needs_rtc(page: str, inspection: Record) -> None:
+    """Refuse a page that shows guidance for a record without an RTC call (a first-chunk trace)."""
+    if page in RTC_PAGES and not inspection.tracked:
+        raise RTCError(f"the {PAGES[page][0]} page needs an RTC call; {traces.FIRST_CHUNK_NOTE}")
+
+
+def available_pages(inspection: Record) -> tuple[str, ...]:
+    """The inspection pages that can be drawn for ``inspection`` (a first-chunk trace: x_t and v_t only)."""
+    return INSPECTION_PAGES if inspection.tracked else tuple(p for p in INSPECTION_PAGES if p not in RTC_PAGES)
+
+
+def extra_data(extras: Mapping[str, Any] | None) -> dict[str, bytes]:
+    """Data files of the analysis results in ``extras`` by name under ``data/`` (the sweep as ``sweep.csv``)."""
+    out: dict[str, bytes] = {}
+    if extras and extras.get("sweep") is not None:
+        rows, _ = extras["sweep"]
+        out["sweep.csv"] = sweep.to_csv(rows).encode()
+    return out
+
+
+def report_content(
+    inspection: Record,
+    batch_index: int,
+    horizon_index: int,
+    dims: Sequence[int],
+    pages: Sequence[str] | None = None,
+    extras: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Callable[[], Figure]], dict[str, alt.TopLevelMixin], dict[str, list[str]]]:
+    """Figure makers (see ``page_figure_makers``) and charts of several pages, and which names belong to which page.
+
+    Default pages: the inspection pages, then the analysis pages whose key is in ``extras``.
+    """
+    if pages is None:
+        pages = [*available_pages(inspection), *(p for p in ANALYSIS_PAGES if extras and p in extras)]
+    figures: dict[str, Callable[[], Figure]] = {}
+    chart_specs: dict[str, alt.TopLevelMixin] = {}
+    sections: dict[str, list[str]] = {}
+    for page in pages:
+        page_figs = page_figure_makers(page, inspection, batch_index, horizon_index, dims, extras)
+        page_chs = page_charts(page, inspection, batch_index, horizon_index, dims, extras)
+        figures.update(page_figs)
+        chart_specs.update(page_chs)
+        sections[page] = [*page_chs, *page_figs]
+    return figures, chart_specs, sections
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def chart_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
+    """The Vega-Lite spec of ``chart`` with its data inlined (no row limit)."""
+    with alt.data_transformers.disable_max_rows():
+        return chart.to_dict()
+
+
+@functools.cache
+def vega_javascript() -> str | None:
+    """Vega, Vega-Lite and vega-embed as one script (from vl-convert-python), or None if it is not installed."""
+    try:
+        import vl_convert
+    except ImportError:
+        return None
+    version = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    supported = vl_convert.get_vegalite_versions()
+    return vl_convert.javascript_bundle(vl_version=version if version in supported else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The bundle
+
+
+def _npz(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buffer.getvalue()
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe to place inside a ``<script>`` element."""
+    return json.dumps(value).replace("</", "<\\/")
+
+
+def build_bundle(
+    inspection: Record,
+    figures: Mapping[str, FigureSource],
+    charts_by_name: Mapping[str, alt.TopLevelMixin],
+    meta: Mapping[str, Any],
+    *,
+    sections: Mapping[str, Sequence[str]] | None = None,
+    pictures: Mapping[str, bytes] | None = None,
+    animations: Mapping[str, bytes] | None = None,
+    data: Mapping[str, bytes] | None = None,
+    formats: Sequence[str] = FORMATS,
+    now: datetime.datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
+) -> bytes:
+    """A zip of ``figures`` (built or makers) in every format, ``charts_by_name`` as specs, the arrays, a manifest
+    and report.html.
+
+    ``meta`` describes the selection (run, checkpoint, level, settings, ...) and is copied into the
+    manifest; ``sections`` groups names by page for the report (default: one section with everything);
+    ``pictures`` are PNG images (e.g. the level) stored under ``images/`` and shown at the top of the report;
+    ``animations`` are GIFs stored under ``animations/`` and shown where ``sections`` names them;
+    ``data`` are further data files by name (e.g. ``sweep.csv``, see ``extra_data``) stored under ``data/``.
+    With an ``executor`` (see ``rtc.report.render.render_pool``) the figures are built and rendered in parallel,
+    while this process writes the rest.
+    """
+    files: dict[str, tuple[bytes, str]] = {}
+    for name, content in (pictures or {}).items():
+        files[f"images/{name}.png"] = (content, f"picture {name} (PNG)")
+    for name, content in (animations or {}).items():
+        files[f"animations/{name}.gif"] = (content, f"animation {name} (GIF)")
+    images: dict[str, bytes] = {}
+    if progress:
+        progress(f"rendering {len(figures)} figures as {', '.join(f.upper() for f in formats)}")
+    rendering = render_figures(figures, formats, executor=executor)  # runs on while the rest is written
+    specs = {name: chart_spec(chart) for name, chart in charts_by_name.items()}
+    tracked_npz = _npz(inspection.arrays())
+    for name, rendered in rendering().items():
+        for fmt, content in rendered.items():
+            files[f"figures/{fmt}/{name}.{fmt}"] = (content, f"figure {name} as {fmt.upper()}")
+            if fmt == "png":
+                images[name] = content
+    for name, spec in specs.items():
+        files[f"charts/{name}.vl.json"] = (
+            json.dumps(spec, indent=1).encode(),
+            f"interactive chart {name} (Vega-Lite spec with data)",
+        )
+    files["data/tracked.npz"] = (
+        tracked_npz,
+        "RTC trace format 1: rtc/<key> (RTC sample), plain/<key> (plain sample, same noise), obs, first_chunk, "
+        "meta (JSON)",
+    )
+    for name, content in (data or {}).items():
+        files[f"data/{name}"] = (content, f"data {name}")
+    created = (now or datetime.datetime.now(datetime.timezone.utc)).isoformat(timespec="seconds")
+    if progress:
+        progress("writing report.html")
+    report = report_html(
+        inspection,
+        specs,
+        images,
+        meta,
+        sections or {"report": [*specs, *images, *(animations or {})]},
+        created,
+        pictures or {},
+        animations or {},
+    )
+    files["report.html"] = (report.encode(), "self-contained report: interactive charts and figures, opens offline")
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "version": 1,
+        "created": created,
+        **{k: v for k, v in meta.items() if k not in ("format", "version", "created", "files")},
+        "settings": inspection.settings.to_dict(),
+        "seed": inspection.settings.seed,
+        "warnings": list(inspection.warnings),
+        "notes": list(inspection.notes),
+        "summary": inspection.summary,
+        "packages": package_versions(),
+        "files": [
+            {"path": path, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "content": what}
+            for path, (data, what) in files.items()
+        ],
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", json.dumps(manifest, indent=2, default=_json_default) + "\n")
+        for path, (data, _) in files.items():
+            compress = zipfile.ZIP_STORED if path.endswith((".png", ".npz")) else zipfile.ZIP_DEFLATED
+            archive.writestr(path, data, compress_type=compress)
+    return buffer.getvalue()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# report.html
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; color: #222; }
+h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ddd; padding-bottom: 0.3rem; }
+p.what { color: #444; } table { border-collapse: collapse; margin: 0.5rem 0 1rem; }
+td, th { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; font-size: 0.9rem; }
+.warning { background: #fff6e0; border-left: 4px solid #f0a500; padding: 0.5rem 0.8rem; }
+.chart { margin: 1rem 0; overflow-x: auto; }
+img.figure { max-width: min(100%, 950px); border: 1px solid #eee; margin: 0.5rem 0; display: block; }
+img.picture { width: 280px; border: 1px solid #eee; }
+.note { color: #666; font-size: 0.85rem; }
+"""
+
+
+def _image(name: str, data: bytes, css: str = "figure", mime: str = "image/png") -> str:
+    encoded = base64.b64encode(data).decode()
+    label = html.escape(name)
+    return f'<img class="{css}" alt="{label}" title="{label}" src="data:{mime};base64,{encoded}">'
+
+
+def _table(rows: Mapping[str, Any]) -> str:
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows.items())
+    return f"<table>{body}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.5g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def report_html(
+    inspection: Record,
+    specs: Mapping[str, dict[str, Any]],
+    images: Mapping[str, bytes],
+    meta: Mapping[str, Any],
+    sections: Mapping[str, Sequence[str]],
+    created: str,
+    pictures: Mapping[str, bytes] | None = None,
+    animations: Mapping[str, bytes] | None = None,
+) -> str:
+    """One HTML file with the selection, the summary, every interactive chart and every figure (PNG inline)."""
+    javascript = vega_javascript()
+    script = javascript.replace("</script", "<\\/script") if javascript else None
+    title = str(meta.get("title", "RTC report"))
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style>",
+        f"<script>{script}</script>" if script else "",
+        "</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="note">Created {html.escape(created)}. Flow time t runs from 0 (noise) to 1 (data). '
+        "Hover a chart for values, drag or scroll to pan and zoom, click a legend entry to isolate it "
+        "(double-click to reset).</p>",
+        _table({k: v for k, v in meta.items() if k in REPORT_META}),
+        *(_image(name, data, "picture") for name, data in (pictures or {}).items()),
+        "<h2>Settings</h2>",
+        _table(inspection.settings.to_dict()),
+    ]
+    parts += [f'<p class="warning">{html.escape(w)}</p>' for w in (*inspection.notes, *inspection.warnings)]
+    parts += ["<h2>Summary</h2>", _table(inspection.summary)]
+    if javascript is None:
+        parts.append(
+            '<p class="warning">The interactive charts need vl-convert-python when the bundle is built; '
+            "their specs are in charts/*.vl.json and the figures below are static.</p>"
+        )
+    chart_ids = {}
+    for page, names in sections.items():
+        heading, what = PAGES.get(page, (page, ""))
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        if what:
+            parts.append(f'<p class="what">{html.escape(what)}</p>')
+        for name in names:
+            if name in specs:
+                chart_ids[name] = f"chart-{len(chart_ids)}"
+                parts.append(f'<div class="chart" id="{chart_ids[name]}" data-name="{html.escape(name)}"></div>')
+            elif name in images:
+                parts.append(_image(name, images[name]))
+            elif name in (animations or {}):
+                parts.append(_image(name, animations[name], mime="image/gif"))
+    specs_json = _script_json({chart_ids[n]: specs[n] for n in chart_ids})
+    parts.append(f'<script type="application/json" id="chart-specs">{specs_json}</script>')
+    if javascript:
+        parts.append(
+            "<script>const specs = JSON.parse(document.getElementById('chart-specs').textContent);"
+            "for (const [id, spec] of Object.entries(specs)) {"
+            "vegaEmbed('#' + id, spec, {actions: {export: true, source: false, compiled: false, editor: false}})"
+            ".catch((err) => { document.getElementById(id).textContent = 'chart failed: ' + err; }); }</script>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(p for p in parts if p)

@@ -1,0 +1,47 @@
+"""A render worker: ``python -m rtc.report.render_worker`` runs jobs sent by ``rtc.report.render.RenderPool``
+over its pipes.
+
+Each job arrives on stdin as one pickled ``(function, args, kwargs)`` and its answer leaves on the
+original stdout as one pickled ``(ok, value)``. Only the parent process writes to the pipe (these are
+the pool's own frames, never user files). The worker exits when stdin closes (its parent is gone or
+shut it down), so it never outlives the pool.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+
+
+def serve(inbox, outbox) -> None:
+    """Answer jobs from ``inbox`` on ``outbox`` until ``inbox`` ends."""
+    while True:
+        try:
+            function, args, kwargs = pickle.load(inbox)
+        except EOFError:
+            return
+        try:
+            answer = (True, function(*args, **kwargs))
+        except BaseException as error:
+            answer = (False, error)
+        try:
+            frame = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:  # an unpicklable result or exception
+            frame = pickle.dumps((False, RuntimeError(f"render worker could not send back {answer[1]!r}: {error}")))
+        outbox.write(frame)
+        outbox.flush()
+
+
+def main() -> None:
+    # Ctrl-C reaches the whole process group; the parent decides when workers stop (by closing stdin).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The protocol keeps the real stdout; anything a job prints goes to stderr instead.
+    outbox = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    serve(sys.stdin.buffer, outbox)
+
+
+if __name__ == "__main__":
+    main()
