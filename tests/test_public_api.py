@@ -35,3 +35,22 @@ def test_import_rtc_imports_neither_jax_nor_kinetix():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_readme_library_example_runs_as_written(monkeypatch):
+    """The README's "Library" example is public: run it exactly as printed, from the project folder."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("## Library") :]
+    code = section[section.index("```python\n") + len("```python\n") :]
+    code = code[: code.index("```")]
+    assert "realtime_action" in code and "return_tracking=True" in code
+    monkeypatch.chdir(root)
+    scope: dict = {}
+    exec(compile(code, "README.md (Library)", "exec"), scope)
+    tracked = scope["tracked"]
+    steps, batch = 10, 1
+    assert tracked["x_t"].shape[:2] == (steps, batch) and tracked["time"].shape == (steps,)
+    assert scope["action"].shape == tracked["action"].shape == scope["prev"].shape
