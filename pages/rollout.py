@@ -12,7 +12,7 @@ from pages import _data, _ui
 from rtc.app import jobs
 from rtc.experiments import pipeline, rollout
 from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS, is_jacobian_free
-from rtc.report import bundle, plots
+from rtc.report import animation, bundle, plots
 
 RESULTS_KEY = "rtc_rollouts"  # {(checkpoint, level, settings): (Rollout, seconds)}
 GIFS_KEY = "rtc_rollout_gifs"
@@ -83,7 +83,7 @@ def _gif(key: tuple, result: rollout.Rollout, episode: int) -> bytes:
     gifs = st.session_state.setdefault(GIFS_KEY, {})
     if (key, episode) not in gifs:
         with st.spinner("Rendering the animation…"):
-            gifs[(key, episode)] = rollout.gif_bytes(rollout.episode_frames(result, episode, every=4, size=192))
+            gifs[(key, episode)] = animation.gif_bytes(animation.episode_frames(result, episode, every=4, size=192))
     return gifs[(key, episode)]
 
 

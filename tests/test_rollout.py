@@ -15,10 +15,10 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-from rtc.experiments import protocol, rollout
+from rtc.experiments import protocol, rollout, rollout_program, rollout_results
 from rtc.io import levels
 from rtc.io.checkpoints import load_policy, read_run
-from rtc.report import plots
+from rtc.report import animation, plots
 from tests.conftest import DEMO_RUN
 
 EPISODES = 4
@@ -218,18 +218,18 @@ def test_chunk_inspection_reopens_a_block(recorded):
 def test_frames_and_gif(recorded, tmp_path):
     episode = 1  # the shortest episode (ends early)
     length = int(recorded.lengths[episode])
-    frames = rollout.episode_frames(recorded, episode, every=8, size=96)
+    frames = animation.episode_frames(recorded, episode, every=8, size=96)
     expected_steps = sorted({*range(0, length + 1, 8), length})
     assert len(frames) == len(expected_steps)
     assert frames[0].shape == (96, 96, 3) and frames[0].dtype == np.uint8
     first = Image.fromarray(levels.render_level(recorded.level)).resize((96, 96), Image.Resampling.BILINEAR)
     np.testing.assert_array_equal(frames[0], np.asarray(first))
     assert not np.array_equal(frames[0], frames[-1])
-    path = rollout.save_animation(frames, tmp_path / "episode.gif")
+    path = animation.save_animation(frames, tmp_path / "episode.gif")
     with Image.open(path) as gif:
         assert gif.n_frames == len(frames)
     with pytest.raises(ValueError, match="GIF"):
-        rollout.save_animation(frames, tmp_path / "episode.mp4")
+        animation.save_animation(frames, tmp_path / "episode.mp4")
 
 
 def test_progress_cancel_and_no_recompile():
@@ -240,54 +240,32 @@ def test_progress_cancel_and_no_recompile():
     assert progress[-1].result is not None and all(p.result is None for p in progress[:-1])
     with pytest.raises(rollout.RolloutCancelled, match="16/40"):
         rollout.run_rollout(policy, level, settings, progress_callback=lambda p: False)
-    compiled = rollout._segment._cache_size()
+    compiled = rollout_program.run_segment._cache_size(), rollout_program.init._cache_size()
     for method, d, s in (("hard_masking", 1, 5), ("bid", 3, 3)):
         changed = rollout.RolloutSettings(
             **{**settings.to_dict(), "method": method, "inference_delay": d, "execute_horizon": s}
         )
         rollout.run_rollout(policy, level, changed)
-    assert rollout._segment._cache_size() == compiled
+    assert (rollout_program.run_segment._cache_size(), rollout_program.init._cache_size()) == compiled
 
 
 def test_carry_types_are_stable_so_segments_reuse_one_compilation(recorded):
     policy, level = demo_setup()
     graphdef, state = nnx.split(policy)
-    mesh = rollout._mesh()
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(rollout.EPISODE_AXIS))
+    mesh = rollout_program.make_mesh()
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(rollout_program.EPISODE_AXIS))
     sample_keys, env_keys = (jax.device_put(k, sharding) for k in rollout.episode_keys(0, EPISODES))
-    statics = {"num_steps": 5, "bid_samples": 4, "mesh": mesh}
-    carry, _ = rollout._init(graphdef, state, level.env_params, level.state, sample_keys, **statics)
-    dyn = rollout._dynamic(recorded.settings, 8)
-    after, _ = rollout._segment(
-        graphdef,
-        state,
-        level.env_params,
-        dyn,
-        carry,
-        sample_keys,
-        env_keys,
-        jnp.int32(0),
-        length=16,
-        record=True,
-        **statics,
-    )
-    compiled = rollout._segment._cache_size()
+    structure = rollout_program.Structure(graphdef, num_flow_steps=5, bid_samples=4, mesh=mesh)
+    dyn = rollout_program.dynamic(recorded.settings, 8)
+    inputs = rollout_program.Inputs(state, level.env_params, level.state, dyn, sample_keys, env_keys)
+    carry, _ = rollout_program.init(structure, inputs)
+    segment = rollout_program.Segment(structure, steps=16, record=True)
+    after, _ = rollout_program.run_segment(segment, inputs, carry, jnp.int32(0))
+    compiled = rollout_program.run_segment._cache_size()
     before_types = [(jax.typeof(x), x.weak_type) for x in jax.tree.leaves(carry)]
     assert before_types == [(jax.typeof(x), x.weak_type) for x in jax.tree.leaves(after)]
-    rollout._segment(
-        graphdef,
-        state,
-        level.env_params,
-        dyn,
-        after,
-        sample_keys,
-        env_keys,
-        jnp.int32(16),
-        length=16,
-        record=True,
-        **statics,
-    )
-    assert rollout._segment._cache_size() == compiled
+    rollout_program.run_segment(segment, inputs, after, jnp.int32(16))
+    assert rollout_program.run_segment._cache_size() == compiled
 
 
 @pytest.mark.parametrize(
@@ -306,10 +284,10 @@ def test_refused_settings(change, message):
 
 def test_steps_after_an_early_stop_are_filled_as_after_an_episode_end():
     actions = np.ones((2, 3, 6))
-    np.testing.assert_array_equal(rollout._pad_steps("actions", actions, 5)[:, 3:], 0)
-    assert not rollout._pad_steps("alive", np.ones((2, 3), bool), 5)[:, 3:].any()
-    assert np.isnan(rollout._pad_steps("jumps", np.zeros((2, 3)), 5)[:, 3:]).all()
+    np.testing.assert_array_equal(rollout_results.pad_steps("actions", actions, 5)[:, 3:], 0)
+    assert not rollout_results.pad_steps("alive", np.ones((2, 3), bool), 5)[:, 3:].any()
+    assert np.isnan(rollout_results.pad_steps("jumps", np.zeros((2, 3)), 5)[:, 3:]).all()
     states = np.arange(6.0).reshape(2, 3)
-    np.testing.assert_array_equal(rollout._pad_steps("states", states, 5)[:, 3:], [[2, 2], [5, 5]])
+    np.testing.assert_array_equal(rollout_results.pad_steps("states", states, 5)[:, 3:], [[2, 2], [5, 5]])
     assert rollout.padded_episode_count(1, 1) == 1 and rollout.padded_episode_count(5, 1) == 8
     assert rollout.padded_episode_count(5, 4) == 8 and rollout.padded_episode_count(16, 8) == 16
