@@ -102,7 +102,9 @@ def bundle_time() -> list[dict]:
 
     def build(executor=None) -> bytes:
         figures, charts, sections = bundle.report_content(result, 0, 0, (0, 1, 2))
-        return bundle.build_bundle(result, figures, charts, {"run": "demo"}, sections=sections, executor=executor)
+        return bundle.build_bundle(
+            result, bundle.BundleContent(figures, charts, {"run": "demo"}, sections), executor=executor
+        )
 
     with render.render_pool() as pool:
         start = time.perf_counter()

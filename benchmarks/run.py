@@ -292,7 +292,7 @@ def jacobian_shrink() -> list[Row]:
         obs = np.broadcast_to(levels.reset(level)[0], (64, policy.obs_dim))
         prev = protocol.next_prev_chunk(policy.action(jax.random.key(0), obs, 5), 4)
         noise = methods.candidate_noise(jax.random.key(1), (64, 8, policy.action_dim), 1)
-        tracked = methods.track_method(policy, "rtc_exp", obs, prev, noise, 2, 4, 5.0, 5)
+        tracked = methods.track_method(policy, "rtc_exp", methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 5))
         correction, error = (tracked[k].reshape(5, 64, -1) for k in ("correction", "error"))
         norms = np.linalg.norm(correction, axis=-1), np.linalg.norm(error, axis=-1)
         ratio = np.median(norms[0] / norms[1], axis=1)

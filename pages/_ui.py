@@ -151,19 +151,6 @@ def cache_args(context: Context) -> tuple[str, float, str, tuple]:
     )
 
 
-def show_analysis(page_key: str, context: Context, result: pipeline.Inspection, extras: Mapping[str, Any]) -> None:
-    """An analysis page's interactive charts, then its matplotlib figures (from ``rtc.report.bundle``)."""
-    view = context.view
-    look = (view.batch_index, view.horizon_index, view.dims)
-    for name, chart_obj in bundle.page_charts(page_key, result, *look, extras).items():
-        chart(chart_obj, key=f"chart_{page_key}_{name}")
-    figures = bundle.page_figures(page_key, result, *look, extras)
-    if figures:
-        st.subheader("Figures", help="The matplotlib figures from rtc.report.plots_analysis, as in the bundle.")
-    for fig in figures.values():
-        figure(fig)
-
-
 def run_button(label: str, key: str) -> bool:
     """A button that reports its press once, even across the rerun ``page`` may make first.
 
@@ -179,6 +166,32 @@ def run_button(label: str, key: str) -> bool:
         kwargs={flag: True},
     )
     return bool(st.session_state.pop(flag, False))
+
+
+COMPILING_NOTE = "Compiling the rollout program (about 30 s the first time)…"
+
+
+def job_key(slot: str, context: Context, settings: Any) -> tuple:
+    """What identifies a heavy job: its kind, the checkpoint (and its modification time), the level, settings."""
+    return (slot, str(context.checkpoint), _data.mtime(context.checkpoint), str(context.level_path), settings)
+
+
+def run_job(
+    context: Context,
+    slot: str,
+    settings: Any,
+    button: str,
+    make_work: Callable[[Any, Any], Callable[[jobs.JobContext], Any]],
+    label: str,
+) -> Any:
+    """A Run button for a heavy job on the context's policy and level (``make_work(policy, level)``), then the
+    job's status until it ends (``follow_job``); returns its result once. A changed setting cancels it."""
+    key = job_key(slot, context, settings)
+    if run_button(button, f"{slot}_run"):
+        policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
+        level = _data.level(str(context.level_path))
+        submit_job(slot, key, make_work(policy, level), label)
+    return follow_job(slot, key, COMPILING_NOTE)
 
 
 def submit_job(slot: str, key: Any, work: Callable[[jobs.JobContext], Any], label: str) -> jobs.Job:
@@ -284,6 +297,9 @@ def downloads(
             return {}
         return {f"level_{level_path.stem}": _data.level_picture_png(str(level_path))}
 
+    def content(figures, charts, meta, sections) -> bundle.BundleContent:
+        return bundle.BundleContent(figures, charts, meta, sections, pictures(), animations, data)
+
     def page_zip() -> bytes:
         if page in bundle.ANALYSIS_PAGES and bundle.ANALYSIS_PAGES[page] and extras is None:
             figures, charts = {}, {}
@@ -291,19 +307,13 @@ def downloads(
             figures = bundle.page_figure_makers(page, result, *look, extras)
             charts = bundle.page_charts(page, result, *look, extras)
         sections = {page: [*charts, *figures, *animations]}
-        meta = context.meta(page)
-        return _build_bundle(
-            result, figures, charts, meta, sections=sections, pictures=pictures(), animations=animations, data=data
-        )
+        return _build_bundle(result, content(figures, charts, context.meta(page), sections))
 
     def report_zip() -> bytes:
         figures, charts, sections = bundle.report_content(result, *look, extras=extras)
         if animations:
             sections.setdefault(page, []).extend(animations)
-        meta = context.meta("report")
-        return _build_bundle(
-            result, figures, charts, meta, sections=sections, pictures=pictures(), animations=animations, data=data
-        )
+        return _build_bundle(result, content(figures, charts, context.meta("report"), sections))
 
     left, right = st.columns(2)
     left.download_button(
@@ -326,15 +336,15 @@ def downloads(
     )
 
 
-def _build_bundle(*args: Any, **kwargs: Any) -> bytes:
+def _build_bundle(result: bundle.Record, content: bundle.BundleContent) -> bytes:
     """``bundle.build_bundle`` with the figures rendered in the process's render workers (inline if one died).
 
     The pool replaces a dead worker itself, so it stays in use for the next download.
     """
     try:
-        return bundle.build_bundle(*args, executor=_data.render_pool(), **kwargs)
+        return bundle.build_bundle(result, content, executor=_data.render_pool())
     except render.WorkerLost:
-        return bundle.build_bundle(*args, **kwargs)
+        return bundle.build_bundle(result, content)
 
 
 def figure(fig) -> None:
@@ -488,24 +498,38 @@ def _trace_page(page_key: str, body: Callable[[Any, Any], Mapping[str, Any] | No
 
 
 def show_page_content(
-    page_key: str, context: Context, result: pipeline.Inspection, *, figure_note: str | None = None
+    page_key: str,
+    context: Context | TraceContext,
+    result: pipeline.Inspection,
+    extras: Mapping[str, Any] | None = None,
+    *,
+    figure_note: str | None = None,
 ) -> None:
-    """The page's interactive charts, then its matplotlib figures (several figures go in tabs).
+    """The page's interactive charts, then its matplotlib figures, from the page table (``rtc.report.bundle``).
 
-    ``figure_note`` (default: the page's, from ``rtc.report.pages_registry``) is the caption above the figures.
+    ``extras`` holds an analysis page's results (see ``bundle.page_figures``). An inspection page's figures (one
+    per action dimension) go in tabs; an analysis page's follow one another. ``figure_note`` (default: the
+    page's, from ``rtc.report.pages_registry``) is the caption above the figures.
     """
+    spec = pages_registry.SPECS[page_key]
     if figure_note is None:
-        figure_note = pages_registry.SPECS[page_key].figure_note
+        figure_note = spec.figure_note
     view = context.view
     look = (view.batch_index, view.horizon_index, view.dims)
-    for name, chart_obj in bundle.page_charts(page_key, result, *look).items():
+    for name, chart_obj in bundle.page_charts(page_key, result, *look, extras).items():
         chart(chart_obj, key=f"chart_{page_key}_{name}")
-    st.subheader("Figure", help="The matplotlib figure from rtc.report.plots, as in the command line and the bundle.")
+    makers = bundle.page_figure_makers(page_key, result, *look, extras)
+    if not makers:
+        return
+    st.subheader(
+        "Figure" if len(makers) == 1 else "Figures",
+        help="The matplotlib figures from rtc.report, as in the page's bundle (and the command line).",
+    )
     if figure_note:
         st.caption(figure_note)
-    makers = bundle.page_figure_makers(page_key, result, *look)
-    if len(makers) == 1:
-        figure(next(iter(makers.values()))())
+    if len(makers) == 1 or spec.section != "Inspection":
+        for make in makers.values():
+            figure(make())
         return
     # Only the open tab's figure is built and drawn (switching tabs reruns): several cost no more than one.
     tabs = st.tabs([f"action dim {a}" for a in view.dims], key=f"figure_tabs_{page_key}", on_change="rerun")

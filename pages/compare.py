@@ -60,7 +60,7 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         st.caption(f"Jump at d = {d}: {UNDEFINED} (undefined: {comparison.jump_reason}).")
     st.caption(JACOBIAN_FREE_NOTE)
     st.dataframe(table(comparison), key="compare_table", hide_index=True)
-    _ui.show_analysis("compare", context, result, extras)
+    _ui.show_page_content("compare", context, result, extras)
     return extras
 
 

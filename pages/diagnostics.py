@@ -24,7 +24,7 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         f"{context.view.batch_index}, horizon index {context.view.horizon_index}, per chosen action dimension."
     )
     extras = {"diagnostics": True}
-    _ui.show_analysis("diagnostics", context, result, extras)
+    _ui.show_page_content("diagnostics", context, result, extras)
     return extras
 
 

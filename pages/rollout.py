@@ -144,12 +144,14 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         f"{settings.num_flow_steps} flow steps, w_max = {settings.max_guidance_weight:g} and seed {settings.seed} "
         "(from the sidebar), action noise 0.1."
     )
-    job_key = ("rollout", str(context.checkpoint), _data.mtime(context.checkpoint), str(context.level_path), settings)
-    if _ui.run_button("Run rollout", "rollout_run"):
-        policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
-        level = _data.level(str(context.level_path))
-        _ui.submit_job("rollout", job_key, _work(policy, level, settings), f"rollout {settings.method}")
-    finished = _ui.follow_job("rollout", job_key, "Compiling the rollout program (about 30 s the first time)…")
+    finished = _ui.run_job(
+        context,
+        "rollout",
+        settings,
+        "Run rollout",
+        lambda policy, level: _work(policy, level, settings),
+        f"rollout {settings.method}",
+    )
     if finished is not None:
         results[key] = finished
         while len(results) > KEEP:

@@ -93,7 +93,7 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         "Σ_h W_h‖a_h − prev_h‖ / Σ_h W_h, exceeds half the median of that distance between two plain samples: "
         "it is then nearer to a typical other draw of the policy than to the previous chunk."
     )
-    _ui.show_analysis("seeds", context, result, extras)
+    _ui.show_page_content("seeds", context, result, extras)
     return extras
 
 

@@ -136,13 +136,15 @@ def _run_section(
         f"{_duration(seconds)} on a free core (less when episodes end early), plus about 30 s of compiling the "
         "first time."
     )
-    key = ("sweep", str(context.checkpoint), _data.mtime(context.checkpoint), str(context.level_path), settings)
-    rows_key = ("rtc_sweep_rows", *key[1:])
-    if _ui.run_button("Run sweep", "sweep_run"):
-        policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
-        level = _data.level(str(context.level_path))
-        _ui.submit_job("sweep", key, _work(policy, level, settings), f"sweep {len(points)} points")
-    finished = _ui.follow_job("sweep", key, "Compiling the rollout program (about 30 s the first time)…")
+    rows_key = _ui.job_key("rtc_sweep_rows", context, settings)
+    finished = _ui.run_job(
+        context,
+        "sweep",
+        settings,
+        "Run sweep",
+        lambda policy, level: _work(policy, level, settings),
+        f"sweep {len(points)} points",
+    )
     if finished is not None:
         st.session_state[rows_key] = finished
     rows = st.session_state.get(rows_key)
@@ -150,7 +152,7 @@ def _run_section(
         st.info(f"Press Run sweep to evaluate {len(points)} points × {settings.template.num_episodes} episodes.")
         return None
     extras = {"sweep": (rows, metric)}
-    _ui.show_analysis("sweep", context, result, extras)
+    _ui.show_page_content("sweep", context, result, extras)
     st.dataframe(plots_sweep.level_table(rows), key="sweep_level_table", hide_index=True)
     st.dataframe(pd.DataFrame(rows), key="sweep_table", hide_index=True)
     st.download_button(

@@ -43,7 +43,9 @@ def inspection() -> Inspection:
 def page_zip(inspection: Inspection) -> zipfile.ZipFile:
     figures = bundle.page_figures("x_t", inspection, 1, 2, [0, 3])
     charts = bundle.page_charts("x_t", inspection, 1, 2, [0, 3])
-    data = bundle.build_bundle(inspection, figures, charts, META, sections={"x_t": [*charts, *figures]}, now=NOW)
+    data = bundle.build_bundle(
+        inspection, bundle.BundleContent(figures, charts, META, sections={"x_t": [*charts, *figures]}), now=NOW
+    )
     return zipfile.ZipFile(io.BytesIO(data))
 
 
@@ -140,7 +142,7 @@ def test_unknown_page_is_refused(inspection):
 
 def test_pictures_are_stored_and_shown(inspection):
     png = render.render_figure(bundle.page_figures("error", inspection, 0, 0, [0])["rtc_error_b0"], ("png",))["png"]
-    data = bundle.build_bundle(inspection, {}, {}, META, pictures={"level_grasp_easy": png}, now=NOW)
+    data = bundle.build_bundle(inspection, bundle.BundleContent(meta=META, pictures={"level_grasp_easy": png}), now=NOW)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.read("images/level_grasp_easy.png") == png
         assert 'class="picture" alt="level_grasp_easy"' in archive.read("report.html").decode()
@@ -180,7 +182,9 @@ def test_sweep_bundle_holds_every_metric_figure_and_the_csv(inspection):
     assert list(figures) == ["sweep_mean_return", "sweep_solve_rate", "sweep_mean_boundary_jump"]
     data = bundle.extra_data(extras)
     assert bundle.extra_data({"sweep": None}) == {} and bundle.extra_data(None) == {}
-    archive = bundle.build_bundle(inspection, figures, {}, META, formats=("png",), data=data, now=NOW)
+    archive = bundle.build_bundle(
+        inspection, bundle.BundleContent(figures, meta=META, data=data), formats=("png",), now=NOW
+    )
     archive = zipfile.ZipFile(io.BytesIO(archive))
     listed = {e["path"]: e for e in json.loads(archive.read("manifest.json"))["files"]}
     for path in ("data/sweep.csv", *(f"figures/png/sweep_{m}.png" for m in sweep.METRICS)):
@@ -195,4 +199,4 @@ def test_a_figure_failing_midway_fails_the_whole_bundle(inspection):
 
     good = bundle.page_figure_makers("error", inspection, 0, 0, [0])
     with pytest.raises(RTCError, match="figure 2 of 2 failed"):  # nothing is returned: no partial zip exists
-        bundle.build_bundle(inspection, {**good, "broken": broken}, {}, META, now=NOW)
+        bundle.build_bundle(inspection, bundle.BundleContent({**good, "broken": broken}, meta=META), now=NOW)

@@ -41,7 +41,9 @@ def test_candidate_noise_starts_with_the_plain_noise(small_policy):
 def test_bid_with_one_sample_equals_naive_exactly(small_policy, inputs):
     obs, prev = inputs
     noise = methods.candidate_noise(jax.random.key(3), (3, 8, 6), 1)
-    chunks = methods.compare_methods(small_policy, obs, prev, noise, 2, 4, 5.0, 5, methods=("naive", "bid"))
+    chunks = methods.compare_methods(
+        small_policy, methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 5), methods=("naive", "bid")
+    )
     plain = np.asarray(small_policy.action(None, obs, 5, noise=noise[0]))
     np.testing.assert_array_equal(chunks["naive"], plain)
     np.testing.assert_array_equal(chunks["bid"], plain)
@@ -55,7 +57,7 @@ def test_bid_keeps_the_candidate_nearest_to_the_previous_chunk(small_policy, inp
     wanted = [3, 1, 4]
     prev = np.stack([candidates[k, b] for b, k in enumerate(wanted)]) + 0.05
     d, p = 2, 5
-    details = methods.bid_details(small_policy, obs, jnp.asarray(prev), noise, d, p, 5)
+    details = methods.bid_details(small_policy, methods.MethodInputs(obs, jnp.asarray(prev), noise, d, p, 0.0, 5))
     weights = methods.comparison_weights(d, p, 8)
     brute = np.stack([metrics.weighted_prefix_error(c, prev, weights) for c in candidates])  # [N, B]
     np.testing.assert_array_equal(details["index"], np.argmin(brute, axis=0))
@@ -68,7 +70,7 @@ def test_bid_keeps_the_candidate_nearest_to_the_previous_chunk(small_policy, inp
 def test_rtc_methods_match_the_policy_sampler_and_share_noise(small_policy, inputs):
     obs, prev = inputs
     noise = methods.candidate_noise(jax.random.key(5), (3, 8, 6), 3)
-    chunks = methods.compare_methods(small_policy, obs, prev, noise, 2, 4, 5.0, 5)
+    chunks = methods.compare_methods(small_policy, methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 5))
     assert list(chunks) == list(methods.METHODS)
     for method, schedule, free in [
         ("rtc_exp", "exp", False),
@@ -87,7 +89,9 @@ def test_rtc_methods_match_the_policy_sampler_and_share_noise(small_policy, inpu
     # with no guidance every method is the plain sample from the shared noise (up to float rounding: the
     # guided sampler evaluates the velocity inside a VJP)
     guided = [m for m in methods.METHODS if m not in ("naive", "bid")]
-    unguided = methods.compare_methods(small_policy, obs, prev, noise, 2, 4, 0.0, 5, methods=guided)
+    unguided = methods.compare_methods(
+        small_policy, methods.MethodInputs(obs, prev, noise, 2, 4, 0.0, 5), methods=guided
+    )
     for method, chunk in unguided.items():
         np.testing.assert_allclose(chunk, chunks["naive"], rtol=1e-5, atol=1e-5, err_msg=method)
 
@@ -100,7 +104,9 @@ def test_hard_masking_keeps_the_frozen_actions_on_the_demo_policy():
     obs = jnp.broadcast_to(obs, (batch, obs.shape[0]))
     prev = jnp.broadcast_to(demo.mode_prototypes(0, 8)[1], (batch, 8, 6))  # the "pull" behaviour
     noise = methods.candidate_noise(jax.random.key(5), (batch, 8, 6), 1)
-    chunks = methods.compare_methods(policy, obs, prev, noise, d, 5, 20.0, 10, methods=("naive", "hard_masking"))
+    chunks = methods.compare_methods(
+        policy, methods.MethodInputs(obs, prev, noise, d, 5, 20.0, 10), methods=("naive", "hard_masking")
+    )
     frozen = np.abs(chunks["hard_masking"][:, :d] - np.asarray(prev)[:, :d]).max()
     plain = np.abs(chunks["naive"][:, :d] - np.asarray(prev)[:, :d]).max()
     assert frozen < 0.15, frozen
@@ -134,13 +140,17 @@ def test_comparison_table_values(inputs):
 def test_track_method_reproduces_the_compared_chunks(small_policy, inputs):
     obs, prev = inputs
     noise = methods.candidate_noise(jax.random.key(6), (3, 8, 6), 3)
-    chunks = methods.compare_methods(small_policy, obs, prev, noise, 2, 4, 5.0, 5)
+    chunks = methods.compare_methods(small_policy, methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 5))
     for method in ("naive", "hard_masking", "bid", "rtc_ones_jacobian_free"):
-        tracked = methods.track_method(small_policy, method, obs, prev, noise, 2, 4, 5.0, 5)
+        tracked = methods.track_method(small_policy, method, methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 5))
         np.testing.assert_allclose(tracked["action"], chunks[method], atol=1e-4, err_msg=method)
         assert tracked["x_t"].shape == (5, 3, 8, 6)
-    assert "correction" in methods.track_method(small_policy, "rtc_linear", obs, prev, noise, 2, 4, 5.0, 5)
-    assert methods.track_method(small_policy, "bid", obs, prev, noise, 2, 4, 5.0, 5)["bid_distances"].shape == (3, 3)
+    assert "correction" in methods.track_method(
+        small_policy, "rtc_linear", methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 5)
+    )
+    assert methods.track_method(small_policy, "bid", methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 5))[
+        "bid_distances"
+    ].shape == (3, 3)
 
 
 def test_unknown_method_is_refused():
@@ -171,8 +181,10 @@ def demo_situation():
 def test_jacobian_free_differs_from_rtc_on_the_demo_policy(demo_situation):
     policy, obs, prev, noise = demo_situation
     chosen = ("naive", "rtc_exp", "rtc_exp_jacobian_free")
-    chunks = methods.compare_methods(policy, obs, prev, noise, 2, 4, 5.0, 10, methods=chosen)
-    tracked = {m: methods.track_method(policy, m, obs, prev, noise, 2, 4, 5.0, 10) for m in chosen[1:]}
+    chunks = methods.compare_methods(policy, methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 10), methods=chosen)
+    tracked = {
+        m: methods.track_method(policy, m, methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 10)) for m in chosen[1:]
+    }
     free, rtc = tracked["rtc_exp_jacobian_free"], tracked["rtc_exp"]
     np.testing.assert_array_equal(free["correction"], free["error"])
     np.testing.assert_allclose(free["action"], chunks["rtc_exp_jacobian_free"], atol=1e-5)
@@ -195,11 +207,11 @@ def test_jacobian_free_differs_from_rtc_on_the_demo_policy(demo_situation):
 def test_time_methods_times_each_method_on_the_shared_program(demo_situation):
     policy, obs, prev, noise = demo_situation
     chosen = ("rtc_exp", "rtc_exp_jacobian_free", "naive")
-    seconds = methods.time_methods(policy, obs, prev, noise, 2, 4, 5.0, 10, chosen, repeats=3)
+    seconds = methods.time_methods(policy, methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 10), chosen, repeats=3)
     assert list(seconds) == list(chosen)
     assert all(0 < value < 30 for value in seconds.values()), seconds
     rows = methods.comparison_table(
-        methods.compare_methods(policy, obs, prev, noise, 2, 4, 5.0, 10, chosen),
+        methods.compare_methods(policy, methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 10), chosen),
         np.asarray(prev),
         2,
         4,
@@ -207,7 +219,7 @@ def test_time_methods_times_each_method_on_the_shared_program(demo_situation):
     )
     assert [row["seconds_per_chunk"] for row in rows] == [seconds[m] for m in chosen]
     with pytest.raises(ValueError, match="repeats=0"):
-        methods.time_methods(policy, obs, prev, noise, 2, 4, 5.0, 10, chosen, repeats=0)
+        methods.time_methods(policy, methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 10), chosen, repeats=0)
 
 
 def test_jacobian_free_in_closed_loop_rollouts_and_sweeps():

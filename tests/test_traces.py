@@ -412,7 +412,9 @@ def test_bundle_of_a_trace_holds_format_1_data_and_the_notice():
     trace = traces.read_trace(_fixture(RTC_FIXTURE)[0])
     figures, chart_specs, sections = bundle.report_content(trace, 0, 4, [0, 1])
     assert list(sections) == list(bundle.INSPECTION_PAGES)
-    data = bundle.build_bundle(trace, figures, chart_specs, {"title": "trace"}, sections=sections, formats=("png",))
+    data = bundle.build_bundle(
+        trace, bundle.BundleContent(figures, chart_specs, {"title": "trace"}, sections), formats=("png",)
+    )
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         manifest = json.loads(archive.read("manifest.json"))
         again = traces.read_trace(archive.read("data/tracked.npz"))

@@ -71,8 +71,7 @@ def compare_inspection(
     batch, after warm-up, methods timed in turn ``timing_repeats`` times; 0 skips timing)."""
     delay, prefix = _timing(inspection)
     prev = np.asarray(inspection.tracked["prev_action_chunk"])
-    inputs = (
-        policy,
+    inputs = methods.MethodInputs(
         jnp.asarray(inspection.obs),
         jnp.asarray(prev),
         comparison_noise(inspection, bid_samples),
@@ -80,10 +79,9 @@ def compare_inspection(
         prefix,
         inspection.settings.max_guidance_weight,
         inspection.settings.num_flow_steps,
-        chosen,
     )
-    chunks = methods.compare_methods(*inputs)
-    seconds = methods.time_methods(*inputs, repeats=timing_repeats) if timing_repeats > 0 else None
+    chunks = methods.compare_methods(policy, inputs, chosen)
+    seconds = methods.time_methods(policy, inputs, chosen, repeats=timing_repeats) if timing_repeats > 0 else None
     last = inspection.last_executed_action
     rows = methods.comparison_table(chunks, prev, delay, prefix, last_executed=last, seconds_per_chunk=seconds)
     reason = metrics.boundary_jump_reason(delay, prefix, prev.shape[-2], last is not None)

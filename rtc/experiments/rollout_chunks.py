@@ -37,17 +37,16 @@ def chunk_inspection(policy: FlowPolicy, rollout: Rollout, episode: int, chunk_i
         )
     horizon = policy.action_chunk_size
     noise = block_noise(settings.seed, episode, chunk_index + 1, settings.bid_samples, horizon, policy.action_dim)
-    tracked = methods.track_method(
-        policy,
-        settings.method,
-        jnp.asarray(rollout.chunk_obs[episode, chunk_index])[None],
-        jnp.asarray(rollout.prev_chunks[episode, chunk_index])[None],
-        noise,
-        settings.inference_delay,
-        protocol.prefix_attention_horizon(settings.execute_horizon, horizon),
-        settings.max_guidance_weight,
-        settings.num_flow_steps,
+    inputs = methods.MethodInputs(
+        obs=jnp.asarray(rollout.chunk_obs[episode, chunk_index])[None],
+        prev_chunk=jnp.asarray(rollout.prev_chunks[episode, chunk_index])[None],
+        noise=noise,
+        inference_delay=settings.inference_delay,
+        prefix_attention_horizon=protocol.prefix_attention_horizon(settings.execute_horizon, horizon),
+        max_guidance_weight=settings.max_guidance_weight,
+        num_steps=settings.num_flow_steps,
     )
+    tracked = methods.track_method(policy, settings.method, inputs)
     tracked["chunk_start"] = np.asarray(rollout.chunk_starts[chunk_index])
     return tracked
 

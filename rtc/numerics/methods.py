@@ -15,9 +15,10 @@ ignore them. The method is an index that may be traced, so one compiled program 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -188,48 +189,51 @@ def guidance_settings(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class MethodInputs:
+    """What every method samples a chunk from: the observation ``[B, obs_dim]``, the previous chunk ``[B, H, A]``,
+    the candidate noise ``[N, B, H, A]`` (N = BID's sample count), the guidance timing and weight, and the number
+    of flow steps (BID ignores the weight)."""
+
+    obs: jax.Array
+    prev_chunk: jax.Array
+    noise: jax.Array
+    inference_delay: int | jax.Array
+    prefix_attention_horizon: int | jax.Array
+    max_guidance_weight: float | jax.Array
+    num_steps: int
+
+
 def compare_methods(
-    policy: FlowPolicy,
-    obs: jax.Array,
-    prev_chunk: jax.Array,
-    noise: jax.Array,
-    inference_delay: int,
-    prefix_attention_horizon: int,
-    max_guidance_weight: float,
-    num_steps: int,
-    methods: Sequence[str] = METHODS,
+    policy: FlowPolicy, inputs: MethodInputs, methods: Sequence[str] = METHODS
 ) -> dict[str, np.ndarray]:
-    """Final chunks ``[B, H, A]`` of every method on the same observation ``[B, obs_dim]``, previous chunk
-    and candidate noise ``[N, B, H, A]`` (N = BID's sample count). One compiled program serves all methods."""
-    run = _method_runner(policy, obs, prev_chunk, noise, inference_delay, prefix_attention_horizon, max_guidance_weight)
-    return {method: np.asarray(run(method, num_steps)) for method in methods}
+    """Final chunks ``[B, H, A]`` of every method on the same ``inputs``. One compiled program serves all methods."""
+    run = _method_runner(policy, inputs)
+    return {method: np.asarray(run(method)) for method in methods}
 
 
-def _method_runner(policy, obs, prev_chunk, noise, inference_delay, prefix_attention_horizon, max_guidance_weight):
-    """``run(method, num_steps) -> chunk`` through the one jitted program every method shares."""
+def _method_runner(policy: FlowPolicy, inputs: MethodInputs) -> Callable[[str], jax.Array]:
+    """``run(method) -> chunk`` through the one jitted program every method shares."""
     graphdef, state = nnx.split(policy)
     settings = guidance_settings(
-        "rtc_exp", inference_delay, prefix_attention_horizon, max_guidance_weight, policy.action_chunk_size
+        "rtc_exp",
+        inputs.inference_delay,
+        inputs.prefix_attention_horizon,
+        inputs.max_guidance_weight,
+        policy.action_chunk_size,
     )
 
-    def run(method: str, num_steps: int) -> jax.Array:
+    def run(method: str) -> jax.Array:
         index = method_index(method)
-        return _sample_method_jit(graphdef, state, index, obs, noise, prev_chunk, settings, num_steps=num_steps)
+        return _sample_method_jit(
+            graphdef, state, index, inputs.obs, inputs.noise, inputs.prev_chunk, settings, num_steps=inputs.num_steps
+        )
 
     return run
 
 
 def time_methods(
-    policy: FlowPolicy,
-    obs: jax.Array,
-    prev_chunk: jax.Array,
-    noise: jax.Array,
-    inference_delay: int,
-    prefix_attention_horizon: int,
-    max_guidance_weight: float,
-    num_steps: int,
-    methods: Sequence[str] = METHODS,
-    repeats: int = 5,
+    policy: FlowPolicy, inputs: MethodInputs, methods: Sequence[str] = METHODS, repeats: int = 5
 ) -> dict[str, float]:
     """Wall seconds per chunk of each method (median of ``repeats``), on the inputs of ``compare_methods``.
 
@@ -238,31 +242,27 @@ def time_methods(
     """
     if repeats < 1:
         raise SettingsError(f"repeats={repeats} must be >= 1")
-    run = _method_runner(policy, obs, prev_chunk, noise, inference_delay, prefix_attention_horizon, max_guidance_weight)
+    run = _method_runner(policy, inputs)
     for method in methods:
-        jax.block_until_ready(run(method, num_steps))
+        jax.block_until_ready(run(method))
     times: dict[str, list[float]] = {method: [] for method in methods}
     for _ in range(repeats):
         for method in methods:
             start = time.perf_counter()
-            jax.block_until_ready(run(method, num_steps))
+            jax.block_until_ready(run(method))
             times[method].append(time.perf_counter() - start)
     return {method: float(np.median(values)) for method, values in times.items()}
 
 
-def bid_details(
-    policy: FlowPolicy,
-    obs: jax.Array,
-    prev_chunk: jax.Array,
-    noise: jax.Array,
-    inference_delay: int,
-    prefix_attention_horizon: int,
-    num_steps: int,
-) -> dict[str, np.ndarray]:
+def bid_details(policy: FlowPolicy, inputs: MethodInputs) -> dict[str, np.ndarray]:
     """BID's ``chunk``, chosen ``index [B]`` and ``distances [N, B]`` for inspection."""
     graphdef, state = nnx.split(policy)
-    settings = guidance_settings("bid", inference_delay, prefix_attention_horizon, 0.0, policy.action_chunk_size)
-    chunk, index, distances = _bid_jit(graphdef, state, obs, noise, prev_chunk, settings, num_steps=num_steps)
+    settings = guidance_settings(
+        "bid", inputs.inference_delay, inputs.prefix_attention_horizon, 0.0, policy.action_chunk_size
+    )
+    chunk, index, distances = _bid_jit(
+        graphdef, state, inputs.obs, inputs.noise, inputs.prev_chunk, settings, num_steps=inputs.num_steps
+    )
     return {"chunk": np.asarray(chunk), "index": np.asarray(index), "distances": np.asarray(distances)}
 
 
@@ -322,17 +322,7 @@ def comparison_table(
     return rows
 
 
-def track_method(
-    policy: FlowPolicy,
-    method: str,
-    obs: jax.Array,
-    prev_chunk: jax.Array,
-    noise: jax.Array,
-    inference_delay: int | jax.Array,
-    prefix_attention_horizon: int | jax.Array,
-    max_guidance_weight: float | jax.Array,
-    num_steps: int,
-) -> dict[str, np.ndarray]:
+def track_method(policy: FlowPolicy, method: str, inputs: MethodInputs) -> dict[str, np.ndarray]:
     """The denoising steps of one method's chunk, tracked as ``return_tracking=True`` does (numpy).
 
     RTC (with or without the Jacobian) and hard masking give the full RTC record (Jacobian-free: ``correction``
@@ -342,16 +332,17 @@ def track_method(
     """
     method_index(method)
     kind = _KIND[METHODS.index(method)]
+    obs, noise, num_steps = inputs.obs, inputs.noise, inputs.num_steps
     if kind in (1, 3):
         _, tracked = policy.realtime_action(
             None,
             obs,
             num_steps,
-            prev_chunk,
-            inference_delay,
-            prefix_attention_horizon,
+            inputs.prev_chunk,
+            inputs.inference_delay,
+            inputs.prefix_attention_horizon,
             method_schedule(method),
-            max_guidance_weight,
+            inputs.max_guidance_weight,
             return_tracking=True,
             noise=noise[0],
             jacobian_free=kind == 3,
@@ -361,10 +352,12 @@ def track_method(
         _, tracked = policy.action(None, obs, num_steps, return_tracking=True, noise=noise[0])
         extra = {}
     else:
-        details = bid_details(policy, obs, prev_chunk, noise, inference_delay, prefix_attention_horizon, num_steps)
+        details = bid_details(policy, inputs)
         chosen = jnp.take_along_axis(noise, jnp.asarray(details["index"])[None, :, None, None], axis=0)[0]
         _, tracked = policy.action(None, obs, num_steps, return_tracking=True, noise=chosen)
         extra = {"bid_index": details["index"], "bid_distances": details["distances"]}
     out = jax.tree.map(np.asarray, tracked)
-    out.update(extra, prev_action_chunk=np.asarray(prev_chunk), inference_delay=np.asarray(inference_delay))
+    out.update(
+        extra, prev_action_chunk=np.asarray(inputs.prev_chunk), inference_delay=np.asarray(inputs.inference_delay)
+    )
     return out

@@ -17,6 +17,7 @@ bundle holds exactly what the page draws. Nothing here imports streamlit.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import functools
 import hashlib
@@ -206,48 +207,59 @@ def _script_json(value: Any) -> str:
     return json.dumps(value).replace("</", "<\\/")
 
 
+@dataclasses.dataclass(frozen=True)
+class BundleContent:
+    """What a bundle holds besides the record's arrays, each by name.
+
+    ``figures`` (built figures or makers) are rendered in every format, ``charts`` stored as specs; ``meta``
+    describes the selection (run, checkpoint, level, settings, ...) and is copied into the manifest;
+    ``sections`` groups names by page for the report (default: one section with everything); ``pictures`` are
+    PNG images (e.g. the level) stored under ``images/`` and shown at the top of the report; ``animations`` are
+    GIFs stored under ``animations/`` and shown where ``sections`` names them; ``data`` are further data files
+    (e.g. ``sweep.csv``, see ``extra_data``) stored under ``data/``.
+    """
+
+    figures: Mapping[str, FigureSource] = dataclasses.field(default_factory=dict)
+    charts: Mapping[str, alt.TopLevelMixin] = dataclasses.field(default_factory=dict)
+    meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    sections: Mapping[str, Sequence[str]] | None = None
+    pictures: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+    animations: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+    data: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
+
+
 def build_bundle(
     inspection: Record,
-    figures: Mapping[str, FigureSource],
-    charts_by_name: Mapping[str, alt.TopLevelMixin],
-    meta: Mapping[str, Any],
+    content: BundleContent,
     *,
-    sections: Mapping[str, Sequence[str]] | None = None,
-    pictures: Mapping[str, bytes] | None = None,
-    animations: Mapping[str, bytes] | None = None,
-    data: Mapping[str, bytes] | None = None,
     formats: Sequence[str] = FORMATS,
     now: datetime.datetime | None = None,
     progress: Callable[[str], None] | None = None,
     executor: Executor | None = None,
 ) -> bytes:
-    """A zip of ``figures`` (built or makers) in every format, ``charts_by_name`` as specs, the arrays, a manifest
-    and report.html.
+    """A zip of ``content`` (figures in every format of ``formats``, charts as specs, ...), the record's arrays,
+    a manifest and report.html.
 
-    ``meta`` describes the selection (run, checkpoint, level, settings, ...) and is copied into the
-    manifest; ``sections`` groups names by page for the report (default: one section with everything);
-    ``pictures`` are PNG images (e.g. the level) stored under ``images/`` and shown at the top of the report;
-    ``animations`` are GIFs stored under ``animations/`` and shown where ``sections`` names them;
-    ``data`` are further data files by name (e.g. ``sweep.csv``, see ``extra_data``) stored under ``data/``.
     With an ``executor`` (see ``rtc.report.render.render_pool``) the figures are built and rendered in parallel,
     while this process writes the rest.
     """
+    figures, meta, pictures, animations = content.figures, content.meta, content.pictures, content.animations
     files: dict[str, tuple[bytes, str]] = {}
-    for name, content in (pictures or {}).items():
-        files[f"images/{name}.png"] = (content, f"picture {name} (PNG)")
-    for name, content in (animations or {}).items():
-        files[f"animations/{name}.gif"] = (content, f"animation {name} (GIF)")
+    for name, picture in pictures.items():
+        files[f"images/{name}.png"] = (picture, f"picture {name} (PNG)")
+    for name, animation in animations.items():
+        files[f"animations/{name}.gif"] = (animation, f"animation {name} (GIF)")
     images: dict[str, bytes] = {}
     if progress:
         progress(f"rendering {len(figures)} figures as {', '.join(f.upper() for f in formats)}")
     rendering = render_figures(figures, formats, executor=executor)  # runs on while the rest is written
-    specs = {name: chart_spec(chart) for name, chart in charts_by_name.items()}
+    specs = {name: chart_spec(chart) for name, chart in content.charts.items()}
     tracked_npz = _npz(inspection.arrays())
     for name, rendered in rendering().items():
-        for fmt, content in rendered.items():
-            files[f"figures/{fmt}/{name}.{fmt}"] = (content, f"figure {name} as {fmt.upper()}")
+        for fmt, encoded in rendered.items():
+            files[f"figures/{fmt}/{name}.{fmt}"] = (encoded, f"figure {name} as {fmt.upper()}")
             if fmt == "png":
-                images[name] = content
+                images[name] = encoded
     for name, spec in specs.items():
         files[f"charts/{name}.vl.json"] = (
             json.dumps(spec, indent=1).encode(),
@@ -258,21 +270,13 @@ def build_bundle(
         "RTC trace format 1: rtc/<key> (RTC sample), plain/<key> (plain sample, same noise), obs, first_chunk, "
         "meta (JSON)",
     )
-    for name, content in (data or {}).items():
-        files[f"data/{name}"] = (content, f"data {name}")
+    for name, extra in content.data.items():
+        files[f"data/{name}"] = (extra, f"data {name}")
     created = (now or datetime.datetime.now(datetime.timezone.utc)).isoformat(timespec="seconds")
     if progress:
         progress("writing report.html")
-    report = report_html(
-        inspection,
-        specs,
-        images,
-        meta,
-        sections or {"report": [*specs, *images, *(animations or {})]},
-        created,
-        pictures or {},
-        animations or {},
-    )
+    sections = content.sections or {"report": [*specs, *images, *animations]}
+    report = report_html(inspection, dataclasses.replace(content, sections=sections), specs, images, created)
     files["report.html"] = (report.encode(), "self-contained report: interactive charts and figures, opens offline")
     manifest = {
         "format": BUNDLE_FORMAT,
@@ -346,15 +350,14 @@ def _fmt(value: Any) -> str:
 
 def report_html(
     inspection: Record,
+    content: BundleContent,
     specs: Mapping[str, dict[str, Any]],
     images: Mapping[str, bytes],
-    meta: Mapping[str, Any],
-    sections: Mapping[str, Sequence[str]],
     created: str,
-    pictures: Mapping[str, bytes] | None = None,
-    animations: Mapping[str, bytes] | None = None,
 ) -> str:
-    """One HTML file with the selection, the summary, every interactive chart and every figure (PNG inline)."""
+    """One HTML file with the selection, the summary, every interactive chart (``specs``) and every figure
+    (``images``: PNG, inline), laid out by ``content.sections``."""
+    meta, pictures, animations = content.meta, content.pictures, content.animations
     javascript = vega_javascript()
     script = javascript.replace("</script", "<\\/script") if javascript else None
     title = str(meta.get("title", "RTC report"))
@@ -369,7 +372,7 @@ def report_html(
         "Hover a chart for values, drag or scroll to pan and zoom, click a legend entry to isolate it "
         "(double-click to reset).</p>",
         _table({k: v for k, v in meta.items() if k in REPORT_META}),
-        *(_image(name, data, "picture") for name, data in (pictures or {}).items()),
+        *(_image(name, data, "picture") for name, data in pictures.items()),
         "<h2>Settings</h2>",
         _table(inspection.settings.to_dict()),
     ]
@@ -381,7 +384,7 @@ def report_html(
             "their specs are in charts/*.vl.json and the figures below are static.</p>"
         )
     chart_ids = {}
-    for page, names in sections.items():
+    for page, names in (content.sections or {}).items():
         heading, what = PAGES.get(page, (page, ""))
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         if what:
@@ -392,7 +395,7 @@ def report_html(
                 parts.append(f'<div class="chart" id="{chart_ids[name]}" data-name="{html.escape(name)}"></div>')
             elif name in images:
                 parts.append(_image(name, images[name]))
-            elif name in (animations or {}):
+            elif name in animations:
                 parts.append(_image(name, animations[name], mime="image/gif"))
     specs_json = _script_json({chart_ids[n]: specs[n] for n in chart_ids})
     parts.append(f'<script type="application/json" id="chart-specs">{specs_json}</script>')
