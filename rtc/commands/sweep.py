@@ -163,17 +163,9 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
 
                 if ray.is_initialized():
                     ray.shutdown()
-    sweep_store.write_manifest(
-        args.out,
-        run=run_path,
-        epoch=epoch,
-        levels={e.key: e.describe() for e in entries},
-        settings=settings,
-        backend=backend,
-        computed=computed,
-        reused=reused,
-        points=[t.point_id for t in tasks],
-    )
+    invocation = sweep_store.Invocation(backend, computed, reused, tuple(t.point_id for t in tasks))
+    levels = {e.key: e.describe() for e in entries}
+    sweep_store.write_manifest(args.out, run_path, epoch, levels, settings, invocation)
     if not store.path.exists():
         store.write()
     return computed, reused

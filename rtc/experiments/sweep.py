@@ -49,11 +49,9 @@ METRICS: dict[str, str] = {
     "mean_boundary_jump": "mean jump ‖a_t − a_(t−1)‖ at switches",
 }
 CONFIDENCE = 0.95
-CSV_COLUMNS: tuple[str, ...] = (
-    "level",
-    "method",
-    "inference_delay",
-    "execute_horizon",
+POINT_COLUMNS: tuple[str, ...] = ("level", "method", "inference_delay", "execute_horizon")
+# A point's statistics (``point_row``), in the order of the CSV; the parquet store keeps the same names.
+STAT_COLUMNS: tuple[str, ...] = (
     "solve_rate",
     "solve_rate_low",
     "solve_rate_high",
@@ -71,6 +69,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "solved",
     "switches",
 )
+CSV_COLUMNS: tuple[str, ...] = (*POINT_COLUMNS, *STAT_COLUMNS)
 _INT_COLUMNS = ("inference_delay", "execute_horizon", "episodes", "solved", "switches")
 _FLOAT_COLUMNS = tuple(c for c in CSV_COLUMNS if c not in _INT_COLUMNS and c not in ("level", "method"))
 

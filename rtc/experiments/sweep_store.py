@@ -8,9 +8,10 @@ stored yet. The store is rewritten whole after every finished point (``rtc.io.fi
 interruption loses at most the points in flight and never leaves a half-written file.
 
 Columns of ``results.parquet`` (``COLUMNS``): the point (``level, method, delay, execute_horizon``),
-its statistics as ``rtc.experiments.sweep.point_row`` defines them (``episodes, solved, solve_rate`` with
-``solve_rate_low/high`` (Wilson 95 %), ``mean_return``, ``mean_boundary_jump`` and ``mean_step_size`` each
-with ``_low/_high`` (95 %), ``switches``, ``mean_length``), the settings (``flow_steps, bid_samples,
+its statistics as ``rtc.experiments.sweep.point_row`` defines them, named and ordered as in the sweep CSV
+(``sweep.STAT_COLUMNS``: ``solve_rate`` with ``solve_rate_low/high`` (Wilson 95 %), ``mean_return``,
+``mean_boundary_jump`` and ``mean_step_size`` each with ``_low/_high`` (95 %), ``mean_length``, ``episodes,
+solved, switches``), the settings (``flow_steps, bid_samples,
 episode_steps, seed, action_noise, max_guidance_weight``), its identity (``policy_fingerprint,
 level_sha256, level_file, point_id``) and how it was computed (``backend, seconds``).
 """
@@ -22,7 +23,7 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,30 +50,12 @@ KEY_FIELDS: tuple[str, ...] = (
     "action_noise",
     "max_guidance_weight",
 )
-STAT_COLUMNS: tuple[str, ...] = (
-    "episodes",
-    "solved",
-    "solve_rate",
-    "solve_rate_low",
-    "solve_rate_high",
-    "mean_return",
-    "mean_return_low",
-    "mean_return_high",
-    "mean_boundary_jump",
-    "mean_boundary_jump_low",
-    "mean_boundary_jump_high",
-    "switches",
-    "mean_step_size",
-    "mean_step_size_low",
-    "mean_step_size_high",
-    "mean_length",
-)
 COLUMNS: tuple[str, ...] = (
     "level",
     "method",
     "delay",
     "execute_horizon",
-    *STAT_COLUMNS,
+    *sweep.STAT_COLUMNS,
     "flow_steps",
     "bid_samples",
     "episode_steps",
@@ -121,7 +104,7 @@ def store_row(
 ) -> dict[str, Any]:
     """A ``results.parquet`` row from ``sweep.point_row`` statistics and the point's key."""
     row = {**key, "level": stats["level"], "level_file": level_file, "point_id": point_id(key)}
-    row.update({name: stats[name] for name in STAT_COLUMNS if name != "episodes"})
+    row.update({name: stats[name] for name in sweep.STAT_COLUMNS if name != "episodes"})
     row.update(backend=backend, seconds=float(seconds))
     return {name: row[name] for name in COLUMNS}
 
@@ -206,17 +189,23 @@ def check_same_run(folder: str | Path, run: str, epoch: int) -> None:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Invocation:
+    """One run of a sweep over a store, as the manifest's history records it."""
+
+    backend: str
+    computed: int
+    reused: int
+    points: tuple[str, ...]  # the ids of the points it asked for
+
+
 def write_manifest(
     folder: str | Path,
-    *,
     run: str,
     epoch: int,
     levels: Mapping[str, Mapping[str, str]],
     settings: sweep.SweepSettings,
-    backend: str,
-    computed: int,
-    reused: int,
-    points: Iterable[str],
+    invocation: Invocation,
 ) -> dict[str, Any]:
     """Write ``manifest.json``: run, epoch, levels (file, sha256, policy fingerprint), the sweep's settings,
     how seeds are used, package versions, and a history entry per invocation."""
@@ -224,10 +213,10 @@ def write_manifest(
     template = settings.template
     entry = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "backend": backend,
-        "points": sorted(points),
-        "computed": computed,
-        "reused": reused,
+        "backend": invocation.backend,
+        "points": sorted(invocation.points),
+        "computed": invocation.computed,
+        "reused": invocation.reused,
     }
     manifest = {
         "format": "rtc-sweep/1",
