@@ -144,38 +144,11 @@ def sidebar() -> _ui.TraceContext | None:
     return _ui.TraceContext(trace, trace_id, name, view, limits, trace.warnings, error)
 
 
-def _number(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
-
-
 def overview(context: _ui.TraceContext, trace: traces.Trace) -> None:
     """The overview page of a trace: what was recorded, the metrics that need no policy, the chunk figure."""
     summary, settings = trace.summary, trace.settings
-    columns = st.columns(4)
-    columns[0].metric(
-        "Weighted prefix error",
-        _number(summary.get("weighted_prefix_error_rtc")),
-        help="Σ_h w_h ‖chunk_h − previous_h‖ over the prefix (lower = closer to the previous chunk).",
-    )
-    columns[1].metric(
-        "Jump at d",
-        _number(summary.get("boundary_jump_rtc")),
-        help="‖chunk[d] − e‖, e the last action executed before the new chunk takes over (previous[d−1] for d ≥ 1). "
-        "Undefined (—) where e would be the previous chunk's zero padding, or for d = 0 when the trace does not "
-        "hold the last executed action.",
-    )
-    columns[2].metric(
-        "Max deviation on frozen actions",
-        _number(summary.get("frozen_max_deviation_rtc")),
-        help="max |chunk[i] − previous[i]| over the frozen actions i < d that are real planned actions.",
-    )
-    columns[3].metric(
-        "Mean |correction|",
-        _number(summary.get("mean_abs_correction")),
-        f"applied: {_number(summary.get('mean_abs_applied'))}",
-        delta_color="off",
-        delta_arrow="off",
-        help="Mean size of the guidance correction over steps, indices and dims (applied = × guidance weight).",
+    _ui.summary_metrics(
+        ("weighted_prefix_error_rtc", "boundary_jump_rtc", "frozen_max_deviation_rtc", "mean_abs_correction"), summary
     )
     tracked = trace.tracked
     valid = int(tracked["prev_valid"])

@@ -6,7 +6,7 @@ import dataclasses
 import time
 import traceback
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,78 @@ def unexpected(err: Exception) -> None:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class SummaryMetric:
+    """One number of an RTC call's summary (``rtc.numerics.metrics.summarize``) as the overview shows it, for an
+    inspection and a recorded trace alike; ``beside`` is another summary key shown under it when present."""
+
+    label: str
+    key: str
+    help: str
+    beside: tuple[str, str] | None = None  # (label, summary key)
+
+
+SUMMARY_METRICS: dict[str, SummaryMetric] = {
+    m.key: m
+    for m in (
+        SummaryMetric(
+            "Guidance effect",
+            "guidance_effect",
+            "1 − (weighted prefix error of RTC) / (weighted prefix error of plain sampling from the same noise), "
+            "both averaged over the batch: 1 = RTC met the previous chunk on the guided prefix, 0 = no better "
+            "than plain sampling.",
+        ),
+        SummaryMetric(
+            "Weighted prefix error",
+            "weighted_prefix_error_rtc",
+            "Σ_h w_h ‖chunk_h − previous_h‖ over the prefix (lower = closer to the previous chunk).",
+            ("plain", "weighted_prefix_error_plain"),
+        ),
+        SummaryMetric(
+            "Final-action difference",
+            "final_action_difference",
+            "‖RTC chunk − plain chunk‖ over the whole chunk: how much guidance changed the result.",
+        ),
+        SummaryMetric(
+            "Mean |correction|",
+            "mean_abs_correction",
+            "Mean size of the guidance correction over steps, indices and dims (applied = × guidance weight).",
+            ("applied", "mean_abs_applied"),
+        ),
+        SummaryMetric(
+            "Jump at d",
+            "boundary_jump_rtc",
+            "‖chunk[d] − e‖, e the last action executed before the new chunk takes over (previous[d−1] for d ≥ 1, "
+            "the previous chunk's last executed action for d = 0). Undefined (—) where e would be the previous "
+            "chunk's zero padding, or for d = 0 when the last executed action is not known.",
+            ("plain", "boundary_jump_plain"),
+        ),
+        SummaryMetric(
+            "Max deviation on frozen actions",
+            "frozen_max_deviation_rtc",
+            "max |chunk[i] − previous[i]| over the frozen actions i < d that are real planned actions.",
+            ("plain", "frozen_max_deviation_plain"),
+        ),
+    )
+}
+
+
+def number(value: float | None) -> str:
+    """A summary number as shown: three decimals, "—" where undefined."""
+    return "—" if value is None else f"{value:.3f}"
+
+
+def summary_metrics(keys: Sequence[str], summary: Mapping[str, Any]) -> None:
+    """``SUMMARY_METRICS[key]`` for each of ``keys``, side by side."""
+    for slot, key in zip(st.columns(len(keys)), keys, strict=True):
+        metric = SUMMARY_METRICS[key]
+        beside = {}
+        if metric.beside is not None and metric.beside[1] in summary:
+            label, other = metric.beside
+            beside = {"delta": f"{label}: {number(summary[other])}", "delta_color": "off", "delta_arrow": "off"}
+        slot.metric(metric.label, number(summary.get(key)), help=metric.help, **beside)
+
+
 def cache_args(context: Context) -> tuple[str, float, str, tuple]:
     """The arguments that key ``_data.inspection`` (and the analysis caches built on it)."""
     return (
@@ -181,16 +253,16 @@ def run_job(
     slot: str,
     settings: Any,
     button: str,
-    make_work: Callable[[Any, Any], Callable[[jobs.JobContext], Any]],
+    work: Callable[[Any, Any, Any], Callable[[jobs.JobContext], Any]],
     label: str,
 ) -> Any:
-    """A Run button for a heavy job on the context's policy and level (``make_work(policy, level)``), then the
-    job's status until it ends (``follow_job``); returns its result once. A changed setting cancels it."""
+    """A Run button for a heavy job on the context's policy and level (``work(policy, level, settings)``), then
+    the job's status until it ends (``follow_job``); returns its result once. A changed setting cancels it."""
     key = job_key(slot, context, settings)
     if run_button(button, f"{slot}_run"):
         policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
         level = _data.level(str(context.level_path))
-        submit_job(slot, key, make_work(policy, level), label)
+        submit_job(slot, key, work(policy, level, settings), label)
     return follow_job(slot, key, COMPILING_NOTE)
 
 
@@ -315,25 +387,20 @@ def downloads(
             sections.setdefault(page, []).extend(animations)
         return _build_bundle(result, content(figures, charts, context.meta("report"), sections))
 
-    left, right = st.columns(2)
-    left.download_button(
-        "Download this page's figures (zip: PNG, SVG, PDF, data, report.html)",
-        data=page_zip,
-        file_name=f"rtc_{page}_{stem}.zip",
-        mime="application/zip",
-        on_click="ignore",
-        key=f"download_page_{page}",
-        icon=":material/download:",
+    buttons = (
+        ("Download this page's figures (zip: PNG, SVG, PDF, data, report.html)", page_zip, "page", page, "download"),
+        ("Download the whole report (all pages, zip)", report_zip, "report", "report", "folder_zip"),
     )
-    right.download_button(
-        "Download the whole report (all pages, zip)",
-        data=report_zip,
-        file_name=f"rtc_report_{stem}.zip",
-        mime="application/zip",
-        on_click="ignore",
-        key=f"download_report_{page}",
-        icon=":material/folder_zip:",
-    )
+    for column, (label, data, kind, name, icon) in zip(st.columns(2), buttons, strict=True):
+        column.download_button(
+            label,
+            data=data,
+            file_name=f"rtc_{name}_{stem}.zip",
+            mime="application/zip",
+            on_click="ignore",
+            key=f"download_{kind}_{page}",
+            icon=f":material/{icon}:",
+        )
 
 
 def _build_bundle(result: bundle.Record, content: bundle.BundleContent) -> bytes:

@@ -144,14 +144,7 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         f"{settings.num_flow_steps} flow steps, w_max = {settings.max_guidance_weight:g} and seed {settings.seed} "
         "(from the sidebar), action noise 0.1."
     )
-    finished = _ui.run_job(
-        context,
-        "rollout",
-        settings,
-        "Run rollout",
-        lambda policy, level: _work(policy, level, settings),
-        f"rollout {settings.method}",
-    )
+    finished = _ui.run_job(context, "rollout", settings, "Run rollout", _work, f"rollout {settings.method}")
     if finished is not None:
         results[key] = finished
         while len(results) > KEEP:

@@ -137,14 +137,7 @@ def _run_section(
         "first time."
     )
     rows_key = _ui.job_key("rtc_sweep_rows", context, settings)
-    finished = _ui.run_job(
-        context,
-        "sweep",
-        settings,
-        "Run sweep",
-        lambda policy, level: _work(policy, level, settings),
-        f"sweep {len(points)} points",
-    )
+    finished = _ui.run_job(context, "sweep", settings, "Run sweep", _work, f"sweep {len(points)} points")
     if finished is not None:
         st.session_state[rows_key] = finished
     rows = st.session_state.get(rows_key)

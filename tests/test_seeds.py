@@ -73,7 +73,7 @@ def test_guidance_effects_over_seeds_on_the_demo_policy():
 
     policy = load_policy(read_run(DEMO_RUN).checkpoint(-1, "worlds_l_grasp_easy"))
     level = levels.load_level(levels.resolve_level_path("worlds/l/grasp_easy.json"))
-    situation = protocol.same_observation_situation(policy, level, 10, 4, jax.random.key(7))
+    situation = protocol.make_situation("same-observation", policy, level, 10, 4, jax.random.key(7))
     guidance = GuidanceSettings.create(2, 4, "exp", 5.0, 8)
     result = seeds.seed_batch(policy, situation.obs, situation.prev_action_chunk, guidance, list(range(48)), 10)
     effects = seeds.guidance_effects(result)

@@ -156,18 +156,24 @@ class Situation:
     name: str = "protocol"
 
 
-def _situation(
+def make_situation(
+    name: str,
     policy: FlowPolicy,
     level: levels.Level,
     num_steps: int,
     execute_horizon: int,
     rng: jax.Array,
-    batch_size: int,
-    *,
-    execute: bool,
+    batch_size: int = 1,
 ) -> Situation:
-    """The plain first chunk at the reset observation, its ``new[s:]`` as the previous chunk, and the observation
-    the new chunk is sampled at: after executing the first ``s`` actions (``execute``) or the reset one."""
+    """The situation called ``name`` (one of ``SITUATIONS``): reset ``level``, sample the first chunk plainly at
+    the reset observation (from ``rng``), and take its ``new[s:]``, zero-padded, as the previous chunk.
+
+    ``protocol``: execute the first ``s`` actions; the new chunk is sampled at the observation after them.
+    ``same-observation``: nothing is executed (no environment step runs); the new chunk is sampled at the reset
+    observation. Every batch element shares the observation and previous chunk, so a batch shows how the
+    sampler's output varies with its noise alone.
+    """
+    execute = check_situation(name) == "protocol"
     levels.check_obs_dim(level, policy.obs_dim)
     if execute:
         reset_obs, env_state = levels.reset(level)
@@ -184,49 +190,5 @@ def _situation(
         first_chunk=first_chunk,
         reset_obs=reset_obs,
         env_state=env_state,
-        name="protocol" if execute else "same-observation",
+        name=name,
     )
-
-
-def protocol_situation(
-    policy: FlowPolicy,
-    level: levels.Level,
-    num_steps: int,
-    execute_horizon: int,
-    rng: jax.Array,
-    batch_size: int = 1,
-) -> Situation:
-    """Reset ``level``, sample the first chunk plainly, execute its first ``s`` actions, form the previous chunk.
-
-    Every batch element shares the observation and previous chunk, so a batch shows how the
-    sampler's output varies with its noise alone.
-    """
-    return _situation(policy, level, num_steps, execute_horizon, rng, batch_size, execute=True)
-
-
-def same_observation_situation(
-    policy: FlowPolicy,
-    level: levels.Level,
-    num_steps: int,
-    execute_horizon: int,
-    rng: jax.Array,
-    batch_size: int = 1,
-) -> Situation:
-    """Reset ``level``; the previous chunk is a plain sample at the reset observation (from ``rng``, another
-    seed than the new chunk's noise), shifted by ``s`` and zero-padded as the protocol does; the new chunk is
-    sampled at the same observation. Nothing is executed, so no environment step runs."""
-    return _situation(policy, level, num_steps, execute_horizon, rng, batch_size, execute=False)
-
-
-def make_situation(
-    name: str,
-    policy: FlowPolicy,
-    level: levels.Level,
-    num_steps: int,
-    execute_horizon: int,
-    rng: jax.Array,
-    batch_size: int = 1,
-) -> Situation:
-    """The situation called ``name`` (one of ``SITUATIONS``)."""
-    build = {"protocol": protocol_situation, "same-observation": same_observation_situation}[check_situation(name)]
-    return build(policy, level, num_steps, execute_horizon, rng, batch_size)

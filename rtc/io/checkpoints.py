@@ -18,6 +18,7 @@ import datetime
 import io
 import json
 import pickle
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -106,18 +107,38 @@ def level_key(level_path: str | Path) -> str:
     return "_".join(p for p in parts if p not in ("/", ""))
 
 
-def match_level_key(level_path: str | Path, available: list[str]) -> str:
-    """Find the key of ``level_path`` among ``available``: exact key first, then a unique name match."""
-    key = level_key(level_path)
-    if key in available:
-        return key
+def names_level(key: str, level_path: str | Path) -> bool:
+    """Whether checkpoint key ``key`` names level file ``level_path`` by name: the key is the file's stem or ends
+    in ``_<stem>`` (``worlds_l_catapult`` names ``.../catapult.json`` wherever it lies)."""
     stem = Path(level_path).stem
-    candidates = [k for k in available if k == stem or k.endswith("_" + stem)]
-    if len(candidates) == 1:
-        return candidates[0]
-    reason = "several match" if candidates else "none matches"
+    return key == stem or key.endswith("_" + stem)
+
+
+def best_level_pair(pairs: Iterable[tuple[str, Path]]) -> tuple[str, Path] | None:
+    """The one rule pairing checkpoint keys with level files, from candidate ``(key, level file)`` pairs: a pair
+    whose key is the file's ``level_key`` first, else the pair that ``names_level`` with the longest file stem;
+    None when nothing matches or different keys or stems tie."""
+    pairs = [(key, Path(path)) for key, path in pairs]
+    for key, path in pairs:
+        if level_key(path) == key:
+            return key, path
+    named = [(key, path) for key, path in pairs if names_level(key, path)]
+    if not named:
+        return None
+    longest = max(len(path.stem) for _, path in named)
+    best = {(key, path.stem): (key, path) for key, path in named if len(path.stem) == longest}
+    return next(iter(best.values())) if len(best) == 1 else None
+
+
+def match_level_key(level_path: str | Path, available: list[str]) -> str:
+    """The key of ``level_path`` among ``available`` (``best_level_pair``), or a ``CheckpointError`` saying why."""
+    found = best_level_pair((key, Path(level_path)) for key in available)
+    if found is not None:
+        return found[0]
+    reason = "several match" if any(names_level(k, level_path) for k in available) else "none matches"
     raise CheckpointError(
-        f"no policy for level {str(level_path)!r} (key {key!r}, {reason}); available: {', '.join(sorted(available))}"
+        f"no policy for level {str(level_path)!r} (key {level_key(level_path)!r}, {reason}); "
+        f"available: {', '.join(sorted(available))}"
     )
 
 

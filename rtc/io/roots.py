@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from rtc.errors import PathError
-from rtc.io.checkpoints import RunInfo, discover_runs, level_key
+from rtc.io.checkpoints import RunInfo, best_level_pair, discover_runs
 from rtc.io.levels import PROJECT_ROOT
 
 RUNS_ROOTS_ENV = "RTC_RUNS_ROOTS"
@@ -158,17 +158,9 @@ def level_candidates(folders: Iterable[Path] | None = None) -> list[Path]:
 
 
 def find_level_file(key: str, candidates: Iterable[Path]) -> Path | None:
-    """The level file for checkpoint key ``key``: an exact key match first, else the longest unique name match."""
-    candidates = list(candidates)
-    for path in candidates:
-        if level_key(path) == key:
-            return path
-    by_name = [p for p in candidates if key == p.stem or key.endswith("_" + p.stem)]
-    if not by_name:
-        return None
-    longest = max(len(p.stem) for p in by_name)
-    best = {p.stem: p for p in by_name if len(p.stem) == longest}
-    return next(iter(best.values())) if len(best) == 1 else None
+    """The level file for checkpoint key ``key`` among ``candidates`` (``checkpoints.best_level_pair``)."""
+    found = best_level_pair((key, path) for path in candidates)
+    return None if found is None else found[1]
 
 
 def trace_roots(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> list[Path]:

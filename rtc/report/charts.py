@@ -346,6 +346,25 @@ def _region_layers(regions: Sequence[plots.Region], executed: plots.Region | Non
     return [shading, bar]
 
 
+def _horizon_lines(pick_name: str, stroke: alt.Stroke, **encodings: Any) -> alt.Chart:
+    """The line layer of a chunk-over-the-horizon chart: the rows with ``layer == "line"`` as ``value`` (action)
+    over index ``i``, one line per ``series`` (``stroke``); clicking a legend entry isolates it."""
+    pick = alt.selection_point(fields=["series"], bind="legend", name=pick_name)
+    return (
+        alt.Chart()
+        .transform_filter(alt.datum.layer == "line")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("i:Q", title=INDEX_TITLE, axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("value:Q", title="action"),
+            stroke=stroke,
+            opacity=alt.condition(pick, alt.value(0.95), alt.value(0.1)),
+            **encodings,
+        )
+        .add_params(pick)
+    )
+
+
 def chunk_chart(
     tracked: Tracked, plain_action: np.ndarray | None, batch_index: int, dims: Sequence[int]
 ) -> alt.FacetChart:
@@ -385,33 +404,24 @@ def chunk_chart(
             pd.DataFrame(_region_rows(regions, executed, "dim", label), columns=["layer", "dim", "region", "x0", "x1"])
         )
     frame = pd.concat(frames, ignore_index=True)
-    pick = alt.selection_point(fields=["series"], bind="legend", name="pick_chunk")
-    lines = (
-        alt.Chart()
-        .transform_filter(alt.datum.layer == "line")
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("i:Q", title=INDEX_TITLE, axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y("value:Q", title="action"),
-            stroke=alt.Stroke(
-                "series:N",
-                title="chunk",
-                legend=alt.Legend(labelLimit=300),
-                # Drawn in this order, so the RTC chunk lies on top of the plain one.
-                scale=alt.Scale(
-                    domain=[plots.PLAIN_LABEL, plots.TARGET_LABEL, "RTC chunk (final action)"],
-                    range=["#7f7f7f", "#d62728", "#1f77b4"],
-                ),
+    lines = _horizon_lines(
+        "pick_chunk",
+        alt.Stroke(
+            "series:N",
+            title="chunk",
+            legend=alt.Legend(labelLimit=300),
+            # Drawn in this order, so the RTC chunk lies on top of the plain one.
+            scale=alt.Scale(
+                domain=[plots.PLAIN_LABEL, plots.TARGET_LABEL, "RTC chunk (final action)"],
+                range=["#7f7f7f", "#d62728", "#1f77b4"],
             ),
-            opacity=alt.condition(pick, alt.value(0.95), alt.value(0.1)),
-            tooltip=[
-                "series:N",
-                alt.Tooltip("i:Q", title="i"),
-                alt.Tooltip("value:Q", format=".4f"),
-                alt.Tooltip("weight:Q", title="prefix weight", format=".3f"),
-            ],
-        )
-        .add_params(pick)
+        ),
+        tooltip=[
+            "series:N",
+            alt.Tooltip("i:Q", title="i"),
+            alt.Tooltip("value:Q", format=".4f"),
+            alt.Tooltip("weight:Q", title="prefix weight", format=".3f"),
+        ],
     )
     layered = alt.layer(*_region_layers(regions, executed, horizon), lines, data=frame).properties(
         width=2 * WIDTH, height=150
@@ -470,29 +480,16 @@ def methods_chart(
                 for i, v in enumerate(values)
             ]
         rows += _region_rows(regions, executed, "dim", f"dim {a}")
-    pick = alt.selection_point(fields=["series"], bind="legend", name="pick_method")
     dashed = alt.condition(alt.datum.series == plots.TARGET_LABEL, alt.value([5, 3]), alt.value([1, 0]))
-    lines = (
-        alt.Chart()
-        .transform_filter(alt.datum.layer == "line")
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("i:Q", title=INDEX_TITLE, axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y("value:Q", title="action"),
-            # below the panels: nine methods beside three facets would overflow the page's width
-            stroke=alt.Stroke(
-                "series:N",
-                title="method",
-                legend=alt.Legend(labelLimit=400, orient="bottom", columns=2),
-                scale=color_scale,
-            ),
-            strokeDash=dashed,
-            opacity=alt.condition(pick, alt.value(0.95), alt.value(0.1)),
-            tooltip=["series:N", "dim:N", "i:Q", alt.Tooltip("value:Q", format=".4f")],
-        )
-        .add_params(pick)
-        .interactive()
-    )
+    lines = _horizon_lines(
+        "pick_method",
+        # below the panels: nine methods beside three facets would overflow the page's width
+        alt.Stroke(
+            "series:N", title="method", legend=alt.Legend(labelLimit=400, orient="bottom", columns=2), scale=color_scale
+        ),
+        tooltip=["series:N", "dim:N", "i:Q", alt.Tooltip("value:Q", format=".4f")],
+        strokeDash=dashed,
+    ).interactive()
     layers = (*_region_layers(regions, executed, horizon), lines) if regions or executed else (lines,)
     return (
         alt.layer(*layers, data=pd.DataFrame(rows))
