@@ -121,3 +121,12 @@ def test_former_flat_paths_are_the_same_modules(old):
     module = importlib.import_module(f"rtc.{old}")
     assert module is importlib.import_module(f"rtc.{rtc._MOVED[old]}")
     assert sys.modules[f"rtc.{old}"] is module
+
+
+def test_a_function_moved_up_a_layer_says_where_it_went():
+    from rtc.experiments import rollout
+
+    with pytest.raises(AttributeError, match=r"moved to rtc\.report\.animation\.episode_frames"):
+        rollout.episode_frames  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        rollout.nope  # noqa: B018

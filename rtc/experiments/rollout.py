@@ -184,3 +184,16 @@ def run_rollout(
         if progress_callback is not None and progress_callback(progress) is False:
             raise RolloutCancelled(f"rollout cancelled after {progress.steps_done}/{progress.total_steps} steps")
     raise AssertionError("iterate_rollout ended without a result")  # pragma: no cover
+
+
+_MOVED_TO_ANIMATION = ("episode_frames", "gif_bytes", "save_animation")
+
+
+def __getattr__(name: str) -> Any:
+    """Pictures of an episode moved to ``rtc.report.animation`` (rendering sits above experiments): say where."""
+    if name in _MOVED_TO_ANIMATION:
+        raise AttributeError(
+            f"rtc.experiments.rollout.{name} moved to rtc.report.animation.{name}: "
+            f"use `from rtc.report.animation import {name}`"
+        )
+    raise AttributeError(f"module 'rtc.experiments.rollout' has no attribute {name!r}")
