@@ -17,13 +17,12 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # so that pages can import their shared helpers
     sys.path.insert(0, str(ROOT))
 
-from pages import _data, _traces, _ui  # noqa: E402
+from pages import _data, _traces, _ui, _widgets  # noqa: E402
 from rtc.app import state as app_state  # noqa: E402
 from rtc.app.state import Limits, Target, View  # noqa: E402
 from rtc.errors import RTCError  # noqa: E402
-from rtc.experiments import protocol  # noqa: E402
+from rtc.experiments import settings as table  # noqa: E402
 from rtc.io import levels, roots  # noqa: E402
-from rtc.numerics.sampler import SCHEDULES  # noqa: E402
 from rtc.report import pages_registry  # noqa: E402
 
 
@@ -39,20 +38,6 @@ PAGES = {
     for section in pages_registry.SECTIONS
 }
 
-# Session-state keys of the sidebar widgets, by View field.
-WIDGETS = {
-    "schedule": "w_schedule",
-    "delay": "w_delay",
-    "execute_horizon": "w_execute_horizon",
-    "flow_steps": "w_flow_steps",
-    "max_guidance_weight": "w_max_guidance_weight",
-    "seed": "w_seed",
-    "batch_size": "w_batch_size",
-    "situation": "w_situation",
-    "batch_index": "w_batch_index",
-    "horizon_index": "w_horizon_index",
-    "dims": "w_dims",
-}
 NOTICES_KEY = "rtc_notices"
 
 
@@ -99,141 +84,41 @@ def _select_target(runs: dict, candidates: list[Path]) -> Target:
     return Target(run_id, epoch, level)
 
 
-def _clamp_state(field: str, low: float, high: float) -> None:
-    key, state = WIDGETS[field], st.session_state
-    if not low <= state[key] <= high:
-        clamped = min(max(state[key], low), high)
-        state[NOTICES_KEY] = [*state.get(NOTICES_KEY, []), f"{field.replace('_', ' ')} {state[key]} -> {clamped}"]
-        state[key] = clamped
-
-
 def _apply_preset(name: str, limits: Limits) -> None:
     """Button callback: put a named preset's values into the widgets (before they are drawn)."""
-    state = st.session_state
-    current = View(
-        **{f: (tuple(state[k]) if f == "dims" else state[k]) for f, k in WIDGETS.items()},
-    )
-    chosen = app_state.preset_view(name, current, limits)
-    for field, key in WIDGETS.items():
-        value = getattr(chosen, field)
-        state[key] = list(value) if field == "dims" else value
+    chosen = app_state.preset_view(name, View(**_widgets.read(table.VIEW)), limits)
+    _widgets.store(chosen, table.VIEW)
 
 
 def _select_view(limits: Limits) -> View:
-    """RTC settings and what-to-look-at selectors; values outside the widget ranges are clamped with a notice."""
+    """The settings table's widgets, section by section (restored from the link on a session's first run); values
+    outside a widget's range are clamped with a notice."""
     state = st.session_state
-    if WIDGETS["schedule"] not in state:
+    if _widgets.key(table.VIEW[0]) not in state:
         view, notices = app_state.parse_view(_query(), limits)
         state[NOTICES_KEY] = state.get(NOTICES_KEY, []) + notices
-        for field, key in WIDGETS.items():
-            value = getattr(view, field)
-            state[key] = list(value) if field == "dims" else value
-    h_max, a_max = limits.chunk_size, limits.action_dim
-    _clamp_state("delay", 0, h_max)
-    _clamp_state("execute_horizon", 1, h_max)
-    _clamp_state("horizon_index", 0, h_max - 1)
-    state[WIDGETS["dims"]] = [a for a in state[WIDGETS["dims"]] if 0 <= a < a_max]
+        _widgets.store(view, table.VIEW)
+    clamped: list[str] = []
+    batch_key = _widgets.key(table.BY_NAME["batch_size"])
 
-    st.subheader("RTC settings")
-    st.radio(
-        "Situation",
-        list(protocol.SITUATIONS),
-        key=WIDGETS["situation"],
-        horizontal=True,
-        help="What the sampler is given. same-observation: "
-        + protocol.SITUATIONS["same-observation"]
-        + " protocol: "
-        + protocol.SITUATIONS["protocol"],
-    )
-    st.caption(protocol.SITUATIONS[state[WIDGETS["situation"]]])
-    for index, name in enumerate(app_state.PRESETS):
-        st.button(
-            f"Preset: {name}",
-            key=f"w_preset_{index}",
-            on_click=_apply_preset,
-            args=(name, limits),
-            width="stretch",
-            help="Sets delay, execute horizon, flow steps, guidance weight and schedule.",
-        )
-    st.selectbox(
-        "Prefix schedule",
-        SCHEDULES,
-        key=WIDGETS["schedule"],
-        help="How guidance weights decay over the prefix: exp (paper), linear, ones (whole prefix), zeros (hard mask).",
-    )
-    left, right = st.columns(2)
-    left.number_input(
-        "Inference delay d",
-        0,
-        h_max,
-        step=1,
-        key=WIDGETS["delay"],
-        help=f"Actions frozen from the previous chunk while inference runs. Accepted: 0..{h_max} (chunk size).",
-    )
-    right.number_input(
-        "Execute horizon s",
-        1,
-        h_max,
-        step=1,
-        key=WIDGETS["execute_horizon"],
-        help=f"Actions executed per chunk. Accepted: d..{h_max}; the guided prefix is H - s = {h_max} - s.",
-    )
-    left.number_input(
-        "Flow steps",
-        1,
-        app_state.MAX_FLOW_STEPS,
-        step=1,
-        key=WIDGETS["flow_steps"],
-        help=f"Euler steps from noise to data. Accepted: 1..{app_state.MAX_FLOW_STEPS}. A new value compiles once.",
-    )
-    right.number_input(
-        "Max guidance weight",
-        0.0,
-        app_state.MAX_GUIDANCE_WEIGHT,
-        step=0.5,
-        key=WIDGETS["max_guidance_weight"],
-        help=f"Clip for the guidance weight (w_max). Accepted: 0..{app_state.MAX_GUIDANCE_WEIGHT:g}.",
-    )
-    left.number_input("Seed", 0, app_state.MAX_SEED, step=1, key=WIDGETS["seed"], help="Noise seed.")
-    right.number_input(
-        "Batch size",
-        1,
-        app_state.MAX_BATCH,
-        step=1,
-        key=WIDGETS["batch_size"],
-        help=f"Samples drawn from different noise for the same situation. Accepted: 1..{app_state.MAX_BATCH}.",
-    )
+    def bounds() -> table.Bounds:  # the widget ranges: the policy's sizes and the batch size chosen above
+        return table.Bounds(limits.chunk_size, limits.action_dim, batch_size=state[batch_key])
 
-    st.subheader("What to look at")
-    _clamp_state("batch_index", 0, state[WIDGETS["batch_size"]] - 1)
-    left, right = st.columns(2)
-    left.number_input(
-        "Batch element",
-        0,
-        state[WIDGETS["batch_size"]] - 1,
-        step=1,
-        key=WIDGETS["batch_index"],
-        help="Which sample of the batch the figures show.",
-    )
-    right.number_input(
-        "Horizon index h",
-        0,
-        h_max - 1,
-        step=1,
-        key=WIDGETS["horizon_index"],
-        help="Which action of the chunk the step-by-step figures follow (0 = next to execute).",
-    )
-    st.multiselect(
-        "Action dimensions",
-        list(range(a_max)),
-        key=WIDGETS["dims"],
-        format_func=lambda a: f"dim {a}",
-        help=f"Which of the {a_max} action dimensions to plot.",
-    )
-    values = {field: state[key] for field, key in WIDGETS.items()}
-    values["dims"] = tuple(values["dims"])
-    values["max_guidance_weight"] = float(values["max_guidance_weight"])
-    return View(**values)
+    for section, heading in table.SECTIONS.items():
+        st.subheader(heading)
+        if section == "settings":
+            for index, name in enumerate(app_state.PRESETS):
+                st.button(
+                    f"Preset: {name}",
+                    key=f"w_preset_{index}",
+                    on_click=_apply_preset,
+                    args=(name, limits),
+                    width="stretch",
+                    help=f"Sets {', '.join(app_state.PRESET_FIELDS)}.",
+                )
+        _widgets.draw([s for s in table.VIEW if s.section == section], bounds, notices=clamped)
+    state[NOTICES_KEY] = [*state.get(NOTICES_KEY, []), *clamped]
+    return View(**_widgets.read(table.VIEW))
 
 
 def sidebar() -> _ui.Context | _ui.TraceContext | None:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import _data, _ui
+from pages import _data, _ui, _widgets
 from rtc.app import state as app_state
 from rtc.app.state import Limits, View
+from rtc.experiments import settings as table
 from rtc.io import roots, traces
 from rtc.numerics import metrics
 
@@ -18,8 +19,7 @@ SOURCES = ("Runs", "Traces")
 SOURCE_KEY = "w_source"
 TRACE_KEY = "w_trace"
 UPLOAD_KEY = "w_trace_upload"
-# Session-state keys of the trace view's widgets, by View field (apart from the run sidebar's).
-WIDGETS = {"batch_index": "wt_batch_index", "horizon_index": "wt_horizon_index", "dims": "wt_dims"}
+WIDGET_PREFIX = "wt"  # session-state keys of the trace view's widgets (apart from the run sidebar's): wt_dims, ...
 
 
 def _query() -> dict[str, str]:
@@ -76,50 +76,23 @@ def _pick_trace(notices: list[str]) -> tuple[traces.Trace, str | None, str] | No
         return _data.trace(str(path), _data.mtime(path)), trace_id, trace_id
 
 
-def _clamp(field: str, low: int, high: int) -> None:
-    key, state = WIDGETS[field], st.session_state
-    if not low <= state[key] <= high:
-        state[key] = min(max(state[key], low), high)
-
-
 def _select_view(trace: traces.Trace, limits: Limits, notices: list[str]) -> View:
-    """Batch element, horizon index and action dimensions of the trace (from the link on the first run)."""
+    """What to look at in the trace (the settings table's ``LOOK`` rows; from the link on the first run)."""
     state = st.session_state
     batch = trace.shape[1]
-    if WIDGETS["dims"] not in state:
+    if _widgets.key(table.LOOK[0], WIDGET_PREFIX) not in state:
         view, link_notices = app_state.parse_trace_view(_query(), limits, batch)
         notices += link_notices
-        state.update({key: (list(getattr(view, f)) if f == "dims" else getattr(view, f)) for f, key in WIDGETS.items()})
-    _clamp("batch_index", 0, batch - 1)
-    _clamp("horizon_index", 0, limits.chunk_size - 1)
-    state[WIDGETS["dims"]] = [a for a in state[WIDGETS["dims"]] if 0 <= a < limits.action_dim] or list(
-        range(min(3, limits.action_dim))
-    )
+        _widgets.store(view, table.LOOK, WIDGET_PREFIX)
     names = trace.action_names
-    st.subheader("What to look at")
-    left, right = st.columns(2)
-    left.number_input("Batch element", 0, batch - 1, step=1, key=WIDGETS["batch_index"])
-    right.number_input(
-        "Horizon index h",
-        0,
-        limits.chunk_size - 1,
-        step=1,
-        key=WIDGETS["horizon_index"],
-        help="Which action of the chunk the step-by-step figures follow (0 = next to execute).",
+    st.subheader(table.SECTIONS["look"])
+    _widgets.draw(
+        table.LOOK,
+        lambda: table.Bounds(limits.chunk_size, limits.action_dim, batch_size=batch),
+        WIDGET_PREFIX,
+        format_dim=lambda a: f"dim {a}" + (f" ({names[a]})" if names else ""),
     )
-    st.multiselect(
-        "Action dimensions",
-        list(range(limits.action_dim)),
-        key=WIDGETS["dims"],
-        format_func=lambda a: f"dim {a}" + (f" ({names[a]})" if names else ""),
-        help=f"Which of the {limits.action_dim} action dimensions to plot.",
-    )
-    return View(
-        batch_size=batch,
-        batch_index=int(state[WIDGETS["batch_index"]]),
-        horizon_index=int(state[WIDGETS["horizon_index"]]),
-        dims=tuple(state[WIDGETS["dims"]]),
-    )
+    return View(batch_size=batch, **_widgets.read(table.LOOK, WIDGET_PREFIX))
 
 
 def sidebar() -> _ui.TraceContext | None:

@@ -2,7 +2,9 @@
 
 Streamlit-free, so it can be unit-tested. The app never takes a path from the URL: a link names a
 run by its id (looked up among the runs found under the configured roots), an epoch and a level
-key of that run, and every file it reads is checked to resolve inside a run root.
+key of that run, and every file it reads is checked to resolve inside a run root. The view's fields, their
+URL keys, ranges, defaults, descriptions and file-name parts are rows of the settings table
+(``rtc.experiments.settings``): this module only iterates it.
 """
 
 from __future__ import annotations
@@ -11,23 +13,15 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from rtc.errors import PathError, SelectionError
+from rtc.errors import PathError, SelectionError, SettingsError
 from rtc.experiments import protocol
+from rtc.experiments import settings as table
 from rtc.experiments.pipeline import RTCSettings
 from rtc.io.checkpoints import RunInfo
 from rtc.io.roots import RUNS_ROOTS_ENV, TRACES_ROOTS_ENV, resolve_within, run_roots
-from rtc.numerics.sampler import SCHEDULES
-
-_DEFAULT_DELAY, _DEFAULT_EXECUTE_HORIZON = protocol.default_timing(8)
 
 DEFAULT_RUN = "runs/demo"
 DEFAULT_LEVEL_KEY = "worlds_l_grasp_easy"
-
-# Ranges the sidebar accepts (the sampler itself accepts more; these keep the app responsive).
-MAX_FLOW_STEPS = 200
-MAX_BATCH = 64
-MAX_GUIDANCE_WEIGHT = 100.0
-MAX_SEED = 2**31 - 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -43,50 +37,28 @@ class Target:
     level: str
 
 
-@dataclasses.dataclass(frozen=True)
-class View:
-    """RTC settings and what to look at."""
-
-    schedule: str = RTCSettings.prefix_attention_schedule
-    delay: int = _DEFAULT_DELAY  # default_view() fills in the policy's own default
-    execute_horizon: int = _DEFAULT_EXECUTE_HORIZON
-    flow_steps: int = RTCSettings.num_flow_steps
-    max_guidance_weight: float = RTCSettings.max_guidance_weight
-    seed: int = RTCSettings.seed
-    batch_size: int = RTCSettings.batch_size
-    batch_index: int = 0
-    horizon_index: int = 0
-    dims: tuple[int, ...] = (0, 1, 2)
-    situation: str = RTCSettings.situation
-
-    def settings(self) -> RTCSettings:
-        return RTCSettings(
-            num_flow_steps=self.flow_steps,
-            inference_delay=self.delay,
-            execute_horizon=self.execute_horizon,
-            max_guidance_weight=self.max_guidance_weight,
-            prefix_attention_schedule=self.schedule,
-            seed=self.seed,
-            batch_size=self.batch_size,
-            situation=self.situation,
-        )
+def _settings(view: View) -> RTCSettings:
+    """The ``RTCSettings`` a view runs."""
+    return RTCSettings(**{s.name: getattr(view, s.field) for s in table.INSPECTION})
 
 
-# URL parameter names; short so links stay readable.
+_ANNOTATIONS = {int: "int", float: "float", str: "str", tuple: "tuple[int, ...]"}
+# What a view holds before a policy is loaded (the demo policy's H = 8); ``default_view`` fills in the policy's.
+_REFERENCE = table.Bounds(chunk_size=8)
+
+# RTC settings and what to look at: one field per row of the settings table that has a View field, in table order
+# (``View(schedule, delay, execute_horizon, flow_steps, max_guidance_weight, seed, batch_size, batch_index,
+# horizon_index, dims, situation)``).
+View = dataclasses.make_dataclass(
+    "View",
+    [(s.field, _ANNOTATIONS[s.kind], dataclasses.field(default=s.default_for(_REFERENCE))) for s in table.VIEW],
+    frozen=True,
+    namespace={"settings": _settings, "__doc__": "RTC settings and what to look at (rows of the settings table)."},
+)
+View.__module__ = __name__
+
+# URL parameter names of the target (the view's: ``Setting.url`` in the settings table), short so links stay readable.
 TARGET_PARAMS = {"run": "run", "epoch": "epoch", "level": "level"}
-VIEW_PARAMS = {
-    "schedule": "schedule",
-    "delay": "d",
-    "execute_horizon": "s",
-    "flow_steps": "steps",
-    "max_guidance_weight": "w",
-    "seed": "seed",
-    "batch_size": "batch",
-    "situation": "situation",
-    "batch_index": "b",
-    "horizon_index": "h",
-    "dims": "dims",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +67,10 @@ class Limits:
 
     chunk_size: int
     action_dim: int
+
+    def bounds(self, view: View) -> table.Bounds:
+        """What the view's ranges depend on: these sizes, and the view's batch size and delay."""
+        return table.Bounds(self.chunk_size, self.action_dim, view.batch_size, view.delay)
 
 
 def default_target(runs: Mapping[str, RunInfo], has_level_file: Callable[[str], bool] | None = None) -> Target:
@@ -115,12 +91,6 @@ def _int(text: str, name: str) -> int:
         return int(text)
     except ValueError:
         raise SelectionError(f"{name}={text!r} is not an integer") from None
-
-
-def _in_range(value: float, low: float, high: float, name: str, what: str = "") -> float:
-    if not low <= value <= high:
-        raise SelectionError(f"{name}={value} is out of range; accepted: {low}..{high}{what}")
-    return value
 
 
 def parse_target(
@@ -163,89 +133,37 @@ def _unknown_run(run_id: str, runs: Mapping[str, RunInfo]) -> str:
     return f"run {run_id!r} was not found under the run roots"
 
 
-def _check_timing(view: View, limits: Limits) -> list[str]:
+def _check(setting: table.Setting, view: View, limits: Limits) -> None:
+    """The setting's check (the settings table's) with the app's limits, as a ``SelectionError``."""
     try:
-        return view.settings().validate(limits.chunk_size)
-    except ValueError as err:
+        setting.check(getattr(view, setting.field), limits.bounds(view), app=True)
+    except SettingsError as err:
         raise SelectionError(str(err)) from None
-
-
-def _check_dims(view: View, limits: Limits) -> None:
-    if not view.dims:
-        raise SelectionError(f"no action dimension chosen; pick at least one of 0..{limits.action_dim - 1}")
-    for dim in view.dims:
-        _in_range(dim, 0, limits.action_dim - 1, "action dimension", f" (the policy has {limits.action_dim})")
-
-
-# Each check with the fields it resets when a link's value is refused, in dependency order.
-_CHECKS: tuple[tuple[tuple[str, ...], Callable[[View, Limits], object]], ...] = (
-    (("flow_steps",), lambda v, _: _in_range(v.flow_steps, 1, MAX_FLOW_STEPS, "flow steps")),
-    (("batch_size",), lambda v, _: _in_range(v.batch_size, 1, MAX_BATCH, "batch size")),
-    (
-        ("max_guidance_weight",),
-        lambda v, _: _in_range(v.max_guidance_weight, 0.0, MAX_GUIDANCE_WEIGHT, "maximum guidance weight"),
-    ),
-    (("seed",), lambda v, _: _in_range(v.seed, 0, MAX_SEED, "seed")),
-    (
-        ("batch_index",),
-        lambda v, _: _in_range(v.batch_index, 0, v.batch_size - 1, "batch element", f" (batch size {v.batch_size})"),
-    ),
-    (
-        ("horizon_index",),
-        lambda v, lim: _in_range(
-            v.horizon_index, 0, lim.chunk_size - 1, "horizon index", f" (chunk size {lim.chunk_size})"
-        ),
-    ),
-    (("dims",), _check_dims),
-    (("delay", "execute_horizon"), _check_timing),
-)
 
 
 def check_view(view: View, limits: Limits) -> list[str]:
     """Raise ``SelectionError`` for a value the app refuses (naming it and the accepted range); return warnings."""
-    for _, check in _CHECKS[:-1]:
-        check(view, limits)
-    return _check_timing(view, limits)
-
-
-def _parse_field(name: str, text: str) -> object:
-    if name == "schedule":
-        if text not in SCHEDULES:
-            raise SelectionError(f"schedule={text!r} is not accepted; choose one of {', '.join(SCHEDULES)}")
-        return text
-    if name == "situation":
-        if text not in protocol.SITUATIONS:
-            raise SelectionError(f"situation={text!r} is not accepted; choose one of {', '.join(protocol.SITUATIONS)}")
-        return text
-    if name == "max_guidance_weight":
-        try:
-            return float(text)
-        except ValueError:
-            raise SelectionError(f"maximum guidance weight {text!r} is not a number") from None
-    if name == "dims":
-        parts = [p.strip() for p in text.split(",") if p.strip()]
-        return tuple(dict.fromkeys(_int(p, "action dimension") for p in parts))
-    return _int(text, name.replace("_", " "))
+    for setting in table.VIEW:
+        _check(setting, view, limits)
+    return table.timing_warnings(view.delay, view.execute_horizon, limits.chunk_size)
 
 
 def default_view(limits: Limits) -> View:
-    """The defaults: ``protocol.default_timing(H)`` (d=2, s=4 for H=8), 20 steps, exp, w_max=5, the
-    same-observation situation, looking at the first three action dims."""
-    delay, horizon = protocol.default_timing(limits.chunk_size)
-    return View(delay=delay, execute_horizon=horizon, dims=tuple(range(min(3, limits.action_dim))))
+    """The settings table's defaults for this policy: ``protocol.default_timing(H)`` (d=2, s=4 for H=8), 20 steps,
+    exp, w_max=5, the same-observation situation, looking at the first three action dims."""
+    bounds = table.Bounds(limits.chunk_size, limits.action_dim)
+    return View(**{s.field: s.default_for(bounds) for s in table.VIEW})
 
 
 # Named presets: a label, and the View fields it sets (the rest stays as chosen).
 PRESETS: dict[str, dict[str, object]] = {
     "Default (paper range)": {},  # filled from default_view
     "Tracking-doc example (d=3, s=6, 20 steps, w_max=5)": {
-        "delay": protocol.TRACKING_DOC_PRESET["inference_delay"],
-        "execute_horizon": protocol.TRACKING_DOC_PRESET["execute_horizon"],
-        "flow_steps": protocol.TRACKING_DOC_PRESET["num_flow_steps"],
-        "max_guidance_weight": protocol.TRACKING_DOC_PRESET["max_guidance_weight"],
+        **{table.BY_NAME[name].field: value for name, value in protocol.TRACKING_DOC_PRESET.items()},
         "schedule": "exp",
     },
 }
+PRESET_FIELDS = ("delay", "execute_horizon", "flow_steps", "max_guidance_weight", "schedule")
 
 
 def preset_view(name: str, view: View, limits: Limits) -> View:
@@ -253,9 +171,7 @@ def preset_view(name: str, view: View, limits: Limits) -> View:
     if name not in PRESETS:
         raise SelectionError(f"preset {name!r} is not one of {', '.join(PRESETS)}")
     default = default_view(limits)
-    fields = PRESETS[name] or {
-        f: getattr(default, f) for f in ("delay", "execute_horizon", "flow_steps", "max_guidance_weight", "schedule")
-    }
+    fields = PRESETS[name] or {f: getattr(default, f) for f in PRESET_FIELDS}
     h = limits.chunk_size
     values = dict(fields)
     values["delay"] = min(int(values["delay"]), h)
@@ -265,33 +181,30 @@ def preset_view(name: str, view: View, limits: Limits) -> View:
 
 def parse_view(params: Mapping[str, str], limits: Limits) -> tuple[View, list[str]]:
     """Settings and what to look at from ``params``; a refused value falls back to its default, with a notice."""
-    return _view_from_params(params, default_view(limits), limits, VIEW_PARAMS, _CHECKS)
+    return _view_from_params(params, default_view(limits), limits, table.VIEW)
 
 
 def _view_from_params(
-    params: Mapping[str, str],
-    default: View,
-    limits: Limits,
-    names: Mapping[str, str],
-    checks: Iterable[tuple[tuple[str, ...], Callable[[View, Limits], object]]],
+    params: Mapping[str, str], default: View, limits: Limits, settings: Iterable[table.Setting]
 ) -> tuple[View, list[str]]:
-    """``default`` with the fields named in ``params`` (``names``: field -> URL key), each refused value (unparsable,
-    or failing one of ``checks``) reset to its default with a notice."""
+    """``default`` with the ``settings`` whose URL key is in ``params``; each refused value (unparsable, or failing
+    its check) is reset to its default, with the fields its range depends on, and a notice."""
+    settings = tuple(settings)
     values: dict[str, object] = {}
     notices: list[str] = []
-    for field, param in names.items():
-        if param not in params:
+    for setting in settings:
+        if setting.url not in params:
             continue
         try:
-            values[field] = _parse_field(field, params[param])
-        except SelectionError as err:
+            values[setting.field] = setting.parse(params[setting.url], called=setting.url)
+        except SettingsError as err:
             notices.append(f"{err}; using the default")
     view = dataclasses.replace(default, **values)
-    for fields, check in checks:
+    for setting in settings:
         try:
-            check(view, limits)
+            _check(setting, view, limits)
         except SelectionError as err:
-            view = dataclasses.replace(view, **{f: getattr(default, f) for f in fields})
+            view = dataclasses.replace(view, **{f: getattr(default, f) for f in (setting.field, *setting.resets_with)})
             notices.append(f"{err}; using the default")
     return view, notices
 
@@ -311,35 +224,20 @@ def schedule_note(view: View, limits: Limits) -> str | None:
 def to_query(target: Target, view: View) -> dict[str, str]:
     """The URL query parameters of a selection (the inverse of ``parse_target`` + ``parse_view``)."""
     query = {"run": target.run, "epoch": str(target.epoch), "level": target.level}
-    for field, param in VIEW_PARAMS.items():
-        value = getattr(view, field)
-        if field == "dims":
-            query[param] = ",".join(str(d) for d in value)
-        elif field == "max_guidance_weight":
-            query[param] = f"{value:g}"
-        else:
-            query[param] = str(value)
-    return query
+    return query | {s.url: s.format(getattr(view, s.field)) for s in table.VIEW}
 
 
 def describe(target: Target, view: View) -> str:
     """A one-line description of a selection, for captions and manifests."""
-    return (
-        f"{target.run} · epoch {target.epoch} · {target.level} · {view.schedule} schedule, "
-        f"d={view.delay}, s={view.execute_horizon}, {view.flow_steps} flow steps, w_max={view.max_guidance_weight:g}, "
-        f"seed {view.seed}, batch {view.batch_size}, {view.situation} situation"
-    )
+    settings = ", ".join(s.describe.format(getattr(view, s.field)) for s in table.VIEW if s.describe)
+    return f"{target.run} · epoch {target.epoch} · {target.level} · {settings}"
 
 
 def file_stem(target: Target, view: View) -> str:
     """A file-name-safe stem naming a selection: ``demo_e1_grasp_easy_exp_d3_s6_n20_w5_seed0``."""
-    run = Path(target.run).name
-    level = target.level.removeprefix("worlds_l_")
-    weight = f"{view.max_guidance_weight:g}".replace(".", "p")
-    raw = (
-        f"{run}_e{target.epoch}_{level}_{view.schedule}_d{view.delay}_s{view.execute_horizon}"
-        f"_n{view.flow_steps}_w{weight}_seed{view.seed}{'' if view.situation == 'protocol' else '_sameobs'}"
-    )
+    parts = [Path(target.run).name, f"e{target.epoch}", target.level.removeprefix("worlds_l_")]
+    parts += [s.stem(getattr(view, s.field)) for s in table.VIEW if s.stem]
+    raw = "_".join(part for part in parts if part)
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in raw)
 
 
@@ -347,7 +245,6 @@ def file_stem(target: Target, view: View) -> str:
 # Recorded traces (rtc.io.traces): a second source beside runs
 
 MAX_UPLOAD_BYTES = 64 * 2**20  # an uploaded trace (read in memory, never unpickled)
-TRACE_PARAMS = {"batch_index": "b", "horizon_index": "h", "dims": "dims"}
 
 
 def parse_trace_id(params: Mapping[str, str], traces: Mapping[str, Path], roots: list[Path]) -> tuple[str, list[str]]:
@@ -366,22 +263,18 @@ def parse_trace_id(params: Mapping[str, str], traces: Mapping[str, Path], roots:
 
 
 def parse_trace_view(params: Mapping[str, str], limits: Limits, batch_size: int) -> tuple[View, list[str]]:
-    """Batch element, horizon index and action dims of a trace link; a refused value falls back, with a notice."""
-    default = View(batch_size=batch_size, dims=tuple(range(min(3, limits.action_dim))))
-    checks = [c for c in _CHECKS if c[0][0] in TRACE_PARAMS]
-    return _view_from_params(params, default, limits, TRACE_PARAMS, checks)
+    """What to look at in a trace (``table.LOOK``: batch element, horizon index, action dims) from a link; a refused
+    value falls back, with a notice."""
+    bounds = table.Bounds(limits.chunk_size, limits.action_dim)
+    default = View(batch_size=batch_size, **{s.field: s.default_for(bounds) for s in table.LOOK})
+    return _view_from_params(params, default, limits, table.LOOK)
 
 
 def trace_query(trace_id: str | None, view: View) -> dict[str, str]:
     """The URL query of a trace selection (empty for an upload, which no link can name)."""
     if trace_id is None:
         return {}
-    return {
-        "trace": trace_id,
-        "b": str(view.batch_index),
-        "h": str(view.horizon_index),
-        "dims": ",".join(str(d) for d in view.dims),
-    }
+    return {"trace": trace_id} | {s.url: s.format(getattr(view, s.field)) for s in table.LOOK}
 
 
 def check_upload(name: str, size: int) -> None:

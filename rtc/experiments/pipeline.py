@@ -13,36 +13,36 @@ from typing import Any
 import jax
 import numpy as np
 
-from rtc.errors import SettingsError
 from rtc.experiments import protocol
+from rtc.experiments import settings as settings_table
 from rtc.io import levels, traces
 from rtc.numerics import metrics
 from rtc.numerics.model import FlowPolicy
-from rtc.numerics.sampler import SCHEDULES
+
+_DEFAULTS = settings_table.inspection_defaults()
 
 
 @dataclasses.dataclass(frozen=True)
 class RTCSettings:
-    """What the user chooses. ``inference_delay``/``execute_horizon`` left at ``None`` take the default for the
-    policy's chunk size (``protocol.default_timing``: d = 2, s = 4 for H = 8, inside the paper's range)."""
+    """What the user chooses (defaults, ranges and help: ``rtc.experiments.settings.SETTINGS``).
+    ``inference_delay``/``execute_horizon`` left at ``None`` take the default for the policy's chunk size
+    (``protocol.default_timing``: d = 2, s = 4 for H = 8, inside the paper's range)."""
 
-    num_flow_steps: int = 20
-    inference_delay: int | None = None
-    execute_horizon: int | None = None
-    max_guidance_weight: float = 5.0
-    prefix_attention_schedule: str = "exp"
-    seed: int = 0
-    batch_size: int = 1
-    situation: str = protocol.DEFAULT_SITUATION
+    num_flow_steps: int = _DEFAULTS["num_flow_steps"]
+    inference_delay: int | None = _DEFAULTS["inference_delay"]
+    execute_horizon: int | None = _DEFAULTS["execute_horizon"]
+    max_guidance_weight: float = _DEFAULTS["max_guidance_weight"]
+    prefix_attention_schedule: str = _DEFAULTS["prefix_attention_schedule"]
+    seed: int = _DEFAULTS["seed"]
+    batch_size: int = _DEFAULTS["batch_size"]
+    situation: str = _DEFAULTS["situation"]
 
     def for_chunk_size(self, chunk_size: int) -> RTCSettings:
-        """These settings with the delay and execute horizon filled in for chunks of ``chunk_size``."""
-        delay, horizon = protocol.default_timing(chunk_size)
-        return dataclasses.replace(
-            self,
-            inference_delay=delay if self.inference_delay is None else self.inference_delay,
-            execute_horizon=horizon if self.execute_horizon is None else self.execute_horizon,
-        )
+        """These settings with the settings left at ``None`` (delay, execute horizon) filled in for chunks of
+        ``chunk_size``."""
+        bounds = settings_table.Bounds(chunk_size=chunk_size)
+        filled = {s.name: s.default_for(bounds) for s in settings_table.INSPECTION if getattr(self, s.name) is None}
+        return dataclasses.replace(self, **filled)
 
     @classmethod
     def tracking_doc_preset(cls, **overrides: Any) -> RTCSettings:
@@ -50,26 +50,13 @@ class RTCSettings:
         return cls(**{**protocol.TRACKING_DOC_PRESET, **overrides})
 
     def validate(self, chunk_size: int) -> list[str]:
-        """Raise ``SettingsError`` naming a refused value and what is accepted; return warnings."""
+        """Raise ``SettingsError`` naming a refused value and what is accepted (``Setting.check`` of each setting,
+        in table order); return warnings."""
         if self.inference_delay is None or self.execute_horizon is None:
             return self.for_chunk_size(chunk_size).validate(chunk_size)
-        protocol.check_situation(self.situation)
-        if not 1 <= self.num_flow_steps <= 1000:
-            raise SettingsError(f"num_flow_steps={self.num_flow_steps} is out of range; accepted: 1..1000")
-        if not 1 <= self.batch_size <= 4096:
-            raise SettingsError(f"batch_size={self.batch_size} is out of range; accepted: 1..4096")
-        if self.prefix_attention_schedule not in SCHEDULES:
-            raise SettingsError(
-                f"prefix_attention_schedule={self.prefix_attention_schedule!r} is not accepted; "
-                f"choose one of {', '.join(SCHEDULES)}"
-            )
-        if not (np.isfinite(self.max_guidance_weight) and self.max_guidance_weight >= 0):
-            raise SettingsError(
-                f"max_guidance_weight={self.max_guidance_weight} is not accepted; use a finite value >= 0"
-            )
-        if self.seed < 0:
-            raise SettingsError(f"seed={self.seed} is not accepted; use an integer >= 0")
-        return protocol.validate_timing(self.inference_delay, self.execute_horizon, chunk_size)
+        bounds = settings_table.Bounds(chunk_size=chunk_size)
+        settings_table.check_values(self.to_dict(), settings_table.INSPECTION, bounds)
+        return settings_table.timing_warnings(self.inference_delay, self.execute_horizon, chunk_size)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

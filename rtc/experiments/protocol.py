@@ -17,53 +17,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from rtc.errors import SettingsError
+from rtc.experiments.settings import (  # noqa: F401 (declared with the settings table; re-exported here)
+    DEFAULT_SITUATION,
+    SITUATIONS,
+    TRACKING_DOC_PRESET,
+    check_situation,
+    default_timing,
+    validate_timing,
+)
 from rtc.io import export_cache, levels
 from rtc.numerics.model import FlowPolicy
-
-
-def validate_timing(inference_delay: int, execute_horizon: int, chunk_size: int) -> list[str]:
-    """Check ``0 <= d <= s <= H`` (raise ``SettingsError`` naming the value) and return warnings.
-
-    The paper sweeps ``s <= H - d``; beyond it the prefix horizon ``H - s`` is shorter than the
-    delay, so frozen actions from index ``H - s`` on get no guidance, and in closed loop they execute
-    the previous chunk's zero padding. That is accepted with a warning.
-    """
-    if not 0 <= inference_delay <= chunk_size:
-        raise SettingsError(
-            f"inference delay d={inference_delay} is out of range; accepted: 0..{chunk_size} (chunk size)"
-        )
-    if not max(1, inference_delay) <= execute_horizon <= chunk_size:
-        raise SettingsError(
-            f"execute horizon s={execute_horizon} is out of range; accepted: max(1, d)={max(1, inference_delay)}"
-            f"..{chunk_size} (it must cover the delay d={inference_delay} and fit in the chunk of {chunk_size})"
-        )
-    warnings = []
-    if execute_horizon > chunk_size - inference_delay:
-        warnings.append(
-            f"execute horizon s={execute_horizon} > chunk size - delay = {chunk_size - inference_delay}: the prefix "
-            f"horizon H - s = {chunk_size - execute_horizon} is shorter than the delay d={inference_delay}, so the "
-            f"frozen actions at indices {chunk_size - execute_horizon}..{inference_delay - 1} get no guidance "
-            "(in closed loop they execute the previous chunk's zero padding)"
-        )
-    return warnings
-
-
-def default_timing(chunk_size: int) -> tuple[int, int]:
-    """A default ``(d, s)`` inside the paper's range ``max(1, d) <= s <= H - d`` where the schedules differ.
-
-    ``d = max(1, H // 4)`` and ``s = max(1, H // 2)``, so the guided prefix ``H - s`` extends past the
-    delay and the decaying part of the weights is not empty (H = 8: d = 2, s = 4, weights on 0..3).
-    """
-    h = int(chunk_size)
-    if h < 2:
-        return 0, 1
-    return min(max(1, h // 4), h - 1), max(1, h // 2)
-
-
-# The tracking documentation's example (d = 3, s = 6, 20 flow steps, w_max = 5 with H = 8). It lies outside
-# the paper's range (s > H - d): offered as a named preset, with its warning, never as a default.
-TRACKING_DOC_PRESET = {"inference_delay": 3, "execute_horizon": 6, "num_flow_steps": 20, "max_guidance_weight": 5.0}
 
 
 def prefix_attention_horizon(execute_horizon: int, chunk_size: int) -> int:
@@ -122,26 +85,6 @@ def advance(level: levels.Level, env_state: Any, actions: jax.Array, num_actions
         advance_flat, flat, sources=[_advance, levels.make_env, levels.static_env_params_l], packages=["kinetix-env"]
     )
     return obs, jax.tree.unflatten(state_def, state_leaves)
-
-
-# The situations an open-loop inspection can put the sampler in, with the one sentence that labels each.
-SITUATIONS: dict[str, str] = {
-    "same-observation": (
-        "Mode switch: the previous chunk is a plain sample from another seed at the same observation, "
-        "shifted by s; a multimodal policy's next plain sample may pick another behaviour, RTC should keep it."
-    ),
-    "protocol": (
-        "Second chunk: the first chunk's first s actions were executed open loop (no action noise) from the "
-        "level's reset, and the new chunk is sampled at the observation reached, as rollouts and sweeps do."
-    ),
-}
-DEFAULT_SITUATION = "same-observation"
-
-
-def check_situation(situation: str) -> str:
-    if situation not in SITUATIONS:
-        raise SettingsError(f"situation={situation!r} is not accepted; choose one of {', '.join(SITUATIONS)}")
-    return situation
 
 
 @dataclasses.dataclass(frozen=True)
