@@ -68,9 +68,9 @@ def _draw_one(
         low, high = setting.bounds(bounds, app=True)
         container.number_input(setting.label, low, high, step=setting.step, key=name, help=help_text)
     elif setting.widget == "select":
-        container.selectbox(setting.label, setting.choices, key=name, help=help_text)
+        container.selectbox(setting.label, setting.options, key=name, help=help_text)
     elif setting.widget == "radio":
-        container.radio(setting.label, setting.choices, key=name, horizontal=True, help=help_text)
+        container.radio(setting.label, setting.options, key=name, horizontal=True, help=help_text)
     elif setting.widget == "multiselect":
         low, high = setting.bounds(bounds, app=True)
         container.multiselect(

@@ -77,7 +77,7 @@ def test_paper_grid_rules():
     ("argv", "message"),
     [
         (["--episodes", "0"], "--episodes 0 is out of range; accepted: 1..65536"),
-        (["--methods", "rtc"], "--methods 'rtc' is not a method; accepted: naive, rtc_exp"),
+        (["--methods", "rtc"], "--methods 'rtc' is not accepted; choose one of naive, rtc_exp"),
         (["--execute-horizons", "max"], "--execute-horizons 'max' is not accepted"),
         (["--execute-horizons", "0"], "--execute-horizons 0 is out of range"),
         (["--delays", "-1"], "--delays -1 is out of range"),

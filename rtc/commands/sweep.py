@@ -19,13 +19,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from rtc.commands import flags
 from rtc.errors import RTCError, SettingsError
-from rtc.numerics.methods import METHODS
+from rtc.experiments import settings as table
 
 PAPER_METHODS = ("naive", "rtc_exp", "hard_masking", "bid")
 PAPER_DELAYS = (0, 1, 2, 3, 4)
-PAPER_EPISODES = 2048
-LIMITS = {"episodes": (1, 65536), "episode_steps": (1, 4096), "flow_steps": (1, 1000), "bid_samples": (1, 256)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--levels", nargs="+", metavar="KEY", help="level keys (default: every level with a policy and a level file)"
     )
     parser.add_argument(
-        "--methods", nargs="+", default=list(PAPER_METHODS), metavar="METHOD", help=f"any of {', '.join(METHODS)}"
+        "--methods",
+        nargs="+",
+        default=list(PAPER_METHODS),
+        metavar="METHOD",
+        help=f"any of {', '.join(table.BY_NAME['method'].options)}",
     )
     parser.add_argument("--delays", nargs="+", type=int, default=list(PAPER_DELAYS), metavar="D")
     parser.add_argument(
@@ -51,11 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="'all' (every s with max(1,d) <= s <= H-d, the paper's), 'min' (s = max(1,d)) or integers",
     )
-    parser.add_argument("--episodes", type=int, default=PAPER_EPISODES, help="episodes per point")
-    parser.add_argument("--episode-steps", type=int, default=256)
-    parser.add_argument("--flow-steps", type=int, default=5)
-    parser.add_argument("--bid-samples", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
+    flags.add_setting_flags(parser, table.SETTINGS, kind="sweep_flag")  # --flow-steps, --seed, --episodes, ...
     parser.add_argument(
         "--ray",
         nargs="?",
@@ -83,18 +82,12 @@ def _horizon_rule(values: list[str]) -> str | tuple[int, ...]:
 
 def check_args(args: argparse.Namespace) -> None:
     """Every value that can be checked without loading anything (``SettingsError`` naming it)."""
-    for name, (low, high) in LIMITS.items():
-        value = getattr(args, name)
-        if not low <= value <= high:
-            raise SettingsError(f"--{name.replace('_', '-')} {value} is out of range; accepted: {low}..{high}")
+    flags.check_flags(args, table.SETTINGS)
     for method in args.methods:
-        if method not in METHODS:
-            raise SettingsError(f"--methods {method!r} is not a method; accepted: {', '.join(METHODS)}")
+        table.BY_NAME["method"].check(method, called="--methods")
     for delay in args.delays:
         if delay < 0:
             raise SettingsError(f"--delays {delay} is out of range; accepted: 0..H-1 (0..7 for H = 8)")
-    if not 0 <= args.seed < 2**31:
-        raise SettingsError(f"--seed {args.seed} is out of range; accepted: 0..{2**31 - 1}")
     rule = _horizon_rule(args.execute_horizons)
     if isinstance(rule, tuple) and min(rule) < 1:
         raise SettingsError(f"--execute-horizons {min(rule)} is out of range; accepted: 'all', 'min' or s >= 1")
@@ -110,11 +103,7 @@ def sweep_settings(args: argparse.Namespace):
         delays=tuple(sorted(set(args.delays))),
         execute_horizon_rule=_horizon_rule(args.execute_horizons),
         template=rollout.RolloutSettings(
-            num_episodes=args.episodes,
-            episode_steps=args.episode_steps,
-            num_flow_steps=args.flow_steps,
-            bid_samples=args.bid_samples,
-            seed=args.seed,
+            **{s.name: getattr(args, flags.dest(s, "sweep_flag")) for s in table.SETTINGS if s.sweep_flag}
         ),
     )
 

@@ -26,13 +26,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from rtc.commands import flags
 from rtc.errors import IndexRangeError, RTCError
+from rtc.experiments import settings as table
 from rtc.io.files import write_atomic
-from rtc.numerics.sampler import SCHEDULES
 
-# Lightweight mirrors of rtc.experiments.protocol's names, so that building the parser imports nothing heavy.
-SITUATION_CHOICES = ("same-observation", "protocol")
-PRESET_CHOICES = ("tracking-doc",)
+# Named presets of --preset: settings by library name (explicit --config flags override them).
+PRESETS = {"tracking-doc": table.TRACKING_DOC_PRESET}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,49 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--level-path", default="worlds/l/grasp_easy.json", help="Kinetix level JSON")
     parser.add_argument("--config.step", dest="step", type=int, default=-1, help="epoch; -1 = latest")
-    parser.add_argument("--config.num-flow-steps", dest="num_flow_steps", type=int, default=None, help="default 20")
-    parser.add_argument(
-        "--config.inference-delay",
-        dest="inference_delay",
-        type=int,
-        default=None,
-        help="default: max(1, H // 4) for the policy's chunk size H (2 for H = 8)",
-    )
-    parser.add_argument(
-        "--config.execute-horizon",
-        dest="execute_horizon",
-        type=int,
-        default=None,
-        help="default: H // 2 (4 for H = 8), inside the paper's range max(1, d) <= s <= H - d",
-    )
-    parser.add_argument(
-        "--config.max-guidance-weight", dest="max_guidance_weight", type=float, default=None, help="default 5.0"
-    )
-    parser.add_argument(
-        "--config.batch-size", dest="batch_size", type=int, default=1, help="samples from different noise (1..4096)"
-    )
-    parser.add_argument(
-        "--situation",
-        choices=SITUATION_CHOICES,
-        default=SITUATION_CHOICES[0],
-        help="same-observation (default): the previous chunk is a plain sample from another seed at the same "
-        "observation, shifted by s; protocol: the second chunk after executing the first s actions open loop",
-    )
     parser.add_argument(
         "--preset",
-        choices=PRESET_CHOICES,
+        choices=tuple(PRESETS),
         default=None,
         help="tracking-doc: the tracking documentation's d=3, s=6, 20 steps, w_max=5 (outside the paper's range); "
         "explicit --config flags override it",
     )
-    parser.add_argument(
-        "--config.prefix-attention-schedule", dest="prefix_attention_schedule", choices=SCHEDULES, default="exp"
-    )
-    parser.add_argument(
-        "--config.action-dim-indices", dest="action_dim_indices", type=int, nargs="+", default=[0, 1, 2]
-    )
+    flags.add_setting_flags(parser, table.SETTINGS, presets=PRESETS)
     parser.add_argument("--output-dir", type=Path, default=Path("rtc_plots"))
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--legacy-threefry",
         action="store_true",
@@ -108,22 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace, chunk_size: int):
-    """The ``RTCSettings`` of an invocation: defaults for the policy's chunk size, then the preset, then flags."""
-    from rtc.experiments import pipeline, protocol
+    """The ``RTCSettings`` of an invocation: the table's defaults for the policy's chunk size, then the preset,
+    then the flags given."""
+    from rtc.experiments import pipeline
 
-    values = {"num_flow_steps": 20, "max_guidance_weight": 5.0}
-    if args.preset == "tracking-doc":
-        values.update(protocol.TRACKING_DOC_PRESET)
-    flags = ("num_flow_steps", "inference_delay", "execute_horizon", "max_guidance_weight")
-    values.update({name: getattr(args, name) for name in flags if getattr(args, name) is not None})
-    settings = pipeline.RTCSettings(
-        **values,
-        prefix_attention_schedule=args.prefix_attention_schedule,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        situation=args.situation,
-    )
-    return settings.for_chunk_size(chunk_size)
+    given = {s.name: getattr(args, s.name) for s in table.INSPECTION if s.flag and getattr(args, s.name) is not None}
+    return pipeline.RTCSettings(**{**PRESETS.get(args.preset, {}), **given}).for_chunk_size(chunk_size)
 
 
 def run(args: argparse.Namespace) -> dict:

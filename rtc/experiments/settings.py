@@ -9,7 +9,8 @@ Everything else is derived from the table: URL parsing and writing (``rtc.app.st
 (``RTCSettings.validate``, ``RolloutSettings.validate``, the app's ``check_view``: one check per setting,
 ``Setting.check``), the one-line description and file names of a selection. Adding a setting means adding a row.
 
-Plain Python apart from the names of schedules and methods (``rtc.numerics``).
+Plain Python apart from the schedule names (``rtc.numerics.sampler``), so command lines build their parsers
+cheaply; the method names (``rtc.numerics.methods``, which imports flax) are read when first needed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from rtc.errors import SettingsError
-from rtc.numerics.methods import METHODS
 from rtc.numerics.sampler import SCHEDULES
 
 MAX_SEED = 2**31 - 1
@@ -81,6 +81,7 @@ class Derived:
     compute: Callable[[Bounds], Any]
     text: str
     show_name: bool = False  # messages say "max(1, d)=2" rather than "2"
+    before_policy: bool = False  # can be computed before a policy is loaded (a command line's default)
 
     def __call__(self, bounds: Bounds) -> Any:
         return self.compute(bounds)
@@ -101,7 +102,9 @@ _DEFAULT_DELAY = Derived(
 _DEFAULT_HORIZON = Derived(
     lambda b: default_timing(b.chunk_size)[1], "H // 2 (4 for H = 8), inside the paper's range max(1, d) <= s <= H - d"
 )
-_DEFAULT_DIMS = Derived(lambda b: tuple(range(3 if b.action_dim is None else min(3, b.action_dim))), "0 1 2")
+_DEFAULT_DIMS = Derived(
+    lambda b: tuple(range(3 if b.action_dim is None else min(3, b.action_dim))), "0 1 2", before_policy=True
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,7 +127,7 @@ class Setting:
     low: Any = None  # number or Derived; None: no lower bound
     high: Any = None  # number or Derived; None: any finite value
     app_high: Any = None  # a tighter upper bound in the app (keeps it responsive); None: ``high``
-    choices: tuple[str, ...] = ()
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()  # a callable: read when first needed
     widget: str | None = None  # number | select | radio | multiselect; None: not a widget
     section: str = "settings"  # settings: what is run; look: what to look at (also for recorded traces)
     step: float = 1
@@ -136,6 +139,11 @@ class Setting:
     captions: Mapping[str, str] | None = None  # a sentence shown under the widget for each choice
     describe: str | None = None  # its part of a selection's one-line description ("{} flow steps")
     stem: Callable[[Any], str] | None = None  # its part of a selection's file name
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The accepted choices (empty for a number)."""
+        return self.choices() if callable(self.choices) else self.choices
 
     @property
     def message_name(self) -> str:
@@ -151,8 +159,8 @@ class Setting:
 
     def range_text(self, bounds: Bounds | None = None, app: bool = False) -> str:
         """What is accepted, in words: ``1..1000``, ``max(1, d)=2..8``, ``0..H``, ``one of exp, linear``."""
-        if self.choices:
-            return f"one of {', '.join(self.choices)}"
+        if self.options:
+            return f"one of {', '.join(self.options)}"
         high_bound = self.app_high if app and self.app_high is not None else self.high
         if self.low is not None and high_bound is None:
             return f"a finite value >= {_number(self.low)}"
@@ -170,14 +178,15 @@ class Setting:
     def check(self, value: Any, bounds: Bounds = Bounds(), app: bool = False, called: str = "") -> Any:
         """``value`` if accepted, else ``SettingsError`` naming it and what is accepted (``called``: its name there)."""
         name = called or self.message_name
-        if self.choices:
-            if value not in self.choices:
-                raise SettingsError(f"{name}={value!r} is not accepted; choose one of {', '.join(self.choices)}")
+        name += " " if name.startswith("-") else "="  # a flag is written "--flag value", a setting "name=value"
+        if self.options:
+            if value not in self.options:
+                raise SettingsError(f"{name}{value!r} is not accepted; choose one of {', '.join(self.options)}")
             return value
         if self.kind is tuple:
             if not value:
                 low, high = self.bounds(bounds, app)
-                raise SettingsError(f"no {name} chosen; pick at least one of {low}..{high}")
+                raise SettingsError(f"no {name[:-1]} chosen; pick at least one of {low}..{high}")
             for item in value:
                 self._check_number(item, bounds, app, name)
             return value
@@ -187,13 +196,13 @@ class Setting:
         low, high = self.bounds(bounds, app)
         if high is None:
             if not (math.isfinite(value) and value >= low):
-                raise SettingsError(f"{name}={value} is not accepted; use a finite value >= {_number(low)}")
+                raise SettingsError(f"{name}{value} is not accepted; use a finite value >= {_number(low)}")
             return value
         if not low <= value <= high:
             note = self.note(bounds) if self.note else ""
             if app and self.app_high is not None and value > high:
                 note += f" (the app's limit; the library accepts up to {_number(_value(self.high, bounds))})"
-            raise SettingsError(f"{name}={value} is out of range; accepted: {self.range_text(bounds, app)}{note}")
+            raise SettingsError(f"{name}{value} is out of range; accepted: {self.range_text(bounds, app)}{note}")
         return value
 
     def parse(self, text: str, called: str = "") -> Any:
@@ -221,7 +230,7 @@ class Setting:
     def help_text(self, bounds: Bounds | None = None, app: bool = False, default: Any = None) -> str:
         """The help text with what is accepted and, when given, a default (a value or ``Derived``)."""
         parts = [self.help]
-        if not self.choices:
+        if not self.options:
             parts.append(f"Accepted: {self.range_text(bounds, app)}.")
         if default is not None:
             parts.append(f"Default: {default.text if isinstance(default, Derived) else self.format(default)}.")
@@ -241,6 +250,12 @@ def _parse_int(text: str, name: str) -> int:
         return int(text)
     except ValueError:
         raise SettingsError(f"{name}={text!r} is not an integer") from None
+
+
+def _methods() -> tuple[str, ...]:
+    from rtc.numerics.methods import METHODS  # imports flax: only when a method is checked
+
+    return METHODS
 
 
 def _weight_stem(value: float) -> str:
@@ -437,7 +452,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Method",
         "How each chunk is produced (rtc.numerics.methods).",
         None,
-        choices=METHODS,
+        choices=_methods,
         rollout_default="rtc_exp",
     ),
     Setting(
