@@ -224,7 +224,8 @@ class Setting:
         if self.kind is tuple:
             return ",".join(str(v) for v in value)
         if self.kind is float:
-            return f"{value:g}"
+            short = f"{value:g}"  # "5", "2.5": short links; the exact repr where that would round
+            return short if float(short) == value else repr(float(value))
         return str(value)
 
     def help_text(self, bounds: Bounds | None = None, app: bool = False, default: Any = None) -> str:
