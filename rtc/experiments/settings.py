@@ -87,10 +87,6 @@ class Derived:
         return self.compute(bounds)
 
 
-def _known(bounds: Bounds, *names: str) -> bool:
-    return all(getattr(bounds, name) is not None for name in names)
-
-
 _H = Derived(lambda b: b.chunk_size, "H")
 _H_MINUS_1 = Derived(lambda b: b.chunk_size - 1, "H - 1")
 _S_LOW = Derived(lambda b: max(1, b.delay or 0), "max(1, d)", show_name=True)
@@ -124,7 +120,7 @@ class Setting:
     url: str | None = None  # URL query key
     flag: str | None = None  # rtc-visualize flag
     sweep_flag: str | None = None  # rtc-sweep flag
-    low: Any = None  # number or Derived; None: no lower bound
+    low: Any = None  # number or Derived (a number setting always has one)
     high: Any = None  # number or Derived; None: any finite value
     app_high: Any = None  # a tighter upper bound in the app (keeps it responsive); None: ``high``
     choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()  # a callable: read when first needed
