@@ -103,3 +103,20 @@ def draw(
         else:
             columns, container = None, st
         _draw_one(setting, container, current, key(setting, prefix), format_dim)
+
+
+def number(
+    setting: table.Setting,
+    container: Any,
+    name: str,
+    value: Any,
+    bounds: table.Bounds = table.Bounds(),
+    cap: Any = None,
+) -> Any:
+    """A number input for one row outside the sidebar (a page's own settings): label, range and help from the row;
+    ``cap`` lowers the upper bound where a page keeps its work short."""
+    low, high = setting.bounds(bounds, app=True)
+    high = high if cap is None else min(high, cap)
+    value = min(max(value, low), high)
+    help_text = f"{setting.help} Accepted here: {low}..{high}."
+    return container.number_input(setting.label, low, high, value=value, step=setting.step, key=name, help=help_text)

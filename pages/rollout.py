@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _data, _ui
+from pages import _data, _ui, _widgets
 from rtc.app import jobs
 from rtc.experiments import pipeline, rollout
+from rtc.experiments import settings as table
 from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS, is_jacobian_free
 from rtc.report import animation, bundle, plots
 
@@ -25,14 +26,13 @@ def _settings(context: _ui.Context) -> rollout.RolloutSettings:
     method = first.selectbox(
         "Method", METHODS, index=1, format_func=METHOD_LABELS.get, key="rollout_method", help=JACOBIAN_FREE_NOTE
     )
-    delay = second.number_input("Inference delay d", 0, h_max, value=min(view.delay, h_max), key="rollout_d")
-    horizon = third.number_input(
-        "Execute horizon s", 1, h_max, value=view.execute_horizon, key="rollout_s", help="Actions executed per chunk."
-    )
+    rows, bounds = table.BY_NAME, table.Bounds(chunk_size=h_max)
+    delay = _widgets.number(rows["inference_delay"], second, "rollout_d", view.delay, bounds)
+    horizon = _widgets.number(rows["execute_horizon"], third, "rollout_s", view.execute_horizon, bounds)
     if is_jacobian_free(method):
         st.caption(JACOBIAN_FREE_NOTE)
-    episodes = first.number_input("Episodes", 1, 16, value=1, key="rollout_episodes")
-    steps = second.number_input("Episode steps", 1, 256, value=256, key="rollout_steps")
+    episodes = _widgets.number(rows["num_episodes"], first, "rollout_episodes", 1, cap=16)
+    steps = _widgets.number(rows["episode_steps"], second, "rollout_steps", 256, cap=256)
     return rollout.RolloutSettings(
         method=method,
         inference_delay=int(delay),

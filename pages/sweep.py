@@ -7,9 +7,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages import _data, _ui
+from pages import _data, _ui, _widgets
 from rtc.app import jobs
 from rtc.experiments import pipeline, rollout, sweep, sweep_store
+from rtc.experiments import settings as table
 from rtc.io import roots
 from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS
 from rtc.report import plots_sweep
@@ -31,10 +32,11 @@ def _settings(context: _ui.Context) -> tuple[sweep.SweepSettings, str]:
     delays = right.multiselect("Inference delays d", list(range(5)), default=list(range(5)), key="sweep_delays")
     first, second, third = st.columns(3)
     rule = first.selectbox("Execute horizons s", list(RULES), format_func=RULES.get, key="sweep_rule")
-    episodes = second.number_input("Episodes per point", 1, 1024, value=64, key="sweep_episodes")
-    steps = third.number_input("Episode steps", 1, 256, value=256, key="sweep_steps")
+    rows = table.BY_NAME
+    episodes = _widgets.number(rows["num_episodes"], second, "sweep_episodes", 64, cap=1024)
+    steps = _widgets.number(rows["episode_steps"], third, "sweep_steps", 256, cap=256)
     fourth, fifth = st.columns(2)
-    bid = fourth.number_input("BID samples N", 1, 64, value=16, key="sweep_bid")
+    bid = _widgets.number(rows["bid_samples"], fourth, "sweep_bid", rows["bid_samples"].sweep_default, cap=64)
     metric = fifth.selectbox("Metric", list(sweep.METRICS), format_func=sweep.METRICS.get, key="sweep_metric")
     settings = sweep.SweepSettings(
         methods=tuple(chosen),
