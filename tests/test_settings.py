@@ -19,6 +19,7 @@ from rtc.commands import visualize as cli
 from rtc.errors import SettingsError
 from rtc.experiments import settings as table
 from rtc.experiments.pipeline import RTCSettings
+from rtc.experiments.rollout import RolloutSettings
 from tests.test_app import _app, demo_roots  # noqa: F401 (the fixture)
 
 LIMITS = Limits(chunk_size=8, action_dim=6)
@@ -84,6 +85,19 @@ def test_library_settings_take_their_defaults_from_the_table():
         assert fields[setting.name] == expected, setting.name
     filled = RTCSettings().for_chunk_size(16)
     assert (filled.inference_delay, filled.execute_horizon) == table.default_timing(16)
+
+
+def test_rollout_settings_take_their_defaults_from_the_table():
+    fields = {f.name: f.default for f in dataclasses.fields(RolloutSettings)}
+    assert fields == {s.name: s.rollout_default for s in table.ROLLOUT}
+
+
+@pytest.mark.parametrize("setting", table.ROLLOUT, ids=lambda s: s.name)
+def test_every_rollout_row_is_validated_by_rollout_settings(setting):
+    bad = _outside(setting, table.Bounds(chunk_size=8, delay=RolloutSettings().inference_delay))
+    with pytest.raises(SettingsError, match=setting.message_name) as caught:
+        dataclasses.replace(RolloutSettings(), **{setting.name: bad}).validate(8)
+    assert "accepted" in str(caught.value) or "choose one of" in str(caught.value)
 
 
 def test_every_view_row_is_in_the_url_and_read_back():

@@ -22,7 +22,6 @@ Animations of episodes are figures: ``rtc.report.animation``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,14 +31,12 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from rtc.errors import SettingsError
-from rtc.experiments import protocol
 from rtc.experiments import rollout_program as program
+from rtc.experiments import settings as settings_table
 from rtc.experiments.rollout_chunks import chunk_as_inspection, chunk_inspection
 from rtc.experiments.rollout_keys import action_noise, block_noise, episode_keys
 from rtc.experiments.rollout_results import Rollout, assemble
 from rtc.io import levels
-from rtc.numerics import methods
 from rtc.numerics.model import FlowPolicy
 
 __all__ = [
@@ -62,42 +59,32 @@ class RolloutCancelled(RuntimeError):
     """Raised when a progress callback returns False."""
 
 
+_DEFAULTS = settings_table.rollout_defaults()
+
+
 @dataclasses.dataclass(frozen=True)
 class RolloutSettings:
-    """What a closed-loop evaluation runs; defaults follow the paper (5 flow steps, noise 0.1, 256 steps)."""
+    """What a closed-loop evaluation runs; defaults follow the paper (5 flow steps, noise 0.1, 256 steps). Defaults,
+    ranges and help: ``rtc.experiments.settings.SETTINGS`` (``rollout_default``)."""
 
-    method: str = "rtc_exp"
-    inference_delay: int = 2
-    execute_horizon: int = 4
-    num_episodes: int = 1
-    episode_steps: int = 256
-    num_flow_steps: int = 5
-    max_guidance_weight: float = 5.0
-    bid_samples: int = 4
-    action_noise: float = 0.1
-    seed: int = 0
-    segment_steps: int = 32
+    method: str = _DEFAULTS["method"]
+    inference_delay: int = _DEFAULTS["inference_delay"]
+    execute_horizon: int = _DEFAULTS["execute_horizon"]
+    num_episodes: int = _DEFAULTS["num_episodes"]
+    episode_steps: int = _DEFAULTS["episode_steps"]
+    num_flow_steps: int = _DEFAULTS["num_flow_steps"]
+    max_guidance_weight: float = _DEFAULTS["max_guidance_weight"]
+    bid_samples: int = _DEFAULTS["bid_samples"]
+    action_noise: float = _DEFAULTS["action_noise"]
+    seed: int = _DEFAULTS["seed"]
+    segment_steps: int = _DEFAULTS["segment_steps"]
 
     def validate(self, chunk_size: int) -> list[str]:
-        """Raise ``SettingsError`` naming a refused value; return warnings (see ``protocol.validate_timing``)."""
-        methods.method_index(self.method)
-        checks = {
-            "num_episodes": (self.num_episodes, 1, 65536),
-            "episode_steps": (self.episode_steps, 1, 4096),
-            "num_flow_steps": (self.num_flow_steps, 1, 1000),
-            "bid_samples": (self.bid_samples, 1, 256),
-            "segment_steps": (self.segment_steps, 1, 4096),
-        }
-        for name, (value, low, high) in checks.items():
-            if not low <= value <= high:
-                raise SettingsError(f"{name}={value} is out of range; accepted: {low}..{high}")
-        if not (math.isfinite(self.max_guidance_weight) and self.max_guidance_weight >= 0):
-            raise SettingsError(f"max_guidance_weight={self.max_guidance_weight} must be a finite number >= 0")
-        if not (math.isfinite(self.action_noise) and self.action_noise >= 0):
-            raise SettingsError(f"action_noise={self.action_noise} must be a finite number >= 0")
-        if self.seed < 0:
-            raise SettingsError(f"seed={self.seed} must be >= 0")
-        warnings = protocol.validate_timing(self.inference_delay, self.execute_horizon, chunk_size)
+        """Raise ``SettingsError`` naming a refused value and what is accepted (``Setting.check`` of each setting,
+        in table order); return warnings (``protocol.validate_timing``'s and the closed loop's)."""
+        bounds = settings_table.Bounds(chunk_size=chunk_size)
+        settings_table.check_values(self.to_dict(), settings_table.ROLLOUT, bounds)
+        warnings = settings_table.timing_warnings(self.inference_delay, self.execute_horizon, chunk_size)
         padded = chunk_size - self.execute_horizon
         if self.inference_delay > padded:
             warnings.append(
