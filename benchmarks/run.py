@@ -370,28 +370,64 @@ def bench_jacobian_free_loop(quick: bool) -> list[Row]:
     return rows
 
 
-def bench_cli(quick: bool) -> list[Row]:
-    """Target 5: the documented example on the demo run, whole process (first run may fill the compile cache)."""
-    rows = []
-    with tempfile.TemporaryDirectory() as out:
-        command = [
-            sys.executable,
-            str(ROOT / "examples" / "visualize_flow_matching.py"),
-            str(ROOT / "runs" / "demo"),
-            "--output-dir",
-            out,
-        ]
+YARDSTICK = "import jax, jax.numpy as jnp, flax.nnx, matplotlib.figure"
 
-        def timed() -> float:
+
+def cli_command(root: Path, out: str, *extra: str) -> list[str]:
+    """The README's documented command line, run from the checkout at ``root``."""
+    script = root / "examples" / "visualize_flow_matching.py"
+    return [sys.executable, str(script), str(root / "runs" / "demo"), "--output-dir", out, *extra]
+
+
+def bench_cli(quick: bool) -> list[Row]:
+    """Targets 5 and issue 13: the documented example on the demo run, whole process, against the import yardstick.
+
+    The yardstick (``python -c "import jax, jax.numpy as jnp, flax.nnx, matplotlib.figure"``), the default
+    command and ``--situation protocol`` are timed in turn (yardstick, default, protocol, yardstick, ...),
+    after one run of each that fills the caches; ratios are of the medians. With ``RTC_BENCH_BEFORE`` set to
+    another checkout (e.g. a worktree of ``main``), its two commands join the same rotation, so before and
+    after are measured in one run under the same load.
+    """
+    before = os.environ.get("RTC_BENCH_BEFORE")
+    with tempfile.TemporaryDirectory() as out:
+        commands = {"yardstick": [sys.executable, "-c", YARDSTICK]}
+        checkouts = {"": ROOT} | ({"before: ": Path(before).resolve()} if before else {})
+        for label, root in checkouts.items():
+            commands[f"{label}default"] = cli_command(root, f"{out}/{label}default")
+            commands[f"{label}protocol"] = cli_command(root, f"{out}/{label}protocol", "--situation", "protocol")
+
+        def timed(command: list[str], cwd: Path) -> float:
             start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+            subprocess.run(command, check=True, capture_output=True, cwd=cwd)
             return time.perf_counter() - start
 
-        rows.append(Row("cli", "visualize_flow_matching on runs/demo, first run (fills caches)", timed(), "s"))
-        warm = [timed() for _ in range(2 if quick else 5)]
-        seconds = statistics.median(warm)
-        rows.append(Row("cli", "same, caches warm (median)", seconds, "s", "<= 12", seconds <= 12))
-        rows.append(Row("cli", "same, caches warm (min / max)", min(warm), f"s (max {max(warm):.1f} s)"))
+        def cwd(name: str) -> Path:
+            return checkouts["before: "] if name.startswith("before: ") else ROOT
+
+        first = {name: timed(command, cwd(name)) for name, command in commands.items()}
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(2 if quick else 5):
+            for name, command in commands.items():
+                times[name].append(timed(command, cwd(name)))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    yardstick = medians["yardstick"]
+    rows = [
+        Row("cli", "visualize_flow_matching on runs/demo, first run (fills caches)", first["default"], "s"),
+        Row(
+            "cli", "yardstick: python -c 'import jax, jax.numpy, flax.nnx, matplotlib.figure' (median)", yardstick, "s"
+        ),
+    ]
+    for name in commands:
+        if name == "yardstick":
+            continue
+        median = medians[name]
+        rows.append(Row("cli", f"{name} runs/demo, caches warm (median; min {min(times[name]):.2f} s)", median, "s"))
+        ratio = median / yardstick
+        if name == "default":
+            rows.append(Row("cli", "default / yardstick (issue 13)", ratio, "x", "<= 3", ratio <= 3))
+            rows.append(Row("cli", "default, caches warm (target 5)", median, "s", "<= 12", median <= 12))
+        else:
+            rows.append(Row("cli", f"{name} / yardstick", ratio, "x"))
     return rows
 
 

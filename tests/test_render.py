@@ -61,6 +61,33 @@ def test_pool_output_is_byte_identical_to_inline_rendering():
     assert set(pooled["a"]) == set(render.FORMATS) and pooled["a"]["png"].startswith(b"\x89PNG")
 
 
+def _imported(names: list[str]) -> dict[str, bool]:
+    return {name: name in sys.modules for name in names}
+
+
+def test_workers_import_their_preload_modules_before_the_first_job_and_png_needs_no_pdf_backend():
+    names = ["rtc.report.plots", "matplotlib.backends.backend_pdf", "matplotlib.backends.backend_svg"]
+    with render.render_pool(1, preload=("rtc.report.plots",)) as pool:
+        assert pool.submit(_imported, names).result(timeout=120) == {
+            "rtc.report.plots": True,  # imported at start (this job's module does not import it)
+            "matplotlib.backends.backend_pdf": False,
+            "matplotlib.backends.backend_svg": False,
+        }
+        png = pool.submit(render.build_and_render, _figure(), ("png",)).result(timeout=60)["png"]
+        assert png.startswith(b"\x89PNG")
+        assert not any(pool.submit(_imported, names[1:]).result(timeout=60).values())  # PNG only: no SVG/PDF
+
+
+def test_a_worker_refuses_to_preload_modules_outside_the_report_package():
+    with render.render_pool(1, preload=("os",)) as pool:
+        try:
+            pool.submit(os.getpid).result(timeout=60)
+        except render.WorkerLost as error:
+            assert "exit code 1" in str(error)
+        else:
+            raise AssertionError("a worker asked to preload 'os' must exit")
+
+
 def test_a_killed_worker_is_replaced_and_the_pool_keeps_working():
     with render.render_pool(1) as pool:
         first = pool.submit(os.getpid).result(timeout=60)

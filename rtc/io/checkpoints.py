@@ -286,14 +286,24 @@ def abstract_policy(config: ModelConfig, obs_dim: int, action_dim: int) -> FlowP
     return nnx.eval_shape(lambda: FlowPolicy(obs_dim, action_dim, config, rngs=nnx.Rngs(0)))
 
 
-def policy_from_pure_dict(params: dict, source: str = "checkpoint") -> FlowPolicy:
-    """Build a ``FlowPolicy`` from a pure dict, checking every name and shape against the architecture."""
+def policy_from_pure_dict(
+    params: dict, source: str = "checkpoint", *, abstract: FlowPolicy | None = None
+) -> FlowPolicy:
+    """Build a ``FlowPolicy`` from a pure dict, checking every name and shape against the architecture.
+
+    ``abstract`` (from ``abstract_policy``) is reused when its sizes are the ones the weights imply, which saves
+    tracing the constructor a second time.
+    """
     params = clean_pure_dict(params)
     try:
         config, obs_dim, action_dim = infer_dims(params)
     except CheckpointError as err:
         raise CheckpointError(f"{source}: {err}") from None
-    model = abstract_policy(config, obs_dim, action_dim)
+    sizes = (config, obs_dim, action_dim)
+    if abstract is not None and (abstract.config, abstract.obs_dim, abstract.action_dim) == sizes:
+        model = abstract
+    else:
+        model = abstract_policy(config, obs_dim, action_dim)
     graphdef, state = nnx.split(model)
     expected = dict(jax.tree_util.tree_leaves_with_path(nnx.to_pure_dict(state)))
     found = dict(jax.tree_util.tree_leaves_with_path(params))
@@ -395,7 +405,7 @@ def _load_project_policy(path: Path) -> FlowPolicy:
             params = checkpointer.restore(path.absolute() / PARAMS_DIR, target)
         except Exception as err:  # orbax raises many kinds for bad folders
             raise CheckpointError(f"{path}: cannot restore {PARAMS_DIR}/ ({type(err).__name__}: {err})") from None
-    return policy_from_pure_dict(params, source=str(path))
+    return policy_from_pure_dict(params, source=str(path), abstract=model)
 
 
 def _stringify_keys(tree: Any) -> Any:

@@ -1,6 +1,7 @@
 """Rendering matplotlib figures to PNG, SVG and PDF bytes, here or in worker processes.
 
-Only matplotlib is imported here, so render workers start fast and hold no JAX state.
+Only matplotlib is imported here, so render workers start fast and hold no JAX state; the SVG and PDF
+backends (the PDF one brings fontTools) are imported on first use, so PNG-only callers never load them.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from typing import Any
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.backends.backend_pdf import FigureCanvasPdf
-from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
 from rtc.errors import RTCError
@@ -58,8 +57,12 @@ def render_figure(fig: Figure, formats: Sequence[str] = FORMATS, dpi: int = PNG_
                     FigureCanvasAgg(fig).print_png(buffer, metadata=_metadata(fmt))
                     fig.set_dpi(figure_dpi)
                 elif fmt == "svg":
+                    from matplotlib.backends.backend_svg import FigureCanvasSVG
+
                     FigureCanvasSVG(fig).print_svg(buffer, metadata=_metadata(fmt))
                 else:
+                    from matplotlib.backends.backend_pdf import FigureCanvasPdf
+
                     FigureCanvasPdf(fig).print_pdf(buffer, metadata=_metadata(fmt))
             out[fmt] = buffer.getvalue()
         return out
@@ -98,7 +101,8 @@ class WorkerLost(RuntimeError):
 class RenderPool(Executor):
     """Render worker processes behind the ``Executor`` interface; a worker that dies is replaced.
 
-    Each worker is ``python -m rtc.report.render_worker`` started with ``subprocess`` and fed pickled jobs over
+    Each worker is ``python -m rtc.report.render_worker [module ...]`` (it imports the ``preload`` modules at
+    once) started with ``subprocess`` and fed pickled jobs over
     its pipes, one job at a time, by a thread here. Not ``multiprocessing``: its spawn and forkserver
     start methods rebuild the parent's ``__main__`` in every worker (CPython 3.11
     ``multiprocessing.spawn.get_preparation_data`` records ``__main__.__file__`` and ``prepare`` runs it
@@ -109,7 +113,8 @@ class RenderPool(Executor):
     stdin closes (``shutdown``, or this process ending), so none outlives its parent.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, preload: Sequence[str] = ("rtc.report.render",)) -> None:
+        self._preload = tuple(preload)
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
@@ -152,11 +157,13 @@ class RenderPool(Executor):
             for thread in self._threads:
                 thread.join()
 
-    @staticmethod
-    def _start() -> subprocess.Popen:
+    def _start(self) -> subprocess.Popen:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PROJECT_DIR, os.environ.get("PYTHONPATH")])))
         return subprocess.Popen(
-            [sys.executable, "-m", "rtc.report.render_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+            [sys.executable, "-m", "rtc.report.render_worker", *self._preload],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
         )
 
     def _serve(self, slot: int) -> None:
@@ -212,9 +219,13 @@ class RenderPool(Executor):
             process.wait()
 
 
-def render_pool(workers: int | None = None) -> RenderPool:
-    """Worker processes for ``render_figures``, all started now (see ``RenderPool``); a context manager."""
-    return RenderPool(workers or min(4, os.cpu_count() or 1))
+def render_pool(workers: int | None = None, preload: Sequence[str] = ("rtc.report.render",)) -> RenderPool:
+    """Worker processes for ``render_figures``, all started now (see ``RenderPool``); a context manager.
+
+    Each worker imports the ``preload`` modules (``rtc.report.*``) as it starts, before its first job, so
+    matplotlib is loaded while this process does other work.
+    """
+    return RenderPool(workers or min(4, os.cpu_count() or 1), preload)
 
 
 def _metadata(fmt: str) -> dict[str, Any] | None:

@@ -1,5 +1,5 @@
-"""A render worker: ``python -m rtc.report.render_worker`` runs jobs sent by ``rtc.report.render.RenderPool``
-over its pipes.
+"""A render worker: ``python -m rtc.report.render_worker [module ...]`` runs jobs sent by
+``rtc.report.render.RenderPool`` over its pipes, after importing the named ``rtc.report`` modules.
 
 Each job arrives on stdin as one pickled ``(function, args, kwargs)`` and its answer leaves on the
 original stdout as one pickled ``(ok, value)``. Only the parent process writes to the pipe (these are
@@ -9,6 +9,7 @@ shut it down), so it never outlives the pool.
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import signal
@@ -34,9 +35,21 @@ def serve(inbox, outbox) -> None:
         outbox.flush()
 
 
+PRELOADABLE = "rtc.report."
+
+
+def preload(modules: list[str]) -> None:
+    """Import the named ``rtc.report`` modules now, so the first job does not wait for matplotlib."""
+    for name in modules:
+        if not name.startswith(PRELOADABLE):
+            raise SystemExit(f"render worker: refusing to preload {name!r}; accepted: modules under {PRELOADABLE}*")
+        importlib.import_module(name)
+
+
 def main() -> None:
     # Ctrl-C reaches the whole process group; the parent decides when workers stop (by closing stdin).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    preload(sys.argv[1:])
     # The protocol keeps the real stdout; anything a job prints goes to stderr instead.
     outbox = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
