@@ -27,9 +27,12 @@ def _figure() -> Figure:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs or is still exiting: a killed worker's main thread shows as a zombie while its other
+    threads (numpy's, matplotlib's) still exit, and its parent can reap it only after they are gone."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z" or len(os.listdir(f"/proc/{pid}/task")) > 1
     except FileNotFoundError:
         return False
 

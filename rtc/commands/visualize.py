@@ -95,9 +95,10 @@ def run(args: argparse.Namespace) -> dict:
 
     pipeline.enable_compilation_cache()
     started = time.perf_counter()
-    # Workers start now, while this process loads and samples; they draw the figures at the end.
+    # Workers start now and import matplotlib while this process loads and samples; at the end they build and
+    # draw the figures from the sampled arrays.
     with (
-        render.render_pool(2) as pool,
+        render.render_pool(preload=("rtc.report.plots",)) as pool,
         tqdm(total=4, desc="visualize", unit="phase", file=sys.stderr, leave=False) as bar,
     ):
         bar.set_postfix_str("loading checkpoint")
@@ -129,9 +130,9 @@ def run(args: argparse.Namespace) -> dict:
         out = args.output_dir
         # Both sets in one round, so the render workers never wait for the second one.
         dims = args.action_dim_indices
-        rtc_figures = plots.tracking_figures(result.tracked, 0, dims, plain_action=result.plain["action"])
-        figures = {f"rtc_{name}": fig for name, fig in rtc_figures.items()}
-        figures |= {f"plain_{name}": fig for name, fig in plots.tracking_figures(result.plain, 0, dims).items()}
+        rtc_figures = plots.tracking_figure_makers(result.tracked, 0, dims, plain_action=result.plain["action"])
+        figures = {f"rtc_{name}": make for name, make in rtc_figures.items()}
+        figures |= {f"plain_{name}": make for name, make in plots.tracking_figure_makers(result.plain, 0, dims).items()}
         paths = plots.write_pngs(figures, out, executor=pool)
         arrays = result.arrays(run=str(run_info.path), epoch=epoch, level_key=key)
         write_atomic(out / "rtc_tracked.npz", traces.to_bytes(arrays))

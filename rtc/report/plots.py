@@ -12,8 +12,9 @@ data. The final action is the state at t = 1, one step after the last tracked on
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -27,7 +28,7 @@ from rtc.errors import IndexRangeError, RTCError
 from rtc.io.files import write_atomic
 from rtc.numerics.metrics import prev_valid_of
 from rtc.report.figure_layout import GridLayout
-from rtc.report.render import render_figures
+from rtc.report.render import FigureSource, render_figures
 
 __all__ = [
     "EXECUTED_LABEL",
@@ -481,6 +482,33 @@ def plot_chunk_overview(
     return fig
 
 
+def tracking_figure_makers(
+    tracked: Tracked,
+    batch_idx: int = 0,
+    action_dim_indices: Sequence[int] | None = None,
+    horizon_idx: int = 0,
+    plain_action: np.ndarray | None = None,
+) -> dict[str, Callable[[], Figure]]:
+    """``tracking_figures`` as picklable functions that build each figure, by the same names: for render
+    workers (``rtc.report.render``), which then receive the arrays rather than the drawn figures."""
+    tracked = {key: np.asarray(value) for key, value in tracked.items()}  # numpy travels without jax
+    plain_action = None if plain_action is None else np.asarray(plain_action)
+    (action,) = _numpy(tracked, "action", what="tracking_figures")
+    batch, horizon, action_dim = action.shape
+    b = check_index("batch_idx", batch_idx, batch)
+    h = check_index("horizon_idx", horizon_idx, horizon)
+    dims = checked_dims(action_dim_indices, action_dim)
+    makers: dict[str, Callable[[], Figure]] = {}
+    for a in dims:
+        makers[f"flow_steps_b{b}_h{h}_a{a}"] = functools.partial(plot_flow_matching_steps, tracked, b, a, h)
+    if is_rtc(tracked):
+        makers[f"error_b{b}"] = functools.partial(plot_error_over_steps, tracked, b)
+    makers[f"comparison_grid_b{b}_h{h}"] = functools.partial(plot_comparison_grid, tracked, b, dims, h)
+    if is_rtc(tracked):
+        makers[f"chunk_overview_b{b}"] = functools.partial(plot_chunk_overview, tracked, b, dims, plain_action)
+    return makers
+
+
 def tracking_figures(
     tracked: Tracked,
     batch_idx: int = 0,
@@ -493,20 +521,8 @@ def tracking_figures(
     ``flow_steps_b{b}_h{h}_a{a}`` per chosen action dim, ``comparison_grid_b{b}_h{h}`` and, for RTC
     runs, ``error_b{b}`` and ``chunk_overview_b{b}``.
     """
-    (action,) = _numpy(tracked, "action", what="tracking_figures")
-    batch, horizon, action_dim = action.shape
-    b = check_index("batch_idx", batch_idx, batch)
-    h = check_index("horizon_idx", horizon_idx, horizon)
-    dims = checked_dims(action_dim_indices, action_dim)
-    figures: dict[str, Figure] = {}
-    for a in dims:
-        figures[f"flow_steps_b{b}_h{h}_a{a}"] = plot_flow_matching_steps(tracked, b, a, h)
-    if is_rtc(tracked):
-        figures[f"error_b{b}"] = plot_error_over_steps(tracked, b)
-    figures[f"comparison_grid_b{b}_h{h}"] = plot_comparison_grid(tracked, b, dims, h)
-    if is_rtc(tracked):
-        figures[f"chunk_overview_b{b}"] = plot_chunk_overview(tracked, b, dims, plain_action)
-    return figures
+    makers = tracking_figure_makers(tracked, batch_idx, action_dim_indices, horizon_idx, plain_action)
+    return {name: make() for name, make in makers.items()}
 
 
 def save_tracking_plots(
@@ -532,9 +548,12 @@ def save_tracking_plots(
 
 
 def write_pngs(
-    figures: Mapping[str, Figure], output_dir: str | os.PathLike[str], *, executor: Executor | None = None
+    figures: Mapping[str, FigureSource], output_dir: str | os.PathLike[str], *, executor: Executor | None = None
 ) -> list[str]:
-    """Write each figure as ``{name}.png`` (100 dpi, each file whole or not at all); return the paths in order."""
+    """Write each figure as ``{name}.png`` (100 dpi, each file whole or not at all); return the paths in order.
+
+    A figure may be given as a function that builds it (``tracking_figure_makers``): with an ``executor`` the
+    workers then build it too."""
     os.makedirs(output_dir, exist_ok=True)
     rendered = render_figures(figures, ("png",), dpi=100, executor=executor)()
     paths = []

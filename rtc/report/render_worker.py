@@ -54,6 +54,10 @@ def main() -> None:
     outbox = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     serve(sys.stdin.buffer, outbox)
+    # Every answer is flushed; skip the interpreter's teardown (a few hundred ms with matplotlib loaded), for
+    # which the parent would wait.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
