@@ -84,6 +84,31 @@ def test_project_checkpoint_round_trips_exactly(tmp_path):
     np.testing.assert_array_equal(policy.action(jax.random.key(0), obs, 4), loaded.action(jax.random.key(0), obs, 4))
 
 
+def test_project_weights_kept_as_npz_load_exactly_and_follow_the_checkpoint_files(tmp_path, monkeypatch):
+    from rtc.io import checkpoints, export_cache
+
+    monkeypatch.setattr(export_cache, "cache_folder", lambda: tmp_path / "cache")
+    path = save_policy(random_policy(obs_dim=679, seed=4), tmp_path / "0" / "policies" / "worlds_l_x")
+    by_orbax = load_policy(path)  # reads params/ with orbax and keeps an .npz
+    (kept,) = (tmp_path / "cache" / "params").glob("*.npz")
+    monkeypatch.setattr(checkpoints, "_restore_params", lambda *args: pytest.fail("orbax must not be needed now"))
+    by_numpy = load_policy(path)
+    first, second = nnx.to_pure_dict(nnx.state(by_orbax)), nnx.to_pure_dict(nnx.state(by_numpy))
+    assert jax.tree.structure(first) == jax.tree.structure(second)
+    for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second), strict=True):
+        assert a.dtype == b.dtype and np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+    kept.write_bytes(b"damaged")  # an unreadable copy: orbax reads the folder again
+    monkeypatch.undo()
+    monkeypatch.setattr(export_cache, "cache_folder", lambda: tmp_path / "cache")
+    np.testing.assert_array_equal(load_policy(path).out_proj.kernel[...], by_orbax.out_proj.kernel[...])
+
+    newer = random_policy(obs_dim=679, seed=5)
+    save_policy(newer, path)  # new weights in the same folder: a new key, never the old copy
+    np.testing.assert_array_equal(load_policy(path).out_proj.kernel[...], newer.out_proj.kernel[...])
+    assert len(list((tmp_path / "cache" / "params").glob("*.npz"))) == 2
+
+
 class _RunsCode:
     def __init__(self, marker: str):
         self.marker = marker
