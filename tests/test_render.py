@@ -91,6 +91,18 @@ def test_a_worker_refuses_to_preload_modules_outside_the_report_package():
             raise AssertionError("a worker asked to preload 'os' must exit")
 
 
+def test_a_caller_that_renders_too_takes_queued_jobs_and_gets_the_same_bytes():
+    figures = {"a": _figure(), "b": _figure(), "c": _figure()}
+    inline = render.render_figures(figures, ("png",))()
+    with render.render_pool(1, caller_renders=True) as pool:
+        busy = pool.submit(time.sleep, 1.0)  # holds the only worker
+        here = [pool.submit(os.getpid) for _ in range(3)]
+        pool.run_queued_here()
+        assert [future.result(timeout=60) for future in here] == [os.getpid()] * 3
+        busy.result(timeout=60)
+        assert render.render_figures(figures, ("png",), executor=pool)() == inline
+
+
 def test_a_killed_worker_is_replaced_and_the_pool_keeps_working():
     with render.render_pool(1) as pool:
         first = pool.submit(os.getpid).result(timeout=60)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> dict:
     # Workers start now and import matplotlib while this process loads and samples; at the end they build and
     # draw the figures from the sampled arrays.
     with (
-        render.render_pool(preload=("rtc.report.plots",)) as pool,
+        render.render_pool(_render_workers(), preload=("rtc.report.plots",), caller_renders=True) as pool,
         tqdm(total=4, desc="visualize", unit="phase", file=sys.stderr, leave=False) as bar,
     ):
         bar.set_postfix_str("loading checkpoint")
@@ -152,6 +153,11 @@ def run(args: argparse.Namespace) -> dict:
         write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
         bar.update()
     return summary
+
+
+def _render_workers() -> int:
+    """Render workers besides this process, which renders too once it has sampled: one per further core (1..3)."""
+    return max(1, min(3, (os.cpu_count() or 2) - 1))
 
 
 def run_trace(args: argparse.Namespace) -> dict:

@@ -91,7 +91,13 @@ def render_figures(
     if executor is None:
         return lambda: {name: build_and_render(source, formats, dpi) for name, source in figures.items()}
     futures = {name: executor.submit(build_and_render, source, formats, dpi) for name, source in figures.items()}
-    return lambda: {name: future.result() for name, future in futures.items()}
+
+    def wait() -> dict[str, dict[str, bytes]]:
+        if getattr(executor, "caller_renders", False):
+            executor.run_queued_here()  # this thread takes its share of the jobs
+        return {name: future.result() for name, future in futures.items()}
+
+    return wait
 
 
 class WorkerLost(RuntimeError):
@@ -113,8 +119,11 @@ class RenderPool(Executor):
     stdin closes (``shutdown``, or this process ending), so none outlives its parent.
     """
 
-    def __init__(self, workers: int, preload: Sequence[str] = ("rtc.report.render",)) -> None:
+    def __init__(
+        self, workers: int, preload: Sequence[str] = ("rtc.report.render",), *, caller_renders: bool = False
+    ) -> None:
         self._preload = tuple(preload)
+        self.caller_renders = caller_renders
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
@@ -138,6 +147,24 @@ class RenderPool(Executor):
             future: Future = Future()
             self._jobs.put((future, fn, args, kwargs))
         return future
+
+    def run_queued_here(self) -> None:
+        """Run queued jobs in the calling thread until the queue is empty, so the caller works instead of waiting."""
+        while True:
+            try:
+                item = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if item is None:  # shutting down: leave the marker for the worker threads
+                self._jobs.put(None)
+                return
+            future, fn, args, kwargs = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except Exception as error:
+                future.set_exception(error)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -219,13 +246,16 @@ class RenderPool(Executor):
             process.wait()
 
 
-def render_pool(workers: int | None = None, preload: Sequence[str] = ("rtc.report.render",)) -> RenderPool:
+def render_pool(
+    workers: int | None = None, preload: Sequence[str] = ("rtc.report.render",), *, caller_renders: bool = False
+) -> RenderPool:
     """Worker processes for ``render_figures``, all started now (see ``RenderPool``); a context manager.
 
     Each worker imports the ``preload`` modules (``rtc.report.*``) as it starts, before its first job, so
-    matplotlib is loaded while this process does other work.
+    matplotlib is loaded while this process does other work. With ``caller_renders`` the thread waiting in
+    ``render_figures`` renders queued figures too (a process with nothing else to do; one worker fewer to start).
     """
-    return RenderPool(workers or min(4, os.cpu_count() or 1), preload)
+    return RenderPool(workers or min(4, os.cpu_count() or 1), preload, caller_renders=caller_renders)
 
 
 def _metadata(fmt: str) -> dict[str, Any] | None:
