@@ -96,6 +96,8 @@ def test_a_caller_that_renders_too_takes_queued_jobs_and_gets_the_same_bytes():
     inline = render.render_figures(figures, ("png",))()
     with render.render_pool(1, caller_renders=True) as pool:
         busy = pool.submit(time.sleep, 1.0)  # holds the only worker
+        while not busy.running():
+            time.sleep(0.01)
         here = [pool.submit(os.getpid) for _ in range(3)]
         pool.run_queued_here()
         assert [future.result(timeout=60) for future in here] == [os.getpid()] * 3
