@@ -1,14 +1,18 @@
-"""The physics step kept on disk as a traced program gives exactly what tracing it anew gives."""
+"""Programs kept on disk (the physics step, the same-observation inspection) give exactly what tracing them anew
+gives."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rtc.experiments import protocol
+from rtc.experiments import pipeline, protocol
 from rtc.io import export_cache, levels
+from tests.conftest import random_policy
 
 
 @pytest.fixture
@@ -65,3 +69,28 @@ def test_the_key_changes_with_shapes_and_code():
     assert export_cache.program_key(f, a, [f], []) == export_cache.program_key(f, a, [f], [])
     assert export_cache.program_key(f, a, [f], []) != export_cache.program_key(f, b, [f], [])
     assert export_cache.program_key(f, a, [f], []) != export_cache.program_key(f, a, [g], [])
+
+
+def test_the_same_observation_inspection_from_disk_equals_the_traced_one(shared_worlds, cache_dir, monkeypatch):
+    policy = random_policy(obs_dim=levels.OBS_DIM)
+    level = levels.load_level(shared_worlds / "grasp_easy.json")
+    settings = pipeline.RTCSettings(num_flow_steps=4, seed=3, batch_size=2, prefix_attention_schedule="linear")
+    with monkeypatch.context() as patch:
+        patch.setattr(export_cache, "cache_folder", lambda: None)  # the traced path, as without a cache
+        expected = pipeline.inspect(policy, level, settings)
+
+    exported = pipeline.inspect(policy, level, settings)  # traces and saves the program
+    (saved,) = (cache_dir / "exported").glob("_same_observation_program-*.jaxexport")
+    export_cache._loaded.clear()
+    loaded = pipeline.inspect(policy, level, settings)  # loads it from disk
+    for result in (exported, loaded):
+        for name in ("tracked", "plain"):
+            jax.tree.map(np.testing.assert_array_equal, getattr(result, name), getattr(expected, name))
+        np.testing.assert_array_equal(result.obs, expected.obs)
+        np.testing.assert_array_equal(result.first_chunk, expected.first_chunk)
+        assert result.summary == expected.summary
+
+    # Settings and the seed are inputs of the program: new values reuse it.
+    other = dataclasses.replace(settings, seed=5, inference_delay=1, execute_horizon=3, max_guidance_weight=2.0)
+    pipeline.inspect(policy, level, other)
+    assert list((cache_dir / "exported").glob("_same_observation_program-*.jaxexport")) == [saved]

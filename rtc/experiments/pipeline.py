@@ -6,18 +6,24 @@ Shared by the command line, the app and the benchmarks, so all three show the sa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from rtc.experiments import protocol
 from rtc.experiments import settings as settings_table
-from rtc.io import levels, traces
+from rtc.io import export_cache, levels, traces
 from rtc.numerics import metrics
 from rtc.numerics.model import FlowPolicy
+from rtc.numerics.sampler import schedule_index
 
 _DEFAULTS = settings_table.inspection_defaults()
 
@@ -117,42 +123,123 @@ class Inspection:
 
 def inspect(policy: FlowPolicy, level: levels.Level, settings: RTCSettings) -> Inspection:
     """Build the chosen situation (``protocol.SITUATIONS``), then run RTC and plain sampling with tracking on,
-    from the same noise."""
+    from the same noise.
+
+    With the compilation cache on (``enable_compilation_cache``) the sampling runs as programs kept on disk
+    (``rtc.io.export_cache``), so a later process does not trace it: the same-observation situation is one
+    program (no kinetix import), the protocol's sampling after the executed actions another.
+    """
     settings = settings.for_chunk_size(policy.action_chunk_size)
     warnings = settings.validate(policy.action_chunk_size)
     levels.check_obs_dim(level, policy.obs_dim)
-    first_rng, sample_rng = jax.random.split(jax.random.key(settings.seed))
-    situation = protocol.make_situation(
-        settings.situation,
-        policy,
-        level,
-        settings.num_flow_steps,
-        settings.execute_horizon,
-        first_rng,
-        settings.batch_size,
-    )
-    noise = policy.initial_noise(sample_rng, settings.batch_size)
+    guidance = _guidance(settings, policy.action_chunk_size)
+    sizes = {"num_steps": settings.num_flow_steps, "batch_size": settings.batch_size}
+    from_disk = export_cache.cache_folder() is not None
+    if from_disk and settings.situation == "same-observation":
+        seed_key = jax.random.key_data(jax.random.key(settings.seed))
+        inputs = [levels.reset_observation(level), seed_key, settings.execute_horizon, *guidance]
+        arrays = _from_disk(_same_observation_program, policy, inputs, sizes)
+    else:
+        first_rng, sample_rng = jax.random.split(jax.random.key(settings.seed))
+        situation = protocol.make_situation(
+            settings.situation,
+            policy,
+            level,
+            settings.num_flow_steps,
+            settings.execute_horizon,
+            first_rng,
+            settings.batch_size,
+        )
+        if from_disk:
+            inputs = [situation.obs, situation.prev_action_chunk, jax.random.key_data(sample_rng), *guidance]
+            arrays = _from_disk(_sample_program, policy, inputs, sizes)
+        else:
+            arrays = _sample(policy, situation.obs, situation.prev_action_chunk, sample_rng, *guidance, **sizes)
+        arrays |= {"obs": situation.obs, "first_chunk": situation.first_chunk}
+    arrays = jax.tree.map(np.asarray, arrays)
+    return Inspection(settings=settings, warnings=tuple(warnings), **arrays)
+
+
+def _guidance(settings: RTCSettings, chunk_size: int) -> tuple[int, int, int, float]:
+    """``(d, p, schedule, w_max)`` of the RTC call: the prefix attention horizon is the protocol's ``H - s``."""
+    horizon = protocol.prefix_attention_horizon(settings.execute_horizon, chunk_size)
+    schedule = schedule_index(settings.prefix_attention_schedule)
+    return settings.inference_delay, horizon, schedule, settings.max_guidance_weight
+
+
+def _sample(
+    policy: FlowPolicy,
+    obs: jax.Array,
+    prev_action_chunk: jax.Array,
+    sample_rng: jax.Array,
+    inference_delay: int | jax.Array,
+    prefix_attention_horizon: int | jax.Array,
+    schedule: int | jax.Array,
+    max_guidance_weight: float | jax.Array,
+    *,
+    num_steps: int,
+    batch_size: int,
+) -> dict[str, Any]:
+    """The RTC and plain samples with tracking, from the same noise drawn with ``sample_rng``."""
+    noise = policy.initial_noise(sample_rng, batch_size)
     _, tracked = policy.realtime_action(
         None,
-        situation.obs,
-        settings.num_flow_steps,
-        situation.prev_action_chunk,
-        settings.inference_delay,
-        protocol.prefix_attention_horizon(settings.execute_horizon, policy.action_chunk_size),
-        settings.prefix_attention_schedule,
-        settings.max_guidance_weight,
+        obs,
+        num_steps,
+        prev_action_chunk,
+        inference_delay,
+        prefix_attention_horizon,
+        schedule,
+        max_guidance_weight,
         return_tracking=True,
         noise=noise,
     )
-    _, plain = policy.action(None, situation.obs, settings.num_flow_steps, return_tracking=True, noise=noise)
-    return Inspection(
-        settings=settings,
-        tracked=jax.tree.map(np.asarray, tracked),
-        plain=jax.tree.map(np.asarray, plain),
-        obs=np.asarray(situation.obs),
-        first_chunk=np.asarray(situation.first_chunk),
-        warnings=tuple(warnings),
+    _, plain = policy.action(None, obs, num_steps, return_tracking=True, noise=noise)
+    return {"tracked": tracked, "plain": plain}
+
+
+def _sample_program(
+    model: FlowPolicy, obs: jax.Array, prev: jax.Array, key_data: jax.Array, *guidance: jax.Array, **sizes: int
+) -> dict[str, Any]:
+    """``_sample`` with the key given as its data (programs kept on disk take arrays only)."""
+    return _sample(model, obs, prev, jax.random.wrap_key_data(key_data), *guidance, **sizes)
+
+
+def _same_observation_program(
+    model: FlowPolicy, reset_obs: jax.Array, key_data: jax.Array, execute_horizon: jax.Array, *guidance, **sizes: int
+) -> dict[str, Any]:
+    """The whole same-observation inspection from the seed's key data: situation, then both samples."""
+    first_rng, sample_rng = jax.random.split(jax.random.wrap_key_data(key_data))
+    situation = protocol.situation_at_reset(
+        model, reset_obs, sizes["num_steps"], execute_horizon, first_rng, sizes["batch_size"]
     )
+    arrays = _sample(model, situation.obs, situation.prev_action_chunk, sample_rng, *guidance, **sizes)
+    return arrays | {"obs": situation.obs, "first_chunk": situation.first_chunk}
+
+
+def _from_disk(program: Callable[..., Any], policy: FlowPolicy, inputs: list, sizes: dict[str, int]) -> Any:
+    """``program(policy, *inputs, **sizes)`` through a program kept on disk (``export_cache.call_flat``).
+
+    ``inputs`` (the seed's key data, the RTC settings, ...) are arguments of the program, so new values reuse it;
+    ``sizes`` and the model's sizes shape it. Its key holds the source of every module whose code it runs.
+    """
+    graphdef, state = nnx.split(policy)
+    leaves, treedef = jax.tree.flatten(state)
+    dtypes = {"f": jnp.float32, "i": jnp.int32, "u": jnp.uint32, "b": jnp.bool_}
+    arrays = [jnp.asarray(value, dtypes[np.asarray(value).dtype.kind]) for value in inputs]
+
+    @functools.wraps(program)
+    def flat_program(*flat: jax.Array) -> Any:
+        model = nnx.merge(graphdef, jax.tree.unflatten(treedef, flat[: len(leaves)]))
+        return program(model, *flat[len(leaves) :], **sizes)
+
+    sources = [sys.modules[name] for name in (__name__, protocol.__name__, *_SAMPLING_MODULES)]
+    statics = [sorted(sizes.items()), policy.config, policy.obs_dim, policy.action_dim]
+    return export_cache.call_flat(flat_program, [*leaves, *arrays], sources=sources, packages=["flax"], statics=statics)
+
+
+# The modules whose code the sampling programs run (their source keys the programs kept on disk).
+_SAMPLING_MODULES = ("rtc.numerics.model", "rtc.numerics.sampler")
 
 
 def enable_compilation_cache(path: str | os.PathLike[str] | None = None) -> Path:

@@ -118,14 +118,39 @@ def make_situation(
     """
     execute = check_situation(name) == "protocol"
     levels.check_obs_dim(level, policy.obs_dim)
-    if execute:
-        reset_obs, env_state = levels.reset(level)
-    else:  # from disk when stored: no environment, no kinetix import
-        reset_obs, env_state = levels.reset_observation(level), None
+    if not execute:  # from disk when stored: no environment, no kinetix import
+        return situation_at_reset(policy, levels.reset_observation(level), num_steps, execute_horizon, rng, batch_size)
+    reset_obs, env_state = levels.reset(level)
     first_chunk = policy.action(rng, reset_obs[None], num_steps)
-    obs = reset_obs
-    if execute:
-        obs, env_state = advance(level, env_state, first_chunk[0], execute_horizon)
+    obs, env_state = advance(level, env_state, first_chunk[0], execute_horizon)
+    return _after_first_chunk(obs, first_chunk, reset_obs, env_state, execute_horizon, batch_size, name)
+
+
+def situation_at_reset(
+    policy: FlowPolicy,
+    reset_obs: jax.Array,
+    num_steps: int,
+    execute_horizon: int | jax.Array,
+    rng: jax.Array,
+    batch_size: int = 1,
+) -> Situation:
+    """The same-observation situation from the level's reset observation ``[obs_dim]``: a pure function of
+    arrays (safe under ``jax.jit``; ``execute_horizon`` may be traced)."""
+    first_chunk = policy.action(rng, reset_obs[None], num_steps)
+    return _after_first_chunk(reset_obs, first_chunk, reset_obs, None, execute_horizon, batch_size, "same-observation")
+
+
+def _after_first_chunk(
+    obs: jax.Array,
+    first_chunk: jax.Array,
+    reset_obs: jax.Array,
+    env_state: Any,
+    execute_horizon: int | jax.Array,
+    batch_size: int,
+    name: str,
+) -> Situation:
+    """The situation once the first chunk is known: its ``new[s:]``, zero-padded, as every batch element's
+    previous chunk, and ``obs`` as every element's observation."""
     prev = next_prev_chunk(first_chunk, execute_horizon)
     return Situation(
         obs=jnp.broadcast_to(obs, (batch_size, obs.shape[-1])),

@@ -49,13 +49,20 @@ def cache_folder() -> Path | None:
     return Path(folder) if folder else None
 
 
-def program_key(fn: Callable, flat_args: Sequence[Any], sources: Sequence[Callable], packages: Sequence[str]) -> str:
-    """A digest of everything the traced program depends on: code, argument shapes, versions, flags, backend."""
+def program_key(
+    fn: Callable,
+    flat_args: Sequence[Any],
+    sources: Sequence[Callable | types.ModuleType],
+    packages: Sequence[str],
+    statics: Sequence[Any] = (),
+) -> str:
+    """A digest of everything the traced program depends on: code (functions, or whole modules), argument shapes,
+    the values ``fn`` closes over (``statics``, by ``repr``), versions, flags, backend."""
+    codes = tuple(s if isinstance(s, types.ModuleType) else inspect.unwrap(s).__code__ for s in sources)
     parts = [
-        _code_and_versions(
-            f"{fn.__module__}.{fn.__qualname__}", tuple(inspect.unwrap(s).__code__ for s in sources), tuple(packages)
-        ),
+        _code_and_versions(f"{fn.__module__}.{fn.__qualname__}", codes, tuple(packages)),
         *(f"{a.shape}{a.dtype}" for a in flat_args),
+        *(f"static {value!r}" for value in statics),
         *(f"{flag}={jax.config.values.get(flag)}" for flag in _FLAGS),
         jax.default_backend(),
     ]
@@ -63,7 +70,9 @@ def program_key(fn: Callable, flat_args: Sequence[Any], sources: Sequence[Callab
 
 
 @functools.cache
-def _code_and_versions(name: str, codes: tuple[types.CodeType, ...], packages: tuple[str, ...]) -> str:
+def _code_and_versions(
+    name: str, codes: tuple[types.CodeType | types.ModuleType, ...], packages: tuple[str, ...]
+) -> str:
     """The parts of a key fixed for the life of a process (read once: sources and versions cost milliseconds)."""
     return "\n".join(
         [
@@ -78,20 +87,22 @@ def call_flat(
     fn: Callable[..., list[jax.Array]],
     flat_args: Sequence[jax.Array],
     *,
-    sources: Sequence[Callable] = (),
+    sources: Sequence[Callable | types.ModuleType] = (),
     packages: Sequence[str] = (),
-) -> list[jax.Array]:
-    """``fn(*flat_args)`` (arrays in, a list of arrays out) through a traced program kept on disk.
+    statics: Sequence[Any] = (),
+) -> Any:
+    """``fn(*flat_args)`` (arrays in, a list or another pytree of arrays out) through a traced program kept on disk.
 
     Without a configured cache folder this is a plain ``jax.jit(fn)`` call (traced anew for every new
     ``fn``: callers keep their own ``jax.jit`` for that case). ``sources`` are the
-    functions whose code ``fn`` runs (their source goes into the key), ``packages`` the
-    distributions it depends on (their versions too).
+    functions (or whole modules) whose code ``fn`` runs (their source goes into the key), ``packages`` the
+    distributions it depends on (their versions too), ``statics`` the values ``fn`` closes over that shape the
+    program (their ``repr`` too).
     """
     folder = cache_folder()
     if folder is None:
         return jax.jit(fn)(*flat_args)
-    key = program_key(fn, flat_args, [fn, *sources], packages)
+    key = program_key(fn, flat_args, [fn, *sources], packages, statics)
     path = folder / "exported" / f"{fn.__name__}-{key}.jaxexport"
     program = _loaded.get(path)
     if program is None:
