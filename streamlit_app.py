@@ -17,6 +17,25 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # so that pages can import their shared helpers
     sys.path.insert(0, str(ROOT))
 
+
+def _starting():
+    """Before the heavy imports below (JAX, flax, matplotlib, altair: seconds in a fresh process): the page set
+    up, the sidebar's title and, on the process's first run, a progress message (an ``st.status``, returned with
+    its placeholder; None on later runs)."""
+    st.set_page_config(page_title="RTC inspector", page_icon=":material/bolt:", layout="wide")
+    with st.sidebar:
+        st.title("RTC inspector")
+        st.caption("Real-time chunking, one denoising step at a time. The URL holds every choice: copy it to share.")
+    if "pages._data" in sys.modules:
+        return None
+    placeholder = st.empty()
+    status = placeholder.status("Starting the RTC inspector…", expanded=True)
+    status.write("Importing JAX, flax and the plotting libraries (a fresh process takes a few seconds)…")
+    return placeholder, status
+
+
+STARTING = _starting()
+
 from pages import _data, _traces, _ui, _widgets  # noqa: E402
 from rtc.app import state as app_state  # noqa: E402
 from rtc.app.state import Limits, Target, View  # noqa: E402
@@ -122,9 +141,8 @@ def _select_view(limits: Limits) -> View:
 
 
 def sidebar() -> _ui.Context | _ui.TraceContext | None:
-    """Every selector; returns the resolved selection (or None when there is nothing to show)."""
-    st.title("RTC inspector")
-    st.caption("Real-time chunking, one denoising step at a time. The URL holds every choice: copy it to share.")
+    """Every selector; returns the resolved selection (or None when there is nothing to show). The title is drawn
+    first, by ``_starting``."""
     if _traces.choose_source() == "Traces":
         return _traces.sidebar()
     dirs = roots.run_roots()
@@ -193,9 +211,10 @@ def _level_picture_in_sidebar() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="RTC inspector", page_icon=":material/bolt:", layout="wide")
     _data.setup_process()
     navigation = st.navigation(PAGES)
+    if STARTING is not None:
+        STARTING[1].write("Loading the checkpoint…")
     with st.sidebar:
         try:
             context = sidebar()
@@ -209,6 +228,8 @@ def main() -> None:
     for notice in st.session_state.pop(NOTICES_KEY, []):
         st.warning(f"From the link: {notice}", icon=":material/link_off:")
     _ui.mark_entrypoint_run()
+    if STARTING is not None:
+        STARTING[0].empty()  # the page shows its own progress from here
     navigation.run()
     with st.sidebar:
         _level_picture_in_sidebar()

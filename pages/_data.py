@@ -16,7 +16,8 @@ import streamlit as st
 from PIL import Image
 
 from rtc.app import jobs
-from rtc.experiments import analysis, pipeline
+from rtc.errors import RTCError
+from rtc.experiments import analysis, level_prep, pipeline
 from rtc.io import levels, roots, traces
 from rtc.io.checkpoints import RunInfo, load_policy
 from rtc.numerics.model import FlowPolicy
@@ -49,14 +50,52 @@ def policy(path: str, mtime: float) -> FlowPolicy:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def level(path: str) -> levels.Level:
-    """A Kinetix level, loaded once."""
-    return levels.load_level(path)
+    """A Kinetix level, opened once (read only when needed: see ``levels.open_level``)."""
+    return levels.open_level(path)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def compiled_sampler(checkpoint: str, checkpoint_mtime: float, num_flow_steps: int, batch_size: int) -> bool:
+    """The programs an inspection of this shape runs, compiled once per process (``pipeline.warm_up``; sessions
+    asking at the same time wait for the one compile)."""
+    chosen = pipeline.RTCSettings(num_flow_steps=num_flow_steps, batch_size=batch_size)
+    pipeline.warm_up(policy(checkpoint, checkpoint_mtime), chosen)
+    return True
+
+
+def prepare_level(path: str) -> bool:
+    """Ask the background preparer (``rtc.experiments.level_prep``) to store the level's reset observation and
+    picture on disk unless they are there; False when nothing is coming (stored already, or no preparer)."""
+    done = _prepared_levels()
+    if path in done:
+        return False
+    try:
+        if levels.is_prepared(path):
+            done.add(path)
+            return False
+    except (RTCError, OSError):
+        return False  # unreadable: the page reads it itself and says why
+    return level_prep.preparer().request(path)
+
+
+@st.cache_resource(show_spinner=False)
+def _prepared_levels() -> set[str]:
+    """Level files whose observation and picture this process has seen on disk (checked once, not every rerun)."""
+    return set()
+
+
+def wait_for_level(path: str, stage: str) -> None:
+    """Wait until the preparer stored ``stage`` ("obs" or "picture") of the level, if it was asked to;
+    when it failed, the caller does the work itself (and shows the error)."""
+    if prepare_level(path):
+        level_prep.preparer().wait(path, stage)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def level_picture(path: str) -> np.ndarray:
-    """The level's initial state as an image."""
-    return levels.render_level(level(path))
+    """The level's initial state as an image (kept on disk: see ``levels.level_picture``)."""
+    wait_for_level(path, "picture")
+    return levels.level_picture(level(path))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -337,7 +337,12 @@ def compute(context: Context) -> pipeline.Inspection:
         "(first time only; later changes of schedule, delay, horizon, weight or seed reuse it)…",
         expanded=True,
     ) as status:
-        status.write(f"Loading level {context.level_note} and the Kinetix simulator…")
+        if _data.prepare_level(str(context.level_path)):
+            status.write(f"Reading level {context.level_note} with the Kinetix simulator (in the background)…")
+        status.write("Compiling the sampler…")
+        _data.compiled_sampler(*args[:2], settings.num_flow_steps, settings.batch_size)
+        status.write(f"Loading level {context.level_note}…")
+        _data.wait_for_level(str(context.level_path), "obs")
         _data.level(str(context.level_path))
         status.write("Sampling the first chunk, executing it, then RTC and plain sampling with tracking…")
         result = _data.inspection(*args)

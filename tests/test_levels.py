@@ -154,3 +154,24 @@ def test_reset_observation_is_kept_on_disk_so_a_warm_open_never_reads_the_level(
     np.testing.assert_array_equal(levels.reset_observation(levels.open_level(path)), obs)
     with pytest.raises(levels.LevelError, match="does not exist"):
         levels.open_level(tmp_path / "missing.json")
+
+
+def test_level_picture_is_kept_on_disk_and_prepare_stores_both(tmp_path, monkeypatch):
+    from rtc.io import export_cache
+
+    monkeypatch.setattr(export_cache, "cache_folder", lambda: tmp_path)
+    path = tmp_path / "grasp_easy.json"
+    shutil.copyfile(levels.PROJECT_WORLDS / "l" / "grasp_easy.json", path)
+    assert not levels.is_prepared(path)
+    levels.reset_observation(levels.open_level(path))
+    assert not levels.is_prepared(path)  # the picture is missing
+    levels.level_picture(levels.open_level(path))
+    assert levels.is_prepared(path)
+    stored = list((tmp_path / "level_picture").glob("*.npy"))
+    assert len(stored) == 1 and stored[0].name.endswith(f"-{levels.RENDER_SIZE}px.npy")
+    warm = levels.open_level(path)
+    picture = levels.level_picture(warm)
+    assert not warm.loaded  # the picture came from disk
+    np.testing.assert_array_equal(picture, levels.render_level(levels.load_level(path)))
+    stored[0].write_bytes(b"not an array")  # a damaged entry is drawn again, not trusted
+    np.testing.assert_array_equal(levels.level_picture(levels.open_level(path)), picture)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -287,3 +289,43 @@ def test_jacobian_free_compiles_its_own_program_and_leaves_rtc_alone(small_polic
         small_policy.realtime_action(jax.random.key(1), obs, steps, prev, 3, 4, schedule, 2.0, jacobian_free=True)
     _rtc(small_policy, obs, prev, False, steps=steps)
     assert model_module._realtime_jit._cache_size() == before + 1
+
+
+@pytest.mark.parametrize(("batch", "steps", "from_disk"), [(1, 13, False), (2, 3, False), (1, 11, True)])
+def test_warm_up_compiles_everything_inspect_runs(batch, steps, from_disk, tmp_path, monkeypatch):
+    """The app compiles while the level is read in the background (``pipeline.warm_up`` on a zero observation); the
+    inspection afterwards must compile nothing, or the first page would pay for the compile twice."""
+    from jax import monitoring
+
+    from rtc.experiments import pipeline
+    from rtc.io import levels
+    from rtc.io.checkpoints import load_policy, read_run
+
+    policy = load_policy(read_run(levels.PROJECT_ROOT / "runs" / "demo").checkpoint(-1, "worlds_l_grasp_easy"))
+    level = levels.load_level(levels.resolve_level_path("worlds/l/grasp_easy.json"))
+    levels.reset_observation(level)  # the level's own programs, compiled once
+    settings = pipeline.RTCSettings(num_flow_steps=steps, batch_size=batch, seed=5)  # shapes no other test compiles
+    from rtc.io import export_cache
+
+    # from disk, the app's way: the whole same-observation inspection is one program kept on disk
+    monkeypatch.setattr(export_cache, "cache_folder", lambda: tmp_path if from_disk else None)
+    programs = (model_module._naive_jit, model_module._realtime_jit)
+    before = [p._cache_size() for p in programs]
+    pipeline.warm_up(policy, settings)
+    if from_disk:
+        assert len(list((tmp_path / "exported").glob("*.jaxexport"))) == 1
+    else:  # the first chunk (plain, batch 1), the plain and the RTC samples
+        assert [p._cache_size() for p in programs] == [before[0] + 2, before[1] + 1]
+    compiled = []
+
+    def listen(event: str, duration: float, **_) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiled.append(duration)
+
+    monitoring.register_event_duration_secs_listener(listen)
+    try:
+        result = pipeline.inspect(policy, level, dataclasses.replace(settings, seed=6, max_guidance_weight=2.0))
+    finally:
+        monitoring.unregister_event_duration_listener(listen)
+    assert compiled == []
+    assert result.tracked["action"].shape == (batch, policy.action_chunk_size, policy.action_dim)

@@ -132,13 +132,8 @@ def inspect(policy: FlowPolicy, level: levels.Level, settings: RTCSettings) -> I
     settings = settings.for_chunk_size(policy.action_chunk_size)
     warnings = settings.validate(policy.action_chunk_size)
     levels.check_obs_dim(level, policy.obs_dim)
-    guidance = _guidance(settings, policy.action_chunk_size)
-    sizes = {"num_steps": settings.num_flow_steps, "batch_size": settings.batch_size}
-    from_disk = export_cache.cache_folder() is not None
-    if from_disk and settings.situation == "same-observation":
-        seed_key = jax.random.key_data(jax.random.key(settings.seed))
-        inputs = [levels.reset_observation(level), seed_key, settings.execute_horizon, *guidance]
-        arrays = _from_disk(_same_observation_program, policy, inputs, sizes)
+    if export_cache.cache_folder() is not None and settings.situation == "same-observation":
+        arrays = _same_observation_from_disk(policy, levels.reset_observation(level), settings)
     else:
         first_rng, sample_rng = jax.random.split(jax.random.key(settings.seed))
         situation = protocol.make_situation(
@@ -150,14 +145,50 @@ def inspect(policy: FlowPolicy, level: levels.Level, settings: RTCSettings) -> I
             first_rng,
             settings.batch_size,
         )
-        if from_disk:
-            inputs = [situation.obs, situation.prev_action_chunk, jax.random.key_data(sample_rng), *guidance]
-            arrays = _from_disk(_sample_program, policy, inputs, sizes)
-        else:
-            arrays = _sample(policy, situation.obs, situation.prev_action_chunk, sample_rng, *guidance, **sizes)
-        arrays |= {"obs": situation.obs, "first_chunk": situation.first_chunk}
+        arrays = _sample_situation(policy, situation, sample_rng, settings)
     arrays = jax.tree.map(np.asarray, arrays)
     return Inspection(settings=settings, warnings=tuple(warnings), **arrays)
+
+
+def warm_up(policy: FlowPolicy, settings: RTCSettings) -> None:
+    """Compile what ``inspect`` runs for these settings (flow steps, batch size, situation), without a level: the
+    same programs run once on a zero observation, so the app can compile while the level is still being read (in
+    the background). ``inspect`` then finds them compiled; numbers come only from ``inspect``. (The protocol's
+    environment step is not compiled here: it needs the level.)"""
+    settings = settings.for_chunk_size(policy.action_chunk_size)
+    settings.validate(policy.action_chunk_size)
+    zeros = jnp.zeros((policy.obs_dim,), jnp.float32)
+    if export_cache.cache_folder() is not None and settings.situation == "same-observation":
+        arrays = _same_observation_from_disk(policy, zeros, settings)
+    else:
+        first_rng, sample_rng = jax.random.split(jax.random.key(settings.seed))
+        sizes = (settings.num_flow_steps, settings.execute_horizon, first_rng, settings.batch_size)
+        arrays = _sample_situation(policy, protocol.situation_at_reset(policy, zeros, *sizes), sample_rng, settings)
+    jax.block_until_ready(arrays)
+
+
+def _sizes(settings: RTCSettings) -> dict[str, int]:
+    return {"num_steps": settings.num_flow_steps, "batch_size": settings.batch_size}
+
+
+def _same_observation_from_disk(policy: FlowPolicy, reset_obs: jax.Array, settings: RTCSettings) -> dict[str, Any]:
+    """The whole same-observation inspection as one program kept on disk."""
+    seed_key = jax.random.key_data(jax.random.key(settings.seed))
+    inputs = [reset_obs, seed_key, settings.execute_horizon, *_guidance(settings, policy.action_chunk_size)]
+    return _from_disk(_same_observation_program, policy, inputs, _sizes(settings))
+
+
+def _sample_situation(
+    policy: FlowPolicy, situation: protocol.Situation, sample_rng: jax.Array, settings: RTCSettings
+) -> dict[str, Any]:
+    """Both samples in ``situation`` (through a program kept on disk when the compilation cache is on)."""
+    guidance = _guidance(settings, policy.action_chunk_size)
+    if export_cache.cache_folder() is not None:
+        inputs = [situation.obs, situation.prev_action_chunk, jax.random.key_data(sample_rng), *guidance]
+        arrays = _from_disk(_sample_program, policy, inputs, _sizes(settings))
+    else:
+        arrays = _sample(policy, situation.obs, situation.prev_action_chunk, sample_rng, *guidance, **_sizes(settings))
+    return arrays | {"obs": situation.obs, "first_chunk": situation.first_chunk}
 
 
 def _guidance(settings: RTCSettings, chunk_size: int) -> tuple[int, int, int, float]:
