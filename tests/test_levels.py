@@ -62,6 +62,8 @@ def test_project_worlds_hold_all_twelve_paper_levels_and_reset_exactly(upstream_
     else:
         np.testing.assert_array_equal(obs, expected)
         assert levels.paper_level_note(level.key) is None
+    # the committed copy (worlds/prepared) is what kinetix gives, bit for bit
+    np.testing.assert_array_equal(levels._load_cached(levels._prepared_file(level.path, "reset_obs")), obs)
 
 
 def test_project_worlds_are_kinetix_levels_or_the_paper_only_files_with_their_notice():
@@ -136,12 +138,13 @@ def test_level_json_parse_is_checked_before_kinetix(tmp_path):
 def test_reset_observation_is_kept_on_disk_so_a_warm_open_never_reads_the_level(tmp_path, monkeypatch):
     from rtc.io import export_cache
 
-    monkeypatch.setattr(export_cache, "cache_folder", lambda: tmp_path)
-    path = levels.PROJECT_WORLDS / "l" / "grasp_easy.json"
+    monkeypatch.setattr(export_cache, "cache_folder", lambda: tmp_path / "cache")
+    path = tmp_path / "grasp_easy.json"  # same level, other bytes: no committed copy under worlds/prepared
+    path.write_text(json.dumps(json.loads((levels.PROJECT_WORLDS / "l" / "grasp_easy.json").read_text()), indent=1))
     cold = levels.open_level(path)
     assert cold.loaded  # nothing stored yet: read at once (and validated)
     obs = levels.reset_observation(cold)
-    stored = list((tmp_path / "reset_obs").glob("*.npy"))
+    stored = list((tmp_path / "cache" / "reset_obs").glob("*.npy"))
     assert len(stored) == 1 and "kinetix-env3.0.2" in stored[0].name
     warm = levels.open_level(path)
     assert not warm.loaded
@@ -160,8 +163,8 @@ def test_level_picture_is_kept_on_disk_and_prepare_stores_both(tmp_path, monkeyp
     from rtc.io import export_cache
 
     monkeypatch.setattr(export_cache, "cache_folder", lambda: tmp_path)
-    path = tmp_path / "grasp_easy.json"
-    shutil.copyfile(levels.PROJECT_WORLDS / "l" / "grasp_easy.json", path)
+    path = tmp_path / "grasp_easy.json"  # same level, other bytes: no committed copy under worlds/prepared
+    path.write_text(json.dumps(json.loads((levels.PROJECT_WORLDS / "l" / "grasp_easy.json").read_text()), indent=1))
     assert not levels.is_prepared(path)
     levels.reset_observation(levels.open_level(path))
     assert not levels.is_prepared(path)  # the picture is missing
@@ -175,3 +178,42 @@ def test_level_picture_is_kept_on_disk_and_prepare_stores_both(tmp_path, monkeyp
     np.testing.assert_array_equal(picture, levels.render_level(levels.load_level(path)))
     stored[0].write_bytes(b"not an array")  # a damaged entry is drawn again, not trusted
     np.testing.assert_array_equal(levels.level_picture(levels.open_level(path)), picture)
+
+
+def test_prepared_worlds_cover_every_project_level_and_nothing_stale():
+    """worlds/prepared holds, for each worlds/l level, its reset observation and picture keyed by the file's
+    current sha256 and the installed kinetix-env/jax; an edited level or a version bump fails here (rerun
+    ``python -m rtc.io.levels --prepare``)."""
+    expected = set()
+    for path in sorted((levels.PROJECT_WORLDS / "l").glob("*.json")):
+        expected |= {
+            levels._prepared_file(path, "reset_obs"),
+            levels._prepared_file(path, "level_picture", f"-{levels.RENDER_SIZE}px"),
+        }
+    assert len(expected) == 24
+    assert set(levels.PREPARED.rglob("*.npz")) == expected
+    for path in (levels.PROJECT_WORLDS / "l").glob("*.json"):
+        assert levels.is_prepared(path)
+
+
+def test_a_fresh_machine_shows_a_project_level_without_kinetix(tmp_path):
+    """Empty cache: the observation and picture of a worlds/ level come from worlds/prepared; kinetix is not
+    imported, and they equal what kinetix computes."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from rtc.io import export_cache, levels; "
+        f"export_cache.cache_folder = lambda: __import__('pathlib').Path({str(tmp_path)!r}); "
+        "level = levels.open_level(levels.PROJECT_WORLDS / 'l' / 'grasp_easy.json'); "
+        "obs = np.asarray(levels.reset_observation(level)); pic = levels.level_picture(level); "
+        "assert 'kinetix' not in sys.modules, 'kinetix imported'; "
+        f"np.save({str(tmp_path / 'obs.npy')!r}, obs); np.save({str(tmp_path / 'pic.npy')!r}, pic)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=levels.PROJECT_ROOT)
+    level = levels.load_level(levels.PROJECT_WORLDS / "l" / "grasp_easy.json")
+    np.testing.assert_array_equal(np.load(tmp_path / "obs.npy"), levels.reset(level)[0])
+    picture, drawn = np.load(tmp_path / "pic.npy"), levels.render_level(level)
+    assert picture.shape == drawn.shape == (levels.RENDER_SIZE, levels.RENDER_SIZE, 3)
+    assert (picture == drawn).all(axis=-1).mean() > 0.999  # rasterisation may differ by a pixel on other CPUs
+    assert picture.std() > 10  # a scene, not a blank canvas

@@ -29,6 +29,10 @@ DEFAULT_LEVEL = "worlds/l/grasp_easy.json"
 OBS_DIM = 679
 ACTION_DIM = 6
 RENDER_SIZE = 512  # the paper renders at 512x512
+# What kinetix gives for the project's own levels (reset observation, picture), committed so that a fresh
+# machine shows them without importing kinetix; keyed like the cache, written by ``python -m rtc.io.levels
+# --prepare``; tests/test_levels.py recomputes them and fails on a stale file.
+PREPARED = PROJECT_WORLDS / "prepared"
 
 # The paper's levels that kinetix-env also ships (the other four exist only in the paper's set).
 PAPER_LEVELS_IN_KINETIX = (
@@ -148,10 +152,12 @@ def load_level(path: str | Path) -> Level:
 
 
 def open_level(path: str | Path) -> Level:
-    """Like ``load_level``, but the file is read only when needed: while its reset observation is on disk
-    (the file's content validated when that was stored), nothing is read until a state is asked for."""
+    """Like ``load_level``, but the file is read only when needed: while its reset observation is on disk (in
+    the cache or committed under ``worlds/prepared``; the file's content validated when that was stored),
+    nothing is read until a state is asked for."""
     path = checked_level_path(path)
-    if _reset_cache_file(path) is not None and _reset_cache_file(path).is_file():
+    cached = _reset_cache_file(path)
+    if (cached is not None and cached.is_file()) or _prepared_file(path, "reset_obs").is_file():
         return Level(path)
     return load_level(path)
 
@@ -202,25 +208,44 @@ def _reset_cache_file(path: Path) -> Path | None:
     return _level_cache_file(path, "reset_obs")
 
 
+def _level_entry(path: Path, kind: str, extra: str = "") -> str:
+    """``<kind>/<sha256 of the file>-<kinetix-env and jax versions><extra>``: what a stored array is keyed by."""
+    from rtc.io import export_cache
+
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:32]
+    versions = f"kinetix-env{export_cache.package_version('kinetix-env')}-jax{export_cache.package_version('jax')}"
+    return f"{kind}/{digest}-{versions}{extra}"
+
+
 def _level_cache_file(path: Path, kind: str, extra: str = "") -> Path | None:
-    """``<cache>/<kind>/<sha256 of the file>-<kinetix-env and jax versions><extra>.npy`` (None without a cache)."""
+    """``<cache>/<entry>.npy`` (``_level_entry``; None without a configured cache)."""
     from rtc.io import export_cache
 
     folder = export_cache.cache_folder()
-    if folder is None:
-        return None
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:32]
-    versions = f"kinetix-env{export_cache.package_version('kinetix-env')}-jax{export_cache.package_version('jax')}"
-    return folder / kind / f"{digest}-{versions}{extra}.npy"
+    return None if folder is None else folder / f"{_level_entry(path, kind, extra)}.npy"
+
+
+def _prepared_file(path: Path, kind: str, extra: str = "") -> Path:
+    """``worlds/prepared/<entry>.npz``: the committed copy (compressed), for the project's own levels."""
+    return PREPARED / f"{_level_entry(path, kind, extra)}.npz"
 
 
 def _load_cached(path: Path | None) -> np.ndarray | None:
     if path is None or not path.is_file():
         return None
     try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                return archive["array"]
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
+    except (OSError, ValueError, KeyError):
         return None  # unreadable: the caller computes it again
+
+
+def _load_stored(path: Path, kind: str, extra: str = "") -> np.ndarray | None:
+    """A stored array of the level file ``path``: the cache's, else the committed one, else None."""
+    stored = _load_cached(_level_cache_file(path, kind, extra))
+    return stored if stored is not None else _load_cached(_prepared_file(path, kind, extra))
 
 
 def _store_cached(path: Path | None, array: np.ndarray) -> None:
@@ -232,12 +257,11 @@ def _store_cached(path: Path | None, array: np.ndarray) -> None:
 
 def reset_observation(level: Level) -> jax.Array:
     """The observation after resetting to ``level`` (``[679]``), read from disk when it was stored before."""
-    cached = _reset_cache_file(level.path)
-    stored = _load_cached(cached)
-    if stored is not None:
+    stored = _load_stored(level.path, "reset_obs")
+    if stored is not None and stored.shape == (OBS_DIM,):
         return jnp.asarray(stored)
     obs, _ = reset(level)
-    _store_cached(cached, obs)
+    _store_cached(_reset_cache_file(level.path), obs)
     return obs
 
 
@@ -275,20 +299,22 @@ def render_level(level: Level) -> np.ndarray:
 
 def level_picture(level: Level) -> np.ndarray:
     """``render_level``, read from disk when it was stored before (next to the reset observation, same key)."""
-    cached = _level_cache_file(level.path, "level_picture", f"-{RENDER_SIZE}px")
-    stored = _load_cached(cached)
+    stored = _load_stored(level.path, "level_picture", f"-{RENDER_SIZE}px")
     if stored is not None and stored.dtype == np.uint8 and stored.shape == (RENDER_SIZE, RENDER_SIZE, 3):
         return stored
     picture = render_level(level)
-    _store_cached(cached, picture)
+    _store_cached(_level_cache_file(level.path, "level_picture", f"-{RENDER_SIZE}px"), picture)
     return picture
 
 
 def is_prepared(path: str | Path) -> bool:
-    """Whether the level file's reset observation and picture are on disk (so showing it needs no kinetix)."""
+    """Whether the level file's reset observation and picture are on disk, in the cache or committed under
+    ``worlds/prepared`` (so showing it needs no kinetix)."""
     path = checked_level_path(path)
-    files = (_reset_cache_file(path), _level_cache_file(path, "level_picture", f"-{RENDER_SIZE}px"))
-    return all(f is not None and f.is_file() for f in files)
+    kinds = (("reset_obs", ""), ("level_picture", f"-{RENDER_SIZE}px"))
+    cached = [_level_cache_file(path, kind, extra) for kind, extra in kinds]
+    prepared = [_prepared_file(path, kind, extra) for kind, extra in kinds]
+    return all((c is not None and c.is_file()) or p.is_file() for c, p in zip(cached, prepared, strict=True))
 
 
 def kinetix_levels_folder() -> Path:
@@ -320,6 +346,27 @@ def export_worlds(
     return written
 
 
+def prepare_worlds(folder: Path = PROJECT_WORLDS / "l") -> list[Path]:
+    """Write ``worlds/prepared``: each level's reset observation and picture as kinetix gives them (replacing
+    what was there, so no stale file stays)."""
+    shutil.rmtree(PREPARED, ignore_errors=True)
+    written = []
+    for path in sorted(folder.glob("*.json")):
+        level = load_level(path)
+        obs, _ = reset(level)
+        for (kind, extra), array in (
+            (("reset_obs", ""), np.asarray(obs)),
+            (("level_picture", f"-{RENDER_SIZE}px"), render_level(level)),
+        ):
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, array=array)
+            written.append(write_atomic(_prepared_file(path, kind, extra), buffer.getvalue()))
+    return written
+
+
 if __name__ == "__main__":
-    for written_path in export_worlds():
+    import sys
+
+    made = prepare_worlds() if "--prepare" in sys.argv[1:] else export_worlds()
+    for written_path in made:
         print(written_path.relative_to(PROJECT_ROOT))
