@@ -163,15 +163,17 @@ SUMMARY_METRICS: dict[str, SummaryMetric] = {
             "than plain sampling.",
         ),
         SummaryMetric(
-            "Weighted prefix error",
+            "Prefix error",
             "weighted_prefix_error_rtc",
-            "Σ_h w_h ‖chunk_h − previous_h‖ over the prefix (lower = closer to the previous chunk).",
+            "Weighted prefix error of the RTC chunk: Σ_h w_h ‖chunk_h − previous_h‖ over the prefix (lower = closer "
+            "to the previous chunk).",
             ("plain", "weighted_prefix_error_plain"),
         ),
         SummaryMetric(
-            "Final-action difference",
+            "RTC vs plain",
             "final_action_difference",
-            "‖RTC chunk − plain chunk‖ over the whole chunk: how much guidance changed the result.",
+            "Final-action difference ‖RTC chunk − plain chunk‖ over the whole chunk: how much guidance changed the "
+            "result.",
         ),
         SummaryMetric(
             "Mean |correction|",

@@ -557,7 +557,7 @@ def test_app_opens_the_committed_demo_trace_by_default(monkeypatch):
     assert not any("Jacobian-free" in w.value for w in at.main.warning)  # a real VJP: not marked
     metrics = {m.label: m.value for m in at.main.metric}
     trace = traces.read_trace(Path(__file__).resolve().parents[1] / "traces" / "demo_grasp_easy.npz")
-    assert metrics["Weighted prefix error"] == f"{trace.summary['weighted_prefix_error_rtc']:.3f}"
+    assert metrics["Prefix error"] == f"{trace.summary['weighted_prefix_error_rtc']:.3f}"
     at.switch_page("pages/v_t.py").run()
     proto = at.get("vega_lite_chart")[0].proto
     shown = pa.ipc.open_stream(io.BytesIO(proto.datasets[0].data.data)).read_pandas()
