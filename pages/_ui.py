@@ -398,10 +398,10 @@ def downloads(
         ("Download this page's figures (zip: PNG, SVG, PDF, data, report.html)", page_zip, "page", page, "download"),
         ("Download the whole report (all pages, zip)", report_zip, "report", "report", "folder_zip"),
     )
-    for column, (label, data, kind, name, icon) in zip(st.columns(2), buttons, strict=True):
+    for column, (label, make_zip, kind, name, icon) in zip(st.columns(2), buttons, strict=True):
         column.download_button(
             label,
-            data=data,
+            data=make_zip,
             file_name=f"rtc_{name}_{stem}.zip",
             mime="application/zip",
             on_click="ignore",

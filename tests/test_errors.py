@@ -332,7 +332,8 @@ def test_a_link_with_a_path_outside_the_roots_is_refused_with_a_notice(monkeypat
 # Many users: caches are bounded, so memory stays flat
 
 
-SINGLETONS = {"setup_process", "compiled_shapes", "render_pool", "job_queue", "sweep_points"}  # one per process
+# one per process
+SINGLETONS = {"setup_process", "compiled_shapes", "render_pool", "job_queue", "sweep_points", "_prepared_levels"}
 
 
 def test_every_app_cache_is_bounded():
