@@ -156,8 +156,7 @@ def open_level(path: str | Path) -> Level:
     the cache or committed under ``worlds/prepared``; the file's content validated when that was stored),
     nothing is read until a state is asked for."""
     path = checked_level_path(path)
-    cached = _reset_cache_file(path)
-    if (cached is not None and cached.is_file()) or _prepared_file(path, "reset_obs").is_file():
+    if _has_stored(path, *_OBS):
         return Level(path)
     return load_level(path)
 
@@ -202,10 +201,9 @@ def reset(level: Level, rng: jax.Array | None = None) -> tuple[jax.Array, Any]:
     return make_env().reset(rng, level.env_params, override_reset_state=level.state)
 
 
-def _reset_cache_file(path: Path) -> Path | None:
-    """Where the reset observation of the level file ``path`` is kept: next to the compilation cache, keyed by
-    the file's sha256 and the versions of kinetix-env and jax (None without a configured cache)."""
-    return _level_cache_file(path, "reset_obs")
+# The arrays kept per level file: (kind, file-name suffix).
+_OBS = ("reset_obs", "")
+_PICTURE = ("level_picture", f"-{RENDER_SIZE}px")
 
 
 def _level_entry(path: Path, kind: str, extra: str = "") -> str:
@@ -217,17 +215,29 @@ def _level_entry(path: Path, kind: str, extra: str = "") -> str:
     return f"{kind}/{digest}-{versions}{extra}"
 
 
-def _level_cache_file(path: Path, kind: str, extra: str = "") -> Path | None:
-    """``<cache>/<entry>.npy`` (``_level_entry``; None without a configured cache)."""
+def _stored_files(path: Path, kind: str, extra: str = "") -> tuple[Path | None, Path]:
+    """Where one array of the level file ``path`` is kept (the file hashed once): ``<cache>/<entry>.npy`` next to
+    the compilation cache (None without a configured cache) and ``worlds/prepared/<entry>.npz``, the committed
+    copy (compressed) for the project's own levels."""
     from rtc.io import export_cache
 
+    entry = _level_entry(path, kind, extra)
     folder = export_cache.cache_folder()
-    return None if folder is None else folder / f"{_level_entry(path, kind, extra)}.npy"
+    return (None if folder is None else folder / f"{entry}.npy"), PREPARED / f"{entry}.npz"
+
+
+def _level_cache_file(path: Path, kind: str, extra: str = "") -> Path | None:
+    return _stored_files(path, kind, extra)[0]
 
 
 def _prepared_file(path: Path, kind: str, extra: str = "") -> Path:
-    """``worlds/prepared/<entry>.npz``: the committed copy (compressed), for the project's own levels."""
-    return PREPARED / f"{_level_entry(path, kind, extra)}.npz"
+    return _stored_files(path, kind, extra)[1]
+
+
+def _has_stored(path: Path, kind: str, extra: str = "") -> bool:
+    """Whether the array is on disk, in the cache or committed."""
+    cached, prepared = _stored_files(path, kind, extra)
+    return (cached is not None and cached.is_file()) or prepared.is_file()
 
 
 def _load_cached(path: Path | None) -> np.ndarray | None:
@@ -244,8 +254,9 @@ def _load_cached(path: Path | None) -> np.ndarray | None:
 
 def _load_stored(path: Path, kind: str, extra: str = "") -> np.ndarray | None:
     """A stored array of the level file ``path``: the cache's, else the committed one, else None."""
-    stored = _load_cached(_level_cache_file(path, kind, extra))
-    return stored if stored is not None else _load_cached(_prepared_file(path, kind, extra))
+    cached, prepared = _stored_files(path, kind, extra)
+    stored = _load_cached(cached)
+    return stored if stored is not None else _load_cached(prepared)
 
 
 def _store_cached(path: Path | None, array: np.ndarray) -> None:
@@ -257,11 +268,11 @@ def _store_cached(path: Path | None, array: np.ndarray) -> None:
 
 def reset_observation(level: Level) -> jax.Array:
     """The observation after resetting to ``level`` (``[679]``), read from disk when it was stored before."""
-    stored = _load_stored(level.path, "reset_obs")
+    stored = _load_stored(level.path, *_OBS)
     if stored is not None and stored.shape == (OBS_DIM,):
         return jnp.asarray(stored)
     obs, _ = reset(level)
-    _store_cached(_reset_cache_file(level.path), obs)
+    _store_cached(_level_cache_file(level.path, *_OBS), obs)
     return obs
 
 
@@ -299,11 +310,11 @@ def render_level(level: Level) -> np.ndarray:
 
 def level_picture(level: Level) -> np.ndarray:
     """``render_level``, read from disk when it was stored before (next to the reset observation, same key)."""
-    stored = _load_stored(level.path, "level_picture", f"-{RENDER_SIZE}px")
+    stored = _load_stored(level.path, *_PICTURE)
     if stored is not None and stored.dtype == np.uint8 and stored.shape == (RENDER_SIZE, RENDER_SIZE, 3):
         return stored
     picture = render_level(level)
-    _store_cached(_level_cache_file(level.path, "level_picture", f"-{RENDER_SIZE}px"), picture)
+    _store_cached(_level_cache_file(level.path, *_PICTURE), picture)
     return picture
 
 
@@ -311,10 +322,7 @@ def is_prepared(path: str | Path) -> bool:
     """Whether the level file's reset observation and picture are on disk, in the cache or committed under
     ``worlds/prepared`` (so showing it needs no kinetix)."""
     path = checked_level_path(path)
-    kinds = (("reset_obs", ""), ("level_picture", f"-{RENDER_SIZE}px"))
-    cached = [_level_cache_file(path, kind, extra) for kind, extra in kinds]
-    prepared = [_prepared_file(path, kind, extra) for kind, extra in kinds]
-    return all((c is not None and c.is_file()) or p.is_file() for c, p in zip(cached, prepared, strict=True))
+    return _has_stored(path, *_OBS) and _has_stored(path, *_PICTURE)
 
 
 def kinetix_levels_folder() -> Path:
@@ -354,10 +362,7 @@ def prepare_worlds(folder: Path = PROJECT_WORLDS / "l") -> list[Path]:
     for path in sorted(folder.glob("*.json")):
         level = load_level(path)
         obs, _ = reset(level)
-        for (kind, extra), array in (
-            (("reset_obs", ""), np.asarray(obs)),
-            (("level_picture", f"-{RENDER_SIZE}px"), render_level(level)),
-        ):
+        for (kind, extra), array in ((_OBS, np.asarray(obs)), (_PICTURE, render_level(level))):
             buffer = io.BytesIO()
             np.savez_compressed(buffer, array=array)
             written.append(write_atomic(_prepared_file(path, kind, extra), buffer.getvalue()))
