@@ -446,7 +446,7 @@ def bench_app(quick: bool) -> list[Row]:
 
 
 def _sweep_entries():
-    from rtc.experiments import sweep_grid
+    from rtc.experiments.sweep import grid as sweep_grid
     from rtc.io.checkpoints import open_run
 
     run = open_run(ROOT / "runs" / "demo")
@@ -459,7 +459,11 @@ def bench_sweep(quick: bool) -> list[Row]:
     threads), which does not depend on what else the machine runs; and the wall time of one small sweep on a
     local 2-worker Ray instance against this process (both warm: programs compiled and cached on disk; Ray's
     workers at niceness 0 like this process, instead of Ray's default 15)."""
-    from rtc.experiments import pipeline, rollout, sweep, sweep_grid, sweep_ray, sweep_store
+    from rtc.experiments import pipeline, rollout, sweep
+    from rtc.experiments.sweep import grid as sweep_grid
+    from rtc.experiments.sweep import ray_backend as sweep_ray
+    from rtc.experiments.sweep import run as sweep_run
+    from rtc.experiments.sweep import store as sweep_store
 
     pipeline.enable_compilation_cache()
     entries = _sweep_entries()
@@ -488,17 +492,17 @@ def bench_sweep(quick: bool) -> list[Row]:
     tasks = sweep_grid.plan(entries, settings)
     os.environ["RAY_worker_niceness"] = "0"  # noqa: SIM112 (Ray reads its config names as spelled)
     with tempfile.TemporaryDirectory() as folder:
-        sweep_grid.run_grid(entries, tasks, sweep_store.ResultsStore(Path(folder) / "warm"))  # compiles
+        sweep_run.run_grid(entries, tasks, sweep_store.ResultsStore(Path(folder) / "warm"))  # compiles
         start = time.perf_counter()
         sweep_ray.connect(None, num_cpus=2)
         startup = time.perf_counter() - start
-        sweep_grid.run_grid(entries, tasks, sweep_store.ResultsStore(Path(folder) / "ray_warm"), ray_address="")
+        sweep_run.run_grid(entries, tasks, sweep_store.ResultsStore(Path(folder) / "ray_warm"), ray_address="")
         times: dict[str, list[float]] = {"local": [], "ray": []}
         for repeat in range(1 if quick else 2):  # interleaved, so machine load hits both alike
             for name, address in (("local", False), ("ray", "")):
                 store = sweep_store.ResultsStore(Path(folder) / f"{name}{repeat}")
                 start = time.perf_counter()
-                sweep_grid.run_grid(entries, tasks, store, ray_address=address)
+                sweep_run.run_grid(entries, tasks, store, ray_address=address)
                 times[name].append(time.perf_counter() - start)
         import ray
 

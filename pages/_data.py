@@ -17,8 +17,8 @@ from PIL import Image
 
 from rtc.app import jobs
 from rtc.errors import RTCError
-from rtc.experiments import analysis, level_prep, pipeline
-from rtc.io import levels, roots, traces
+from rtc.experiments import analysis, pipeline
+from rtc.io import level_prep, levels, roots, traces
 from rtc.io.checkpoints import RunInfo, load_policy
 from rtc.numerics.model import FlowPolicy
 from rtc.report import render
@@ -64,7 +64,7 @@ def compiled_sampler(checkpoint: str, checkpoint_mtime: float, num_flow_steps: i
 
 
 def prepare_level(path: str) -> bool:
-    """Ask the background preparer (``rtc.experiments.level_prep``) to store the level's reset observation and
+    """Ask the background preparer (``rtc.io.level_prep``) to store the level's reset observation and
     picture on disk unless they are there; False when nothing is coming (stored already, or no preparer)."""
     done = _prepared_levels()
     if path in done:

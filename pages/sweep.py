@@ -9,8 +9,9 @@ import streamlit as st
 
 from pages import _data, _ui, _widgets
 from rtc.app import jobs
-from rtc.experiments import pipeline, rollout, sweep, sweep_store
+from rtc.experiments import pipeline, rollout, sweep
 from rtc.experiments import settings as table
+from rtc.experiments.sweep import store as sweep_store
 from rtc.io import roots
 from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS
 from rtc.report import plots_sweep

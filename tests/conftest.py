@@ -12,7 +12,12 @@ from flax import nnx
 from rtc.numerics.model import FlowPolicy, ModelConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("RTC_SHARED", PROJECT_ROOT.parent / "shared")).resolve()
+# The one place that decides where the reference material is: RTC_SHARED, else ../shared beside the project.
+# Every test and benchmark takes these paths from here (tests/test_shared_material.py keeps it so).
+SHARED_ENV = "RTC_SHARED"
+SHARED = Path(os.environ.get(SHARED_ENV, PROJECT_ROOT.parent / "shared")).resolve()
+FIXTURE_RUN = SHARED / "fixtures" / "upstream_small_run"
+LEROBOT_TRACES = SHARED / "fixtures" / "lerobot"
 DEMO_RUN = PROJECT_ROOT / "runs" / "demo"
 SMALL_CONFIG = ModelConfig(
     channel_dim=32, channel_hidden_dim=64, token_hidden_dim=16, num_layers=2, action_chunk_size=8
@@ -29,7 +34,7 @@ def shared_path(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def fixture_run() -> Path:
-    return shared_path("fixtures", "upstream_small_run")
+    return shared_path(*FIXTURE_RUN.relative_to(SHARED).parts)
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +69,7 @@ def small_policy() -> FlowPolicy:
 @pytest.fixture(scope="session")
 def ray_local():
     """One local 2-CPU Ray instance for the whole test session (started on first use, shut down at the end)."""
-    from rtc.experiments import sweep_ray
+    from rtc.experiments.sweep import ray_backend as sweep_ray
 
     ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install -e ".[ray]"')
     sweep_ray.connect(None, num_cpus=2)

@@ -2,19 +2,18 @@
 
 Layers, bottom to top (each package's docstring says the same):
 
-    rtc.errors -> rtc.numerics -> rtc.io -> rtc.experiments -> rtc.report -> rtc.app
-                                                                          -> rtc.commands
+    rtc.errors -> rtc.numerics -> rtc.io -> rtc.experiments -> rtc.training -> rtc.report -> rtc.app
+                                                                                           -> rtc.commands
 
 ``rtc.app`` and ``rtc.commands`` sit side by side at the top: neither imports the other. Nothing in ``rtc``
 imports streamlit (the UI lives in ``pages/`` and ``streamlit_app.py``); numerics never import matplotlib,
-altair or kinetix. Every import statement is checked, including those inside functions.
+altair or kinetix. Every import statement is checked, including those inside functions, and no two modules
+import each other, directly or through others (no cycles, none hidden behind ``TYPE_CHECKING``).
 """
 
 from __future__ import annotations
 
 import ast
-import importlib
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,14 @@ import pytest
 import rtc
 
 RTC = Path(rtc.__file__).resolve().parent
-LAYERS = ("numerics", "io", "experiments", "report", "app")
+LAYERS = ("numerics", "io", "experiments", "training", "report", "app")
 TOP = {"app": {"commands"}, "commands": {"app"}}  # side by side: never each other
 RANK = {**{name: i for i, name in enumerate(LAYERS)}, "commands": len(LAYERS) - 1}
 FORBIDDEN_THIRD_PARTY = {
     "numerics": {"streamlit", "matplotlib", "altair", "kinetix", "pandas"},
     "io": {"streamlit", "matplotlib", "altair"},
     "experiments": {"streamlit", "matplotlib", "altair"},
+    "training": {"streamlit", "matplotlib", "altair"},
     "report": {"streamlit"},
     "app": {"streamlit"},
     "commands": {"streamlit"},
@@ -67,8 +67,8 @@ def _layer(module: str) -> str | None:
         return None
     if parts[1] in RANK:
         return parts[1]
-    if parts[1] in rtc._MOVED:  # a former flat path: judged by where it lives now
-        return rtc._MOVED[parts[1]].split(".")[0]
+    if parts[1] in rtc._SUBMODULES:  # a public submodule name: judged by where it lives
+        return rtc._SUBMODULES[parts[1]].split(".")[1]
     if parts[1] in rtc._EXPORTS:  # a lazily exported name: judged by the module that defines it
         return _layer(rtc._EXPORTS[parts[1]])
     return None  # rtc itself, rtc.errors
@@ -116,17 +116,74 @@ def test_the_checker_sees_violations(tmp_path):
     assert RANK["report"] > RANK["numerics"]
 
 
-@pytest.mark.parametrize("old", sorted(rtc._MOVED))
-def test_former_flat_paths_are_the_same_modules(old):
-    module = importlib.import_module(f"rtc.{old}")
-    assert module is importlib.import_module(f"rtc.{rtc._MOVED[old]}")
-    assert sys.modules[f"rtc.{old}"] is module
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(RTC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def test_a_function_moved_up_a_layer_says_where_it_went():
-    from rtc.experiments import rollout
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the ``rtc`` modules it imports (a name imported from a package counts as that submodule when
+    one exists, else as the package)."""
+    paths = [*_modules(), RTC / "__init__.py"]
+    names = {_module_name(p) for p in paths}
+    graph = {}
+    for path in paths:
+        own = _module_name(path)
+        package = own if path.name == "__init__.py" else None
+        targets = set()
+        for _, module in _imports(path, package):
+            while module and module not in names:
+                module = module.rpartition(".")[0]
+            if module and module != own:
+                targets.add(module)
+        graph[own] = targets
+    return graph
 
-    with pytest.raises(AttributeError, match=r"moved to rtc\.report\.animation\.episode_frames"):
-        rollout.episode_frames  # noqa: B018
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        rollout.nope  # noqa: B018
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles():
+    graph = _import_graph()
+    # a package may re-export from its own submodules; only the submodules must not import each other in a ring
+    for package in [m for m in graph if (RTC.parent / m.replace(".", "/") / "__init__.py").exists()]:
+        graph[package] = {t for t in graph[package] if not t.startswith(package + ".")}
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_checker_sees_a_ring():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_hides_behind_type_checking():
+    hidden = [str(p.relative_to(RTC)) for p in _modules() if "TYPE_CHECKING" in p.read_text()]
+    assert hidden == []

@@ -33,9 +33,9 @@ from rtc.experiments.pipeline import RTCSettings
 from rtc.io import files, levels, roots
 from rtc.io.checkpoints import load_policy, open_run, read_run, save_policy
 from rtc.report import plots
+from tests.app.test_app import _app as app_with_query
+from tests.app.test_app import _assert_drawn
 from tests.conftest import DEMO_RUN, random_policy, shared_path
-from tests.test_app import _app as app_with_query
-from tests.test_app import _assert_drawn
 
 PICKLE = "0/policies/worlds_l_grasp_easy.pkl"
 FIXTURE_PICKLE = ("fixtures", "upstream_small_run", "0", "policies", "worlds_l_grasp_easy.pkl")

@@ -39,9 +39,9 @@ def test_import_rtc_imports_neither_jax_nor_kinetix():
 
 def test_the_readme_library_example_runs_as_written(monkeypatch):
     """The README's "Library" example is public: run it exactly as printed, from the project folder."""
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    from tests.conftest import PROJECT_ROOT as root
+
     readme = (root / "README.md").read_text()
     section = readme[readme.index("## Library") :]
     code = section[section.index("```python\n") + len("```python\n") :]

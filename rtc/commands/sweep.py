@@ -7,7 +7,7 @@
 Defaults follow the paper: every level the checkpoint has a policy and a level file for, naive, RTC (exp),
 hard masking and BID (N = 16), d = 0..4, every s with max(1, d) <= s <= H - d, 2048 episodes of 256 steps,
 5 flow steps, action noise 0.1, maximum guidance weight 5. Results go to ``DIR/results.parquet`` (one row
-per point, see ``rtc.experiments.sweep_store``) and ``DIR/manifest.json``; a rerun computes only missing points.
+per point, see ``rtc.experiments.sweep.store``) and ``DIR/manifest.json``; a rerun computes only missing points.
 """
 
 from __future__ import annotations
@@ -112,7 +112,11 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
     """Plan (every check before any work), compute the missing points, write the manifest; ``(computed, reused)``."""
     check_args(args)
     ray_address = False if args.ray is None else args.ray
-    from rtc.experiments import pipeline, sweep_grid, sweep_ray, sweep_store
+    from rtc.experiments import pipeline
+    from rtc.experiments.sweep import grid as sweep_grid
+    from rtc.experiments.sweep import ray_backend as sweep_ray
+    from rtc.experiments.sweep import run as sweep_run
+    from rtc.experiments.sweep import store as sweep_store
 
     if ray_address is not False:
         sweep_ray.require_ray()
@@ -145,7 +149,7 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
 
         already = ray_address is not False and sweep_ray.require_ray().is_initialized()
         try:
-            computed, reused = sweep_grid.run_grid(entries, tasks, store, progress, ray_address)
+            computed, reused = sweep_run.run_grid(entries, tasks, store, progress, ray_address)
         finally:
             if ray_address is not False and not already:  # leave a connection this process made before alone
                 import ray

@@ -570,3 +570,42 @@ def validate_timing(inference_delay: int, execute_horizon: int, chunk_size: int)
     BY_NAME["inference_delay"].check(inference_delay, bounds)
     BY_NAME["execute_horizon"].check(execute_horizon, bounds)
     return timing_warnings(inference_delay, execute_horizon, chunk_size)
+
+
+_ROLLOUT_DEFAULTS = rollout_defaults()
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutSettings:
+    """What a closed-loop evaluation runs; defaults follow the paper (5 flow steps, noise 0.1, 256 steps). Defaults,
+    ranges and help: ``rtc.experiments.settings.SETTINGS`` (``rollout_default``)."""
+
+    method: str = _ROLLOUT_DEFAULTS["method"]
+    inference_delay: int = _ROLLOUT_DEFAULTS["inference_delay"]
+    execute_horizon: int = _ROLLOUT_DEFAULTS["execute_horizon"]
+    num_episodes: int = _ROLLOUT_DEFAULTS["num_episodes"]
+    episode_steps: int = _ROLLOUT_DEFAULTS["episode_steps"]
+    num_flow_steps: int = _ROLLOUT_DEFAULTS["num_flow_steps"]
+    max_guidance_weight: float = _ROLLOUT_DEFAULTS["max_guidance_weight"]
+    bid_samples: int = _ROLLOUT_DEFAULTS["bid_samples"]
+    action_noise: float = _ROLLOUT_DEFAULTS["action_noise"]
+    seed: int = _ROLLOUT_DEFAULTS["seed"]
+    segment_steps: int = _ROLLOUT_DEFAULTS["segment_steps"]
+
+    def validate(self, chunk_size: int) -> list[str]:
+        """Raise ``SettingsError`` naming a refused value and what is accepted (``Setting.check`` of each setting,
+        in table order); return warnings (``protocol.validate_timing``'s and the closed loop's)."""
+        bounds = Bounds(chunk_size=chunk_size)
+        check_values(self.to_dict(), ROLLOUT, bounds)
+        warnings = timing_warnings(self.inference_delay, self.execute_horizon, chunk_size)
+        padded = chunk_size - self.execute_horizon
+        if self.inference_delay > padded:
+            warnings.append(
+                f"closed loop: the previous chunk holds only H - s = {padded} planned actions, so the frozen "
+                f"actions at indices {padded}..{self.inference_delay - 1} of every block after the first are its "
+                "zero padding: zero actions are executed there (as in the paper's evaluation code)"
+            )
+        return warnings
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

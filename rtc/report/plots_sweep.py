@@ -1,6 +1,6 @@
 """Figures of a sweep with their statistics: the paper's summary and one panel per level.
 
-Input is a table of sweep points (a ``results.parquet`` frame from ``rtc.experiments.sweep_store``, or rows of
+Input is a table of sweep points (a ``results.parquet`` frame from ``rtc.experiments.sweep.store``, or rows of
 ``rtc.experiments.sweep.sweep``; ``inference_delay`` is read as ``delay``). Every value is drawn with its 95 % interval
 as a band (solve rate: Wilson; mean return and mean boundary jump: Student-t, see ``rtc.experiments.sweep``), and every
 title gives the number of episodes per point. The execute horizon is chosen as in the paper's
@@ -197,7 +197,7 @@ def sweep_figures(rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[str,
 def bundle_bytes(folder: str | Path) -> bytes:
     """A stored sweep as one zip: ``results.parquet``, ``results.csv``, ``manifest.json``, ``level_table.csv``
     and every figure of ``sweep_figures`` as ``figures/<name>.png`` (built in memory, whole or not at all)."""
-    from rtc.experiments import sweep_store
+    from rtc.experiments.sweep import store as sweep_store
 
     folder = Path(folder)
     parquet = (folder / sweep_store.RESULTS_FILE).read_bytes()

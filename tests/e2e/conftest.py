@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[2]
-FIXTURE_RUN = PROJECT / ".." / "shared" / "fixtures" / "upstream_small_run"
-LEROBOT_TRACES = PROJECT / ".." / "shared" / "fixtures" / "lerobot"
+from tests.conftest import FIXTURE_RUN, LEROBOT_TRACES
+from tests.conftest import PROJECT_ROOT as PROJECT
+
 ARTIFACTS = PROJECT / "test-artifacts"
 CHROMIUM = os.environ.get("RTC_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -61,7 +61,7 @@ def serve_app(name: str) -> Iterator[str]:
     """A fresh ``streamlit run streamlit_app.py`` on a free port, logging to ``test-artifacts/streamlit-<name>.log``.
 
     Run roots are the demo runs and the paper-format fixture run; trace roots the project's ``traces/`` and
-    the LeRobot recordings in ``../shared/fixtures/lerobot``. Yields the base URL once
+    the LeRobot recordings (``tests.conftest.LEROBOT_TRACES``). Yields the base URL once
     ``/_stcore/health`` answers; afterwards the log must hold no traceback.
     """
     port = _free_port()

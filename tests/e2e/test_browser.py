@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from rtc.report import bundle
+from tests.e2e.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.e2e
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SHOTS = ARTIFACTS / "screenshots"
 PAGES = {
     "": "Overview",

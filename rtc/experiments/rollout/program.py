@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,13 +21,11 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from rtc.experiments import protocol
-from rtc.experiments.rollout_keys import noise_of_block, noise_of_step
+from rtc.experiments.rollout.keys import noise_of_block, noise_of_step
+from rtc.experiments.settings import RolloutSettings
 from rtc.io import levels
 from rtc.numerics import methods, sampler
 from rtc.numerics.model import velocity_fn
-
-if TYPE_CHECKING:
-    from rtc.experiments.rollout import RolloutSettings
 
 EPISODE_AXIS = "episodes"
 _EPISODES = P(EPISODE_AXIS)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 from rtc.errors import RTCError
 from rtc.report import bundle, pages_registry
-
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.conftest import PROJECT_ROOT as PROJECT
 
 
 def test_every_page_file_has_exactly_one_entry_and_back():

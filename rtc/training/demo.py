@@ -7,7 +7,7 @@ previous chunk from one mode, stays in it (``mode_consistency`` measures both).
 
 Regenerate the committed run (progress bars on stderr)::
 
-    python -m rtc.experiments.demo --out runs/demo
+    python -m rtc.training.demo --out runs/demo
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from rtc.experiments import protocol
 from rtc.io import levels
 from rtc.io.checkpoints import save_policy
 from rtc.numerics.model import FlowPolicy, ModelConfig
-from rtc.numerics.training import TrainConfig, train
+from rtc.training.flow import TrainConfig, train
 
 MODES: tuple[str, ...] = ("push", "pull", "wave")
 DEMO_LEVELS: tuple[str, ...] = ("worlds/l/grasp_easy.json", "worlds/l/hard_lunar_lander.json")
@@ -192,7 +192,7 @@ def build_demo_run(
             config = dataclasses.replace(per_epoch, seed=train_config.seed + epoch)
             losses += train(policy, obs, chunks, config, description=f"{level.name} epoch {epoch}")
             training = {
-                "command": "python -m rtc.experiments.demo --out runs/demo",
+                "command": "python -m rtc.training.demo --out runs/demo",
                 "objective": "flow matching (t ~ U(0, 1), x_t = (1 - t) noise + t action, target action - noise)",
                 "data": f"{len(obs)} (obs, chunk) pairs from scripted Kinetix demonstrations, behaviours {list(MODES)}",
                 "demo_config": demo.to_dict(),

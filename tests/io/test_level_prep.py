@@ -1,4 +1,4 @@
-"""The background preparer that reads levels with kinetix for the app (``rtc.experiments.level_prep``)."""
+"""The background preparer that reads levels with kinetix for the app (``rtc.io.level_prep``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import shutil
 
 import numpy as np
 
-from rtc.experiments import level_prep
-from rtc.io import export_cache, levels
+from rtc.io import export_cache, level_prep, levels
 
 
 def test_preparer_stores_observation_and_picture_and_reports_a_bad_file(tmp_path, monkeypatch):

@@ -24,8 +24,8 @@ from rtc.errors import RTCError, SelectionError, TraceError
 from rtc.io import roots, traces
 from rtc.numerics import sampler
 from rtc.report import bundle, charts, plots
-from tests.conftest import DEMO_RUN, shared_path
-from tests.test_app import APP
+from tests.app.test_app import APP
+from tests.conftest import DEMO_RUN, PROJECT_ROOT, shared_path
 
 RTC_FIXTURE = "lerobot_rtc_linear_d4_s10"
 FIRST_FIXTURE = "lerobot_first_chunk"
@@ -519,7 +519,7 @@ def test_the_readme_snippet_writes_the_lerobot_layout(tmp_path):
     """The README's saving function, run on DebugStep-like objects holding the fixture's steps, gives the same trace."""
     from types import SimpleNamespace
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (PROJECT_ROOT / "README.md").read_text()
     start = text.index("```python\nimport json\n\nimport numpy as np\n\nFIELDS")
     code = text[start + len("```python\n") : text.index("```", start + 10)]
     namespace: dict = {}
@@ -556,7 +556,7 @@ def test_app_opens_the_committed_demo_trace_by_default(monkeypatch):
     assert at.sidebar.selectbox(key="w_trace").value == "traces/demo_grasp_easy.npz"
     assert not any("Jacobian-free" in w.value for w in at.main.warning)  # a real VJP: not marked
     metrics = {m.label: m.value for m in at.main.metric}
-    trace = traces.read_trace(Path(__file__).resolve().parents[1] / "traces" / "demo_grasp_easy.npz")
+    trace = traces.read_trace(PROJECT_ROOT / "traces" / "demo_grasp_easy.npz")
     assert metrics["Prefix error"] == f"{trace.summary['weighted_prefix_error_rtc']:.3f}"
     at.switch_page("pages/v_t.py").run()
     proto = at.get("vega_lite_chart")[0].proto

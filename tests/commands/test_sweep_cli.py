@@ -12,10 +12,13 @@ import pandas as pd
 import pytest
 
 from rtc.commands import sweep as sweep_cli
-from rtc.experiments import rollout, sweep, sweep_grid, sweep_store
+from rtc.experiments import rollout, sweep
+from rtc.experiments.sweep import grid as sweep_grid
+from rtc.experiments.sweep import run as sweep_run
+from rtc.experiments.sweep import store as sweep_store
 from rtc.io.checkpoints import open_run
 from tests.conftest import DEMO_RUN, shared_path
-from tests.test_rollout import demo_setup
+from tests.experiments.test_rollout import demo_setup
 
 LEVEL = "worlds_l_grasp_easy"
 SMALL = ["--levels", LEVEL, "--methods", "naive", "rtc_exp", "--execute-horizons", "min"]
@@ -160,11 +163,11 @@ def test_interrupt_keeps_finished_points_whole(tmp_path):
                 raise KeyboardInterrupt  # Ctrl-C between points
 
     with pytest.raises(KeyboardInterrupt):
-        sweep_grid.run_grid(entries, tasks, store, progress)
+        sweep_run.run_grid(entries, tasks, store, progress)
     on_disk = sweep_store.read_results(tmp_path / "results.parquet")
     assert len(on_disk) == 2 and list(on_disk.delay) == [1, 2]
     assert not list(tmp_path.glob("*.part"))  # no temporary file left behind
-    assert sweep_grid.run_grid(entries, tasks, sweep_store.ResultsStore(tmp_path)) == (1, 2)
+    assert sweep_run.run_grid(entries, tasks, sweep_store.ResultsStore(tmp_path)) == (1, 2)
 
 
 def test_stored_sweeps_are_found_inside_runs_and_roots_only(tmp_path, swept):

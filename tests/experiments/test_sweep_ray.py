@@ -5,7 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rtc.experiments import rollout, sweep, sweep_grid, sweep_store
+from rtc.experiments import rollout, sweep
+from rtc.experiments.sweep import grid as sweep_grid
+from rtc.experiments.sweep import run as sweep_run
+from rtc.experiments.sweep import store as sweep_store
 from rtc.io.checkpoints import open_run
 from tests.conftest import DEMO_RUN
 
@@ -22,10 +25,10 @@ def test_ray_sweep_equals_in_process(tmp_path, ray_local):
     entries = sweep_grid.load_entries(run, 1, sweep_grid.choose_levels(run, 1, ["worlds_l_grasp_easy"])[0])
     tasks = sweep_grid.plan(entries, SETTINGS)
     local_store = sweep_store.ResultsStore(tmp_path / "local")
-    assert sweep_grid.run_grid(entries, tasks, local_store) == (4, 0)
+    assert sweep_run.run_grid(entries, tasks, local_store) == (4, 0)
     ray_store = sweep_store.ResultsStore(tmp_path / "ray")
     updates: list[tuple[int, int]] = []
-    assert sweep_grid.run_grid(entries, tasks, ray_store, lambda d, t, _: updates.append((d, t)), "") == (4, 0)
+    assert sweep_run.run_grid(entries, tasks, ray_store, lambda d, t, _: updates.append((d, t)), "") == (4, 0)
     assert updates[0] == (0, 16) and updates[-1] == (16, 16)  # progress counts episodes of finished points
     assert sorted({d for d, _ in updates}) == [0, 4, 8, 12, 16]
     key = ["point_id"]
@@ -36,7 +39,7 @@ def test_ray_sweep_equals_in_process(tmp_path, ray_local):
     pd.testing.assert_frame_equal(local[same], remote[same], check_exact=True)
     assert remote.solve_rate.notna().all() and remote.mean_boundary_jump.notna().all()
     # the command line's --ray (joining this process's instance) stores the same numbers
-    from tests.test_sweep_cli import SMALL, run_cli
+    from tests.commands.test_sweep_cli import SMALL, run_cli
 
     code, stdout, stderr = run_cli(DEMO_RUN, "--out", tmp_path / "cli", *SMALL, "--delays", "1", "2", "--ray")
     assert code == 0 and "points: 4 computed, 0 reused" in stdout, stderr

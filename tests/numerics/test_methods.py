@@ -10,10 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rtc.experiments import demo
 from rtc.io import levels
 from rtc.io.checkpoints import load_policy, read_run
 from rtc.numerics import methods, metrics
+from rtc.training import demo
 from tests.conftest import DEMO_RUN
 
 
@@ -226,7 +226,7 @@ def test_jacobian_free_in_closed_loop_rollouts_and_sweeps():
     """The variant runs in the shared rollout program (traced method index) and as sweep points; a recorded
     chunk re-sampled with tracking reproduces the rollout's chunk and has correction == error."""
     from rtc.experiments import rollout, sweep
-    from tests.test_rollout import BASE, demo_setup
+    from tests.experiments.test_rollout import BASE, demo_setup
 
     policy, level = demo_setup()
     settings = dataclasses.replace(

@@ -9,8 +9,8 @@ import numpy as np
 from rtc.errors import IndexRangeError, RTCError
 from rtc.experiments import protocol
 from rtc.experiments.pipeline import Inspection, RTCSettings
-from rtc.experiments.rollout_keys import block_noise
-from rtc.experiments.rollout_results import Rollout
+from rtc.experiments.rollout.keys import block_noise
+from rtc.experiments.rollout.results import Rollout
 from rtc.numerics import methods
 from rtc.numerics.model import FlowPolicy
 

@@ -8,11 +8,11 @@ import jax
 import numpy as np
 import pytest
 
-from rtc.experiments import demo
 from rtc.io import levels
 from rtc.io.checkpoints import load_policy, read_run
 from rtc.numerics.model import ModelConfig
-from rtc.numerics.training import TrainConfig, flow_matching_loss, train
+from rtc.training import demo
+from rtc.training.flow import TrainConfig, flow_matching_loss, train
 from tests.conftest import DEMO_RUN, random_policy
 
 
@@ -27,7 +27,7 @@ def test_demo_run_is_committed_small_and_complete():
     # recorded before the packages-by-role move; the old module path still runs the same module
     assert metadata["training"]["command"] in (
         "python -m rtc.demo --out runs/demo",
-        "python -m rtc.experiments.demo --out runs/demo",
+        "python -m rtc.training.demo --out runs/demo",
     )
     assert metadata["config"] == ModelConfig(**metadata["config"]).to_dict()
 

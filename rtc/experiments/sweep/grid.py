@@ -1,9 +1,9 @@
-"""A sweep over levels × methods × delays × execute horizons, stored point by point (``rtc.experiments.sweep_store``).
+"""A sweep over levels × methods × delays × execute horizons, stored point by point (``rtc.experiments.sweep.store``).
 
 ``plan`` turns a run, an epoch, level keys and ``sweep.SweepSettings`` into tasks (validating every point
 before any work), ``run_grid`` computes the points the store does not hold yet, in this process
 (``evaluate``: the episodes of a point batched with ``vmap`` and sharded over local devices by
-``rtc.experiments.rollout``) or on Ray (``rtc.experiments.sweep_ray``), and adds each finished point to the
+``rtc.experiments.rollout``) or on Ray (``rtc.experiments.sweep.ray_backend``), and adds each finished point to the
 store. Every point uses episode seeds ``fold_in(key(seed), e)``, so the same point gives the same numbers on every
 backend.
 """
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from rtc.errors import LevelError, RunError, SettingsError
-from rtc.experiments import rollout, sweep, sweep_store
+from rtc.experiments import rollout, sweep
+from rtc.experiments.sweep import store as sweep_store
 from rtc.io import levels, roots
 from rtc.io.checkpoints import RunInfo, load_policy
 from rtc.numerics.model import FlowPolicy
@@ -159,26 +160,3 @@ def run_in_process(
         done += task.point.num_episodes
         if progress(done, total, note) is False and index + 1 < len(tasks):
             raise SweepCancelled(f"sweep cancelled after point {index + 1}/{len(tasks)}")
-
-
-def run_grid(
-    entries: Sequence[LevelEntry],
-    tasks: Sequence[Task],
-    store: sweep_store.ResultsStore,
-    progress: GridProgress | None = None,
-    ray_address: str | bool | None = False,
-    ray_cpus: int | None = None,
-) -> tuple[int, int]:
-    """Compute the tasks the store lacks; ``(computed, reused)``. ``ray_address`` False: in this process;
-    None or "": a local Ray instance (``ray_cpus`` CPUs); an address: join that cluster."""
-    missing = list({t.point_id: t for t in tasks if t.point_id not in store}.values())
-    reused = len({t.point_id for t in tasks}) - len(missing)
-    report = progress or (lambda *_: None)
-    if missing:
-        if ray_address is False:
-            run_in_process(entries, missing, store, report)
-        else:
-            from rtc.experiments import sweep_ray
-
-            sweep_ray.run_ray(entries, missing, store, report, address=ray_address or None, num_cpus=ray_cpus)
-    return len(missing), reused

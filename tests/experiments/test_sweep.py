@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from rtc.experiments import rollout, sweep
-from tests.test_rollout import demo_setup
+from tests.experiments.test_rollout import demo_setup
 
 SETTINGS = sweep.SweepSettings(
     methods=("naive", "rtc_exp"),

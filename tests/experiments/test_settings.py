@@ -20,7 +20,7 @@ from rtc.errors import SettingsError
 from rtc.experiments import settings as table
 from rtc.experiments.pipeline import RTCSettings
 from rtc.experiments.rollout import RolloutSettings
-from tests.test_app import _app, demo_roots  # noqa: F401 (the fixture)
+from tests.app.test_app import _app, demo_roots  # noqa: F401 (the fixture)
 
 LIMITS = Limits(chunk_size=8, action_dim=6)
 TARGET = Target("runs/demo", 1, "worlds_l_grasp_easy")

@@ -4,7 +4,7 @@ Each point is one batched, device-sharded closed-loop evaluation (``rtc.experime
 episodes; every point uses the same episode seeds, so methods are compared on the same random draws.
 Because the method, delay and execute horizon are traced, all points share one compiled program.
 Results are cached in a mapping the caller owns (e.g. the app's session state), keyed by the policy's
-weights, the level and the point's settings, and export as CSV. ``rtc.experiments.sweep_store`` keeps them on disk.
+weights, the level and the point's settings, and export as CSV. ``rtc.experiments.sweep.store`` keeps them on disk.
 
 Statistics (one definition each, used by every table and figure):
 

@@ -15,12 +15,10 @@ from rtc.app import state as app_state
 from rtc.app.state import Limits, SelectionError, Target, View
 from rtc.errors import PathError
 from rtc.io import roots
+from tests.conftest import DEMO_RUN
+from tests.conftest import PROJECT_ROOT as PROJECT
 
-PROJECT = Path(__file__).resolve().parents[1]
 APP = PROJECT / "streamlit_app.py"
-SHARED = PROJECT / ".." / "shared"
-FIXTURE_RUN = SHARED / "fixtures" / "upstream_small_run"
-DEMO_RUN = PROJECT / "runs" / "demo"
 PAGES = ["pages/overview.py", "pages/x_t.py", "pages/v_t.py", "pages/correction.py", "pages/error.py"]
 TITLES = ["Overview", "State x_t", "Velocity v_t", "RTC correction", "Error over steps"]
 LIMITS = Limits(chunk_size=8, action_dim=6)
@@ -187,8 +185,8 @@ def test_every_page_runs_on_the_demo_run(demo_roots):
     _visit_every_page(at)
 
 
-def test_every_page_runs_on_the_fixture_run(monkeypatch):
-    monkeypatch.setenv(roots.RUNS_ROOTS_ENV, str(FIXTURE_RUN.resolve()))
+def test_every_page_runs_on_the_fixture_run(monkeypatch, fixture_run):
+    monkeypatch.setenv(roots.RUNS_ROOTS_ENV, str(fixture_run))
     at = _app(FAST)
     assert at.sidebar.selectbox(key="w_run").value == "upstream_small_run"
     assert at.sidebar.selectbox(key="w_epoch").value == 3
@@ -288,10 +286,10 @@ def test_a_refused_setting_shows_an_error_not_a_traceback(demo_roots):
     assert not at.get("vega_lite_chart")
 
 
-def test_a_level_without_a_level_file_is_explained(tmp_path, monkeypatch):
+def test_a_level_without_a_level_file_is_explained(tmp_path, monkeypatch, fixture_run):
     policies = tmp_path / "runs" / "nowhere_run" / "0" / "policies"
     policies.mkdir(parents=True)
-    shutil.copy(FIXTURE_RUN / "0" / "policies" / "worlds_l_grasp_easy.pkl", policies / "worlds_l_nowhere.pkl")
+    shutil.copy(fixture_run / "0" / "policies" / "worlds_l_grasp_easy.pkl", policies / "worlds_l_nowhere.pkl")
     monkeypatch.setenv(roots.RUNS_ROOTS_ENV, str(tmp_path / "runs"))
     monkeypatch.delenv(roots.LEVEL_DIRS_ENV, raising=False)
     at = _app(FAST)

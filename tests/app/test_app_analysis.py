@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from rtc.io import roots
 from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHODS
-from tests.test_app import DEMO_RUN, FAST, _app
+from tests.app.test_app import DEMO_RUN, FAST, _app
 
 CHUNK_KEY, ROLLOUTS_KEY = "rtc_open_chunk", "rtc_rollouts"  # pages.CHUNK_KEY, pages.rollout.RESULTS_KEY
 SHORT_STEPS = 16  # one 32-step segment: rollout and sweep share the compiled segment length
@@ -124,7 +124,8 @@ def test_sweep_page_runs_one_point():
 
 
 def test_stored_sweeps_open_with_figures_table_and_download(monkeypatch, tmp_path):
-    from rtc.experiments import sweep, sweep_store
+    from rtc.experiments import sweep
+    from rtc.experiments.sweep import store as sweep_store
 
     folder = tmp_path / "paper" / "grid1"
     store = sweep_store.ResultsStore(folder)

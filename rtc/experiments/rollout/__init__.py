@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -31,11 +30,11 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from rtc.experiments import rollout_program as program
-from rtc.experiments import settings as settings_table
-from rtc.experiments.rollout_chunks import chunk_as_inspection, chunk_inspection
-from rtc.experiments.rollout_keys import action_noise, block_noise, episode_keys
-from rtc.experiments.rollout_results import Rollout, assemble
+from rtc.experiments.rollout import program
+from rtc.experiments.rollout.chunks import chunk_as_inspection, chunk_inspection
+from rtc.experiments.rollout.keys import action_noise, block_noise, episode_keys
+from rtc.experiments.rollout.results import Rollout, assemble
+from rtc.experiments.settings import RolloutSettings
 from rtc.io import levels
 from rtc.numerics.model import FlowPolicy
 
@@ -57,45 +56,6 @@ __all__ = [
 
 class RolloutCancelled(RuntimeError):
     """Raised when a progress callback returns False."""
-
-
-_DEFAULTS = settings_table.rollout_defaults()
-
-
-@dataclasses.dataclass(frozen=True)
-class RolloutSettings:
-    """What a closed-loop evaluation runs; defaults follow the paper (5 flow steps, noise 0.1, 256 steps). Defaults,
-    ranges and help: ``rtc.experiments.settings.SETTINGS`` (``rollout_default``)."""
-
-    method: str = _DEFAULTS["method"]
-    inference_delay: int = _DEFAULTS["inference_delay"]
-    execute_horizon: int = _DEFAULTS["execute_horizon"]
-    num_episodes: int = _DEFAULTS["num_episodes"]
-    episode_steps: int = _DEFAULTS["episode_steps"]
-    num_flow_steps: int = _DEFAULTS["num_flow_steps"]
-    max_guidance_weight: float = _DEFAULTS["max_guidance_weight"]
-    bid_samples: int = _DEFAULTS["bid_samples"]
-    action_noise: float = _DEFAULTS["action_noise"]
-    seed: int = _DEFAULTS["seed"]
-    segment_steps: int = _DEFAULTS["segment_steps"]
-
-    def validate(self, chunk_size: int) -> list[str]:
-        """Raise ``SettingsError`` naming a refused value and what is accepted (``Setting.check`` of each setting,
-        in table order); return warnings (``protocol.validate_timing``'s and the closed loop's)."""
-        bounds = settings_table.Bounds(chunk_size=chunk_size)
-        settings_table.check_values(self.to_dict(), settings_table.ROLLOUT, bounds)
-        warnings = settings_table.timing_warnings(self.inference_delay, self.execute_horizon, chunk_size)
-        padded = chunk_size - self.execute_horizon
-        if self.inference_delay > padded:
-            warnings.append(
-                f"closed loop: the previous chunk holds only H - s = {padded} planned actions, so the frozen "
-                f"actions at indices {padded}..{self.inference_delay - 1} of every block after the first are its "
-                "zero padding: zero actions are executed there (as in the paper's evaluation code)"
-            )
-        return warnings
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,16 +131,3 @@ def run_rollout(
         if progress_callback is not None and progress_callback(progress) is False:
             raise RolloutCancelled(f"rollout cancelled after {progress.steps_done}/{progress.total_steps} steps")
     raise AssertionError("iterate_rollout ended without a result")  # pragma: no cover
-
-
-_MOVED_TO_ANIMATION = ("episode_frames", "gif_bytes", "save_animation")
-
-
-def __getattr__(name: str) -> Any:
-    """Pictures of an episode moved to ``rtc.report.animation`` (rendering sits above experiments): say where."""
-    if name in _MOVED_TO_ANIMATION:
-        raise AttributeError(
-            f"rtc.experiments.rollout.{name} moved to rtc.report.animation.{name}: "
-            f"use `from rtc.report.animation import {name}`"
-        )
-    raise AttributeError(f"module 'rtc.experiments.rollout' has no attribute {name!r}")

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import numpy as np
 
 from rtc.errors import RTCError
+from rtc.experiments.rollout.program import Carry
+from rtc.experiments.settings import RolloutSettings
 from rtc.io import levels
-
-if TYPE_CHECKING:
-    from rtc.experiments.rollout import RolloutSettings
-    from rtc.experiments.rollout_program import Carry
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -22,7 +22,8 @@ import numpy as np
 from flax import nnx
 
 from rtc.errors import RTCError
-from rtc.experiments import sweep_grid, sweep_store
+from rtc.experiments.sweep import grid as sweep_grid
+from rtc.experiments.sweep import store as sweep_store
 from rtc.io import levels
 
 _WORKER_CACHE: dict[str, Any] = {}  # per worker process: built policies and loaded levels by identity

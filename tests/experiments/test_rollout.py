@@ -15,7 +15,9 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-from rtc.experiments import protocol, rollout, rollout_program, rollout_results
+from rtc.experiments import protocol, rollout
+from rtc.experiments.rollout import program as rollout_program
+from rtc.experiments.rollout import results as rollout_results
 from rtc.io import levels
 from rtc.io.checkpoints import load_policy, read_run
 from rtc.report import animation, plots
