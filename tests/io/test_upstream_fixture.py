@@ -1,4 +1,4 @@
-"""Numbers from the paper's stack: the reference material's fixtures/upstream_small_run against upstream_small_reference.npz.
+"""Numbers from the paper's stack: the fixture run against upstream_small_reference.npz (reference material).
 
 Every tracked array (``v_t`` included) and the action are compared to 2e-6 absolute. That holds because
 the time embedding keeps the reference's order of operations (``(1 / period) * 2 pi``); see
