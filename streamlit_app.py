@@ -40,7 +40,8 @@ from pages import _data, _traces, _ui, _widgets  # noqa: E402
 from rtc.app import state as app_state  # noqa: E402
 from rtc.app.state import Limits, Target, View  # noqa: E402
 from rtc.errors import RTCError  # noqa: E402
-from rtc.experiments import settings as table  # noqa: E402
+from rtc.experiments.fields import Bounds, by_name  # noqa: E402
+from rtc.experiments.settings import SECTIONS, RTCSettings  # noqa: E402
 from rtc.io import levels, roots  # noqa: E402
 from rtc.report import pages_registry  # noqa: E402
 
@@ -105,39 +106,39 @@ def _select_target(runs: dict, candidates: list[Path]) -> Target:
 
 def _apply_preset(name: str, limits: Limits) -> None:
     """Button callback: put a named preset's values into the widgets (before they are drawn)."""
-    chosen = app_state.preset_view(name, View(**_widgets.read(table.VIEW)), limits)
-    _widgets.store(chosen, table.VIEW)
+    chosen = app_state.preset_view(name, app_state.view_of(_widgets.read(app_state.VIEW)), limits)
+    _widgets.store(chosen.values(), app_state.VIEW)
 
 
 def _select_view(limits: Limits) -> View:
-    """The settings table's widgets, section by section (restored from the link on a session's first run); values
-    outside a widget's range are clamped with a notice."""
+    """The settings' widgets, section by section (restored from the link on a session's first run); values outside
+    a widget's range are clamped with a notice."""
     state = st.session_state
-    if _widgets.key(table.VIEW[0]) not in state:
+    if _widgets.key(app_state.VIEW[0]) not in state:
         view, notices = app_state.parse_view(_query(), limits)
         state[NOTICES_KEY] = state.get(NOTICES_KEY, []) + notices
-        _widgets.store(view, table.VIEW)
+        _widgets.store(view.values(), app_state.VIEW)
     clamped: list[str] = []
-    batch_key = _widgets.key(table.BY_NAME["batch_size"])
+    batch_key = _widgets.key(by_name(RTCSettings)["batch_size"])
 
-    def bounds() -> table.Bounds:  # the widget ranges: the policy's sizes and the batch size chosen above
-        return table.Bounds(limits.chunk_size, limits.action_dim, batch_size=state[batch_key])
+    def bounds() -> Bounds:  # the widget ranges: the policy's sizes and the batch size chosen above
+        return Bounds(limits.chunk_size, limits.action_dim, batch_size=state[batch_key])
 
-    for section, heading in table.SECTIONS.items():
+    for section, (heading, settings_class) in SECTIONS.items():
         st.subheader(heading)
         if section == "settings":
-            for index, name in enumerate(app_state.PRESETS):
+            for index, (name, preset) in enumerate(app_state.PRESETS.items()):
                 st.button(
                     f"Preset: {name}",
                     key=f"w_preset_{index}",
                     on_click=_apply_preset,
                     args=(name, limits),
                     width="stretch",
-                    help=f"Sets {', '.join(app_state.PRESET_FIELDS)}.",
+                    help=f"{preset.help} Sets {', '.join(preset.sets)}.",
                 )
-        _widgets.draw([s for s in table.VIEW if s.section == section], bounds, notices=clamped)
+        _widgets.draw([s for s in app_state.VIEW if s.owner is settings_class], bounds, notices=clamped)
     state[NOTICES_KEY] = [*state.get(NOTICES_KEY, []), *clamped]
-    return View(**_widgets.read(table.VIEW))
+    return app_state.view_of(_widgets.read(app_state.VIEW))
 
 
 def sidebar() -> _ui.Context | _ui.TraceContext | None:

@@ -58,10 +58,10 @@ def warm_latency_and_memory(root: Path, selections: int) -> list[dict]:
     after_first = peak_rss_mb()
 
     changes = [
-        ("w_schedule", "selectbox", ["linear", "ones", "zeros", "exp"]),
+        ("w_prefix_attention_schedule", "selectbox", ["linear", "ones", "zeros", "exp"]),
         ("w_max_guidance_weight", "number_input", [2.0, 3.5, 7.0, 5.0]),
         ("w_seed", "number_input", [1, 2, 3, 4]),
-        ("w_delay", "number_input", [2, 1, 2, 3]),
+        ("w_inference_delay", "number_input", [2, 1, 2, 3]),
     ]
     times = []
     for key, kind, values in changes:

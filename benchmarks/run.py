@@ -487,6 +487,7 @@ def bench_sweep(quick: bool) -> list[Row]:
     settings = sweep.SweepSettings(
         methods=("naive", "rtc_exp"),
         delays=(1, 2, 3, 4),
+        execute_horizon_rule="min",
         template=rollout.RolloutSettings(num_episodes=16, episode_steps=128 if quick else 256, bid_samples=16),
     )
     tasks = sweep_grid.plan(entries, settings)

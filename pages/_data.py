@@ -7,7 +7,6 @@ the batch size are compiled in; schedule, delay, horizon, guidance weight and se
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from pathlib import Path
 
@@ -135,16 +134,16 @@ def mtime(path: Path) -> float:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def inspection(checkpoint: str, checkpoint_mtime: float, level_path: str, settings: tuple) -> pipeline.Inspection:
-    """One tracked RTC sample and its plain twin for a selection."""
-    names = [f.name for f in dataclasses.fields(pipeline.RTCSettings)]
-    chosen = pipeline.RTCSettings(**dict(zip(names, settings, strict=True)))
-    return pipeline.inspect(policy(checkpoint, checkpoint_mtime), level(level_path), chosen)
+def inspection(
+    checkpoint: str, checkpoint_mtime: float, level_path: str, settings: pipeline.RTCSettings
+) -> pipeline.Inspection:
+    """One tracked RTC sample and its plain twin for a selection (settings hashed by their fields)."""
+    return pipeline.inspect(policy(checkpoint, checkpoint_mtime), level(level_path), settings)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def comparison(
-    checkpoint: str, checkpoint_mtime: float, level_path: str, settings: tuple, bid_samples: int
+    checkpoint: str, checkpoint_mtime: float, level_path: str, settings: pipeline.RTCSettings, bid_samples: int
 ) -> analysis.MethodComparison:
     """Every method on the inspection's noise and observation (BID with ``bid_samples`` candidates)."""
     result = inspection(checkpoint, checkpoint_mtime, level_path, settings)
@@ -156,7 +155,7 @@ def seed_runs(
     checkpoint: str,
     checkpoint_mtime: float,
     level_path: str,
-    settings: tuple,
+    settings: pipeline.RTCSettings,
     count: int,
     batch_index: int,
     jacobian_free: bool = False,

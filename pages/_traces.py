@@ -11,7 +11,8 @@ import streamlit as st
 from pages import _data, _ui, _widgets
 from rtc.app import state as app_state
 from rtc.app.state import Limits, View
-from rtc.experiments import settings as table
+from rtc.experiments.fields import Bounds
+from rtc.experiments.settings import SECTIONS, LookSettings
 from rtc.io import roots, traces
 from rtc.numerics import metrics
 
@@ -19,7 +20,7 @@ SOURCES = ("Runs", "Traces")
 SOURCE_KEY = "w_source"
 TRACE_KEY = "w_trace"
 UPLOAD_KEY = "w_trace_upload"
-WIDGET_PREFIX = "wt"  # session-state keys of the trace view's widgets (apart from the run sidebar's): wt_dims, ...
+WIDGET_PREFIX = "wt"  # the trace view's widgets' session-state keys (apart from the run sidebar's): wt_batch_index, ...
 
 
 def _query() -> dict[str, str]:
@@ -77,22 +78,22 @@ def _pick_trace(notices: list[str]) -> tuple[traces.Trace, str | None, str] | No
 
 
 def _select_view(trace: traces.Trace, limits: Limits, notices: list[str]) -> View:
-    """What to look at in the trace (the settings table's ``LOOK`` rows; from the link on the first run)."""
+    """What to look at in the trace (``LookSettings``; from the link on the first run)."""
     state = st.session_state
     batch = trace.shape[1]
-    if _widgets.key(table.LOOK[0], WIDGET_PREFIX) not in state:
+    if _widgets.key(app_state.LOOK[0], WIDGET_PREFIX) not in state:
         view, link_notices = app_state.parse_trace_view(_query(), limits, batch)
         notices += link_notices
-        _widgets.store(view, table.LOOK, WIDGET_PREFIX)
+        _widgets.store(view.values(), app_state.LOOK, WIDGET_PREFIX)
     names = trace.action_names
-    st.subheader(table.SECTIONS["look"])
+    st.subheader(SECTIONS["look"][0])
     _widgets.draw(
-        table.LOOK,
-        lambda: table.Bounds(limits.chunk_size, limits.action_dim, batch_size=batch),
+        app_state.LOOK,
+        lambda: Bounds(limits.chunk_size, limits.action_dim, batch_size=batch),
         WIDGET_PREFIX,
-        format_dim=lambda a: f"dim {a}" + (f" ({names[a]})" if names else ""),
+        format_item=lambda a: f"dim {a}" + (f" ({names[a]})" if names else ""),
     )
-    return View(batch_size=batch, **_widgets.read(table.LOOK, WIDGET_PREFIX))
+    return app_state.trace_view(LookSettings(**_widgets.read(app_state.LOOK, WIDGET_PREFIX)), batch)
 
 
 def sidebar() -> _ui.TraceContext | None:
@@ -111,7 +112,7 @@ def sidebar() -> _ui.TraceContext | None:
     for warning in trace.warnings:
         st.warning(warning)
     error = None
-    if not view.dims:
+    if not view.look.action_dim_indices:
         error = f"no action dimension chosen; pick at least one of 0..{action_dim - 1}"
     st.query_params.from_dict(app_state.trace_query(trace_id, view))
     return _ui.TraceContext(trace, trace_id, name, view, limits, trace.warnings, error)

@@ -44,7 +44,7 @@ class Context:
 
     @property
     def settings(self) -> pipeline.RTCSettings:
-        return self.view.settings()
+        return self.view.rtc
 
     def meta(self, page: str) -> dict:
         """What a bundle's manifest says about this selection."""
@@ -57,9 +57,9 @@ class Context:
             "level_file": self.level_note,
             "checkpoint": self.checkpoint.relative_to(self.run.path).as_posix(),
             "view": {
-                "batch_index": self.view.batch_index,
-                "horizon_index": self.view.horizon_index,
-                "action_dims": list(self.view.dims),
+                "batch_index": self.view.look.batch_index,
+                "horizon_index": self.view.look.horizon_index,
+                "action_dims": list(self.view.look.action_dim_indices),
             },
             "selection": app_state.describe(self.target, self.view),
             "link_query": "?" + urllib.parse.urlencode(app_state.to_query(self.target, self.view), safe="/,"),
@@ -101,9 +101,9 @@ class TraceContext:
             "jacobian_free": self.trace.jacobian_free,
             "trace_meta": self.trace.meta,
             "view": {
-                "batch_index": self.view.batch_index,
-                "horizon_index": self.view.horizon_index,
-                "action_dims": list(self.view.dims),
+                "batch_index": self.view.look.batch_index,
+                "horizon_index": self.view.look.horizon_index,
+                "action_dims": list(self.view.look.action_dim_indices),
             },
             "selection": self.describe(),
         }
@@ -215,14 +215,9 @@ def summary_metrics(keys: Sequence[str], summary: Mapping[str, Any]) -> None:
         slot.metric(metric.label, number(summary.get(key)), help=metric.help, **beside)
 
 
-def cache_args(context: Context) -> tuple[str, float, str, tuple]:
+def cache_args(context: Context) -> tuple[str, float, str, pipeline.RTCSettings]:
     """The arguments that key ``_data.inspection`` (and the analysis caches built on it)."""
-    return (
-        str(context.checkpoint),
-        _data.mtime(context.checkpoint),
-        str(context.level_path),
-        dataclasses.astuple(context.settings),
-    )
+    return str(context.checkpoint), _data.mtime(context.checkpoint), str(context.level_path), context.settings
 
 
 def run_button(label: str, key: str) -> bool:
@@ -369,7 +364,7 @@ def downloads(
         view, stem, level_path = context.view, f"trace_{context.stem}", None
     else:
         view, stem, level_path = context.view, app_state.file_stem(context.target, context.view), context.level_path
-    look = (view.batch_index, view.horizon_index, view.dims)
+    look = (view.look.batch_index, view.look.horizon_index, view.look.action_dim_indices)
 
     def pictures() -> dict[str, bytes]:  # rendered on click only (the first render of a level is slow)
         if level_path is None:
@@ -522,7 +517,7 @@ def page(page_key: str, body: Callable[[Context, pipeline.Inspection], Mapping[s
             _chunk_banner(chunk)
             result = chunk["inspection"]
             # The chunk is a batch of one: draw its only element.
-            context = dataclasses.replace(context, view=dataclasses.replace(context.view, batch_index=0))
+            context = dataclasses.replace(context, view=context.view.replace(batch_index=0))
         slot = st.container()
         extras = body(context, result)
         with slot:
@@ -589,7 +584,7 @@ def show_page_content(
     if figure_note is None:
         figure_note = spec.figure_note
     view = context.view
-    look = (view.batch_index, view.horizon_index, view.dims)
+    look = (view.look.batch_index, view.look.horizon_index, view.look.action_dim_indices)
     for name, chart_obj in bundle.page_charts(page_key, result, *look, extras).items():
         chart(chart_obj, key=f"chart_{page_key}_{name}")
     makers = bundle.page_figure_makers(page_key, result, *look, extras)
@@ -606,7 +601,9 @@ def show_page_content(
             figure(make())
         return
     # Only the open tab's figure is built and drawn (switching tabs reruns): several cost no more than one.
-    tabs = st.tabs([f"action dim {a}" for a in view.dims], key=f"figure_tabs_{page_key}", on_change="rerun")
+    tabs = st.tabs(
+        [f"action dim {a}" for a in view.look.action_dim_indices], key=f"figure_tabs_{page_key}", on_change="rerun"
+    )
     for tab, make in zip(tabs, makers.values(), strict=True):
         if tab.open is not False:
             with tab:

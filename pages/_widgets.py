@@ -1,51 +1,53 @@
-"""The sidebar's setting widgets, drawn by iterating the settings table (``rtc.experiments.settings``).
+"""Setting widgets, drawn by iterating the settings' declarations (``rtc.experiments.settings``).
 
-Label, range, step, choices, captions and help of every widget come from the table's rows; the run sidebar
-(``streamlit_app.py``) and the trace sidebar (``pages/_traces.py``) only say which rows and where. A widget's
-session-state key is ``<prefix>_<View field>`` (``w_delay``; ``wt_dims`` for the trace sidebar).
+Label, range, step, choices, captions and help of every widget come from the fields' ``Spec``; the run sidebar
+(``streamlit_app.py``), the trace sidebar (``pages/_traces.py``) and the Sweep page only say which settings and
+where. A widget's session-state key is ``<prefix>_<field name>`` (``w_inference_delay``; ``wt_action_dim_indices``
+for the trace sidebar).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import streamlit as st
 
-from rtc.experiments import settings as table
+from rtc.experiments.fields import Bounds, Setting
 
 
-def key(setting: table.Setting, prefix: str = "w") -> str:
-    return f"{prefix}_{setting.field}"
+def key(setting: Setting, prefix: str = "w") -> str:
+    return f"{prefix}_{setting.name}"
 
 
-def _to_widget(setting: table.Setting, value: Any) -> Any:
-    return list(value) if setting.kind is tuple else value
+def _to_widget(setting: Setting, value: Any) -> Any:
+    return list(value) if setting.kind is tuple and not isinstance(value, str) else value
 
 
-def _from_widget(setting: table.Setting, value: Any) -> Any:
-    if setting.kind is tuple:
+def _from_widget(setting: Setting, value: Any) -> Any:
+    if setting.kind is tuple and not isinstance(value, str):
         return tuple(value)
     return float(value) if setting.kind is float else value
 
 
-def store(values: Any, settings: Iterable[table.Setting], prefix: str = "w") -> None:
-    """Put the View fields of ``values`` (a View) into the widgets of ``settings`` (before they are drawn)."""
+def store(values: Mapping[str, Any], settings: Iterable[Setting], prefix: str = "w") -> None:
+    """Put ``values`` (by field name) into the widgets of ``settings`` (before they are drawn)."""
     for setting in settings:
-        st.session_state[key(setting, prefix)] = _to_widget(setting, getattr(values, setting.field))
+        st.session_state[key(setting, prefix)] = _to_widget(setting, values[setting.name])
 
 
-def read(settings: Iterable[table.Setting], prefix: str = "w") -> dict[str, Any]:
-    """The widgets' values by View field."""
-    return {s.field: _from_widget(s, st.session_state[key(s, prefix)]) for s in settings}
+def read(settings: Iterable[Setting], prefix: str = "w") -> dict[str, Any]:
+    """The widgets' values by field name."""
+    return {s.name: _from_widget(s, st.session_state[key(s, prefix)]) for s in settings}
 
 
-def _clamp(setting: table.Setting, bounds: table.Bounds, prefix: str, notices: list[str] | None) -> None:
+def _clamp(setting: Setting, bounds: Bounds, prefix: str, notices: list[str] | None) -> None:
     """Bring a stored value inside the widget's range (the policy may have changed), with a notice."""
     state, name = st.session_state, key(setting, prefix)
-    if setting.widget not in ("number", "multiselect"):
+    if setting.widget not in ("number", "multiselect") or setting.options:
         return
     low, high = setting.bounds(bounds, app=True)
+    high = float("inf") if high is None else high
     value = state[name]
     if setting.kind is tuple:
         kept = [v for v in value if low <= v <= high]
@@ -60,36 +62,40 @@ def _clamp(setting: table.Setting, bounds: table.Bounds, prefix: str, notices: l
         state[name] = clamped
 
 
-def _draw_one(
-    setting: table.Setting, container: Any, bounds: table.Bounds, name: str, format_dim: Callable[[int], str]
-) -> None:
+def _draw_one(setting: Setting, container: Any, bounds: Bounds, name: str, format_item: Callable[[Any], str]) -> None:
     help_text = setting.help_text(bounds, app=True)
+    choices = setting.options or setting.words
     if setting.widget == "number":
         low, high = setting.bounds(bounds, app=True)
         container.number_input(setting.label, low, high, step=setting.step, key=name, help=help_text)
     elif setting.widget == "select":
-        container.selectbox(setting.label, setting.options, key=name, help=help_text)
+        container.selectbox(setting.label, choices, key=name, help=help_text, format_func=_caption_of(setting))
     elif setting.widget == "radio":
-        container.radio(setting.label, setting.options, key=name, horizontal=True, help=help_text)
+        container.radio(setting.label, choices, key=name, horizontal=True, help=help_text)
     elif setting.widget == "multiselect":
         low, high = setting.bounds(bounds, app=True)
-        container.multiselect(
-            setting.label, list(range(low, high + 1)), key=name, format_func=format_dim, help=help_text
-        )
+        items = list(choices) or list(range(low, high + 1))
+        container.multiselect(setting.label, items, key=name, format_func=format_item, help=help_text)
     else:
         raise ValueError(f"setting {setting.name} has no widget kind {setting.widget!r}")
-    if setting.captions:
+    if setting.captions and setting.widget == "radio":
         container.caption(setting.captions[st.session_state[name]])
 
 
+def _caption_of(setting: Setting) -> Callable[[Any], str]:
+    """A select's option as shown: its caption where the declaration gives one (``all: every s with ...``)."""
+    captions = setting.captions or {}
+    return lambda option: captions.get(option, str(option))
+
+
 def draw(
-    settings: Iterable[table.Setting],
-    bounds: Callable[[], table.Bounds],
+    settings: Iterable[Setting],
+    bounds: Callable[[], Bounds],
     prefix: str = "w",
     notices: list[str] | None = None,
-    format_dim: Callable[[int], str] = lambda a: f"dim {a}",
+    format_item: Callable[[Any], str] = lambda a: f"dim {a}",
 ) -> None:
-    """Draw the widgets of ``settings`` in table order: number inputs two to a row, the others full width.
+    """Draw the widgets of ``settings`` in order: number inputs two to a row, the others full width.
     ``bounds()`` is asked before each widget, so a range can follow a widget drawn above it (the batch element
     follows the batch size)."""
     columns, column = None, 0
@@ -102,18 +108,18 @@ def draw(
             container, column = columns[column % 2], column + 1
         else:
             columns, container = None, st
-        _draw_one(setting, container, current, key(setting, prefix), format_dim)
+        _draw_one(setting, container, current, key(setting, prefix), format_item)
 
 
 def number(
-    setting: table.Setting,
+    setting: Setting,
     container: Any,
     name: str,
     value: Any,
-    bounds: table.Bounds = table.Bounds(),
+    bounds: Bounds = Bounds(),
     cap: Any = None,
 ) -> Any:
-    """A number input for one row outside the sidebar (a page's own settings): label, range and help from the row;
+    """A number input for one setting outside the sidebar (a page's own): label, range and help declared;
     ``cap`` lowers the upper bound where a page keeps its work short."""
     low, high = setting.bounds(bounds, app=True)
     high = high if cap is None else min(high, cap)

@@ -21,7 +21,8 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
     st.caption(
         f"d = {d}, p = H − s = {p}, schedule {settings.prefix_attention_schedule}, "
         f"w_max = {settings.max_guidance_weight:g}; correction vs applied at batch element "
-        f"{context.view.batch_index}, horizon index {context.view.horizon_index}, per chosen action dimension."
+        f"{context.view.look.batch_index}, horizon index {context.view.look.horizon_index}, "
+        "per chosen action dimension."
     )
     extras = {"diagnostics": True}
     _ui.show_page_content("diagnostics", context, result, extras)

@@ -11,7 +11,7 @@ import streamlit as st
 from pages import _data, _ui, _widgets
 from rtc.app import jobs
 from rtc.experiments import pipeline, rollout
-from rtc.experiments import settings as table
+from rtc.experiments.fields import Bounds, by_name
 from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS, is_jacobian_free
 from rtc.report import animation, bundle, plots
 
@@ -26,21 +26,21 @@ def _settings(context: _ui.Context) -> rollout.RolloutSettings:
     method = first.selectbox(
         "Method", METHODS, index=1, format_func=METHOD_LABELS.get, key="rollout_method", help=JACOBIAN_FREE_NOTE
     )
-    rows, bounds = table.BY_NAME, table.Bounds(chunk_size=h_max)
-    delay = _widgets.number(rows["inference_delay"], second, "rollout_d", view.delay, bounds)
-    horizon = _widgets.number(rows["execute_horizon"], third, "rollout_s", view.execute_horizon, bounds)
+    rows, bounds, default = by_name(rollout.RolloutSettings), Bounds(chunk_size=h_max), rollout.RolloutSettings()
+    delay = _widgets.number(rows["inference_delay"], second, "rollout_d", view.rtc.inference_delay, bounds)
+    horizon = _widgets.number(rows["execute_horizon"], third, "rollout_s", view.rtc.execute_horizon, bounds)
     if is_jacobian_free(method):
         st.caption(JACOBIAN_FREE_NOTE)
-    episodes = _widgets.number(rows["num_episodes"], first, "rollout_episodes", 1, cap=16)
-    steps = _widgets.number(rows["episode_steps"], second, "rollout_steps", 256, cap=256)
+    episodes = _widgets.number(rows["num_episodes"], first, "rollout_episodes", default.num_episodes, cap=16)
+    steps = _widgets.number(rows["episode_steps"], second, "rollout_steps", default.episode_steps, cap=256)
     return rollout.RolloutSettings(
         method=method,
         inference_delay=int(delay),
         execute_horizon=int(horizon),
         num_episodes=int(episodes),
         episode_steps=int(steps),
-        max_guidance_weight=view.max_guidance_weight,
-        seed=view.seed,
+        max_guidance_weight=view.rtc.max_guidance_weight,
+        seed=view.rtc.seed,
     )
 
 
@@ -127,7 +127,7 @@ def _chunk(context: _ui.Context, result: rollout.Rollout, episode: int) -> None:
     if opened is not None:
         st.success(f"The x_t, v_t, correction and error pages show {opened['description']}.")
     view = context.view
-    _ui.figure(plots.plot_comparison_grid(tracked, 0, list(view.dims), view.horizon_index))
+    _ui.figure(plots.plot_comparison_grid(tracked, 0, list(view.look.action_dim_indices), view.look.horizon_index))
     if "error" in tracked:
         _ui.figure(plots.plot_error_over_steps(tracked, 0))
     else:
@@ -142,7 +142,7 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
     results = st.session_state.setdefault(RESULTS_KEY, {})
     st.caption(
         f"{settings.num_flow_steps} flow steps, w_max = {settings.max_guidance_weight:g} and seed {settings.seed} "
-        "(from the sidebar), action noise 0.1."
+        f"(from the sidebar), action noise {settings.action_noise:g}."
     )
     finished = _ui.run_job(context, "rollout", settings, "Run rollout", _work, f"rollout {settings.method}")
     if finished is not None:
@@ -171,7 +171,11 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         episode = int(st.number_input("Episode", 0, settings.num_episodes - 1, value=0, key="rollout_episode"))
     trace, picture = st.columns([3, 1])
     with trace:
-        _ui.figure(bundle.page_figures("rollout", result, 0, 0, context.view.dims, {"rollout": done}).popitem()[1])
+        _ui.figure(
+            bundle.page_figures(
+                "rollout", result, 0, 0, context.view.look.action_dim_indices, {"rollout": done}
+            ).popitem()[1]
+        )
     gif = _gif(key, done, episode)
     picture.image(gif, caption=f"episode {episode} (every 4th step)", width="stretch")
     _chunk(context, done, episode)

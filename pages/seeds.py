@@ -71,18 +71,19 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         value=16,
         step=1,
         key="seeds_count",
-        help=f"Seeds {view.seed}.. sampled in one batched call (each new count compiles once). "
+        help=f"Seeds {view.rtc.seed}.. sampled in one batched call (each new count compiles once). "
         f"Accepted: 1..{analysis.MAX_SEEDS}.",
     )
     jacobian_free = st.checkbox(
         "Add RTC Jacobian-free", value=False, key="seeds_jacobian_free", help=JACOBIAN_FREE_NOTE
     )
     st.caption(
-        f"Seeds {view.seed}..{view.seed + int(count) - 1} on batch element {view.batch_index}'s observation "
-        f"and previous chunk; x_t at horizon index h = {view.horizon_index}, one chart per chosen dimension."
+        f"Seeds {view.rtc.seed}..{view.rtc.seed + int(count) - 1} on batch element {view.look.batch_index}'s "
+        f"observation and previous chunk; x_t at horizon index h = {view.look.horizon_index}, "
+        "one chart per chosen dimension."
     )
     with st.spinner(f"Sampling {int(count)} seeds…"):
-        runs = _data.seed_runs(*_ui.cache_args(context), int(count), view.batch_index, jacobian_free)
+        runs = _data.seed_runs(*_ui.cache_args(context), int(count), view.look.batch_index, jacobian_free)
     extras = {"seeds": runs}
     effects = seeds.guidance_effects(runs)
     st.subheader(f"How much guidance did, over {effects['seeds']} seeds")

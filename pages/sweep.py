@@ -10,48 +10,47 @@ import streamlit as st
 from pages import _data, _ui, _widgets
 from rtc.app import jobs
 from rtc.experiments import pipeline, rollout, sweep
-from rtc.experiments import settings as table
+from rtc.experiments.fields import Bounds, settings_of
+from rtc.experiments.settings import SWEEP_PRESETS, RolloutSettings, SweepSettings
 from rtc.experiments.sweep import store as sweep_store
 from rtc.io import roots
-from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS
+from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS
 from rtc.report import plots_sweep
 
-RULES = {"all": "all: every s with max(1, d) ≤ s ≤ H − d (the paper's)", "min": "min: s = max(1, d)"}
+PREFIX = "sweep"  # widget keys: sweep_methods, sweep_num_episodes, ...
+# The page's settings: every one rtc-sweep has a flag for (the same declarations and defaults), but the levels (the
+# page sweeps the sidebar's level).
+GRID = tuple(s for s in settings_of(SweepSettings) if s.sweep_flag and s.name != "levels")
+POINT = tuple(s for s in settings_of(RolloutSettings) if s.sweep_flag)
+
+
+def _store(settings: SweepSettings) -> None:
+    """Put ``settings`` into the page's widgets (a preset button's callback; the paper's on a first visit)."""
+    _widgets.store(settings.__dict__, GRID, PREFIX)
+    _widgets.store(settings.template.__dict__, POINT, PREFIX)
 
 
 def _settings(context: _ui.Context) -> tuple[sweep.SweepSettings, str]:
-    view = context.view
-    left, right = st.columns(2)
-    chosen = left.multiselect(
-        "Methods",
-        METHODS,
-        default=list(sweep.DEFAULT_METHODS),
-        format_func=METHOD_LABELS.get,
-        key="sweep_methods",
-        help=JACOBIAN_FREE_NOTE,
-    )
-    delays = right.multiselect("Inference delays d", list(range(5)), default=list(range(5)), key="sweep_delays")
-    first, second, third = st.columns(3)
-    rule = first.selectbox("Execute horizons s", list(RULES), format_func=RULES.get, key="sweep_rule")
-    rows = table.BY_NAME
-    episodes = _widgets.number(rows["num_episodes"], second, "sweep_episodes", 64, cap=1024)
-    steps = _widgets.number(rows["episode_steps"], third, "sweep_steps", 256, cap=256)
-    fourth, fifth = st.columns(2)
-    bid = _widgets.number(rows["bid_samples"], fourth, "sweep_bid", rows["bid_samples"].sweep_default, cap=64)
-    metric = fifth.selectbox("Metric", list(sweep.METRICS), format_func=sweep.METRICS.get, key="sweep_metric")
-    settings = sweep.SweepSettings(
-        methods=tuple(chosen),
-        delays=tuple(sorted(int(d) for d in delays)),
-        execute_horizon_rule=rule,
-        template=rollout.RolloutSettings(
-            num_episodes=int(episodes),
-            episode_steps=int(steps),
-            bid_samples=int(bid),
-            max_guidance_weight=view.max_guidance_weight,
-            seed=view.seed,
-        ),
-    )
-    return settings, metric
+    if _widgets.key(GRID[0], PREFIX) not in st.session_state:
+        _store(SweepSettings())
+    columns = st.columns(len(SWEEP_PRESETS))
+    for column, (name, preset) in zip(columns, SWEEP_PRESETS.items(), strict=True):
+        column.button(
+            f"Preset: {preset.label}",
+            key=f"sweep_preset_{name}",
+            on_click=_store,
+            args=(preset.settings,),
+            width="stretch",
+            help=preset.help,
+        )
+    bounds = Bounds(context.limits.chunk_size, context.limits.action_dim)
+    _widgets.draw(GRID + POINT, lambda: bounds, PREFIX, format_item=lambda v: METHOD_LABELS.get(v, str(v)))
+    st.caption(JACOBIAN_FREE_NOTE)
+    metric = st.selectbox("Metric", list(sweep.METRICS), format_func=sweep.METRICS.get, key="sweep_metric")
+    template = RolloutSettings(**_widgets.read(POINT, PREFIX))
+    grid = _widgets.read(GRID, PREFIX)
+    grid["delays"] = tuple(sorted(grid["delays"]))
+    return SweepSettings(**grid, template=template), metric
 
 
 def _work(policy, level, settings: sweep.SweepSettings):
@@ -116,8 +115,8 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
     settings, metric = _settings(context)
     template = settings.template
     st.caption(
-        f"{template.num_flow_steps} flow steps, w_max = {template.max_guidance_weight:g}, seed {template.seed} "
-        "(sidebar), action noise 0.1. Finished points are shared by every session of this server."
+        f"Defaults and presets are rtc-sweep's (the paper's grid); w_max = {template.max_guidance_weight:g}. "
+        "Finished points are shared by every session of this server."
     )
     extras = None
     if not settings.methods or not settings.delays:
@@ -137,7 +136,8 @@ def _run_section(
     st.caption(
         f"{len(points)} points × {settings.template.num_episodes} episodes = {episodes} episodes: up to about "
         f"{_duration(seconds)} on a free core (less when episodes end early), plus about 30 s of compiling the "
-        "first time."
+        "first time.",
+        help=sweep.EXPECTED_SECONDS_HELP,
     )
     rows_key = _ui.job_key("rtc_sweep_rows", context, settings)
     finished = _ui.run_job(context, "sweep", settings, "Run sweep", _work, f"sweep {len(points)} points")

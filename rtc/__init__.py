@@ -39,7 +39,7 @@ _EXPORTS: dict[str, str] = {
     "load_level": "rtc.io.levels",
     "open_level": "rtc.io.levels",
     # inspections, situations and metrics
-    "RTCSettings": "rtc.experiments.pipeline",
+    "RTCSettings": "rtc.experiments.settings",
     "Inspection": "rtc.experiments.pipeline",
     "inspect": "rtc.experiments.pipeline",
     "SITUATIONS": "rtc.experiments.protocol",
@@ -50,7 +50,7 @@ _EXPORTS: dict[str, str] = {
     "write_trace": "rtc.io.traces",
     "from_lerobot": "rtc.io.traces",
     # closed loop
-    "RolloutSettings": "rtc.experiments.rollout",
+    "RolloutSettings": "rtc.experiments.settings",
     "run_rollout": "rtc.experiments.rollout",
     # errors
     "RTCError": "rtc.errors",

@@ -2,9 +2,9 @@
 
 Streamlit-free, so it can be unit-tested. The app never takes a path from the URL: a link names a
 run by its id (looked up among the runs found under the configured roots), an epoch and a level
-key of that run, and every file it reads is checked to resolve inside a run root. The view's fields, their
-URL keys, ranges, defaults, descriptions and file-name parts are rows of the settings table
-(``rtc.experiments.settings``): this module only iterates it.
+key of that run, and every file it reads is checked to resolve inside a run root. The view is an ``RTCSettings``
+and a ``LookSettings`` (``rtc.experiments.settings``); their URL keys, ranges, defaults, descriptions and file-name
+parts are declared with their fields: this module only iterates them.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from rtc.errors import PathError, SelectionError, SettingsError
-from rtc.experiments import protocol
-from rtc.experiments import settings as table
-from rtc.experiments.pipeline import RTCSettings
+from rtc.experiments.fields import Bounds, Setting, settings_of
+from rtc.experiments.settings import INSPECTION_PRESETS, LookSettings, RTCSettings, timing_warnings
 from rtc.io.checkpoints import RunInfo
 from rtc.io.roots import RUNS_ROOTS_ENV, TRACES_ROOTS_ENV, resolve_within, run_roots
 
@@ -37,27 +36,49 @@ class Target:
     level: str
 
 
-def _settings(view: View) -> RTCSettings:
-    """The ``RTCSettings`` a view runs."""
-    return RTCSettings(**{s.name: getattr(view, s.field) for s in table.INSPECTION})
-
-
-_ANNOTATIONS = {int: "int", float: "float", str: "str", tuple: "tuple[int, ...]"}
 # What a view holds before a policy is loaded (the demo policy's H = 8); ``default_view`` fills in the policy's.
-_REFERENCE = table.Bounds(chunk_size=8)
+_REFERENCE = Bounds(chunk_size=8)
+INSPECTION: tuple[Setting, ...] = settings_of(RTCSettings)
+LOOK: tuple[Setting, ...] = settings_of(LookSettings)
+VIEW: tuple[Setting, ...] = INSPECTION + LOOK  # every setting of a view, in the sidebar's order
 
-# RTC settings and what to look at: one field per row of the settings table that has a View field, in table order
-# (``View(schedule, delay, execute_horizon, flow_steps, max_guidance_weight, seed, batch_size, batch_index,
-# horizon_index, dims, situation)``).
-View = dataclasses.make_dataclass(
-    "View",
-    [(s.field, _ANNOTATIONS[s.kind], dataclasses.field(default=s.default_for(_REFERENCE))) for s in table.VIEW],
-    frozen=True,
-    namespace={"settings": _settings, "__doc__": "RTC settings and what to look at (rows of the settings table)."},
-)
-View.__module__ = __name__
 
-# URL parameter names of the target (the view's: ``Setting.url`` in the settings table), short so links stay readable.
+_REFERENCE_RTC = RTCSettings().for_chunk_size(_REFERENCE.chunk_size)
+_LOOK = LookSettings()
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """RTC settings (what is run) and what to look at: the sidebar's selection."""
+
+    rtc: RTCSettings = _REFERENCE_RTC
+    look: LookSettings = _LOOK
+
+    def value(self, setting: Setting) -> object:
+        """The value of one of ``VIEW``."""
+        return getattr(self.look if setting.owner is LookSettings else self.rtc, setting.name)
+
+    def values(self) -> dict[str, object]:
+        """Every value by name (the two classes' names differ)."""
+        return {s.name: self.value(s) for s in VIEW}
+
+    def replace(self, **values: object) -> View:
+        """This view with the values given by name (of either class)."""
+        look = {k: v for k, v in values.items() if k in _LOOK_NAMES}
+        rtc = {k: v for k, v in values.items() if k not in _LOOK_NAMES}
+        return View(dataclasses.replace(self.rtc, **rtc), dataclasses.replace(self.look, **look))
+
+
+_LOOK_NAMES = frozenset(s.name for s in LOOK)
+
+
+def view_of(values: Mapping[str, object]) -> View:
+    """A view from every value of ``VIEW`` by name."""
+    rtc = RTCSettings(**{s.name: values[s.name] for s in INSPECTION})
+    return View(rtc, LookSettings(**{s.name: values[s.name] for s in LOOK}))
+
+
+# URL parameter names of the target (the view's are declared with its settings: ``Spec.url``), short for readable links.
 TARGET_PARAMS = {"run": "run", "epoch": "epoch", "level": "level"}
 
 
@@ -68,9 +89,9 @@ class Limits:
     chunk_size: int
     action_dim: int
 
-    def bounds(self, view: View) -> table.Bounds:
+    def bounds(self, view: View) -> Bounds:
         """What the view's ranges depend on: these sizes, and the view's batch size and delay."""
-        return table.Bounds(self.chunk_size, self.action_dim, view.batch_size, view.delay)
+        return Bounds(self.chunk_size, self.action_dim, view.rtc.batch_size, view.rtc.inference_delay)
 
 
 def default_target(runs: Mapping[str, RunInfo], has_level_file: Callable[[str], bool] | None = None) -> Target:
@@ -133,59 +154,54 @@ def _unknown_run(run_id: str, runs: Mapping[str, RunInfo]) -> str:
     return f"run {run_id!r} was not found under the run roots"
 
 
-def _check(setting: table.Setting, view: View, limits: Limits) -> None:
-    """The setting's check (the settings table's) with the app's limits, as a ``SelectionError``."""
+def _check(setting: Setting, view: View, limits: Limits) -> None:
+    """The setting's check (its declaration's) with the app's limits, as a ``SelectionError``."""
     try:
-        setting.check(getattr(view, setting.field), limits.bounds(view), app=True)
+        setting.check(view.value(setting), limits.bounds(view), app=True)
     except SettingsError as err:
         raise SelectionError(str(err)) from None
 
 
 def check_view(view: View, limits: Limits) -> list[str]:
     """Raise ``SelectionError`` for a value the app refuses (naming it and the accepted range); return warnings."""
-    for setting in table.VIEW:
+    for setting in VIEW:
         _check(setting, view, limits)
-    return table.timing_warnings(view.delay, view.execute_horizon, limits.chunk_size)
+    return timing_warnings(view.rtc.inference_delay, view.rtc.execute_horizon, limits.chunk_size)
 
 
 def default_view(limits: Limits) -> View:
-    """The settings table's defaults for this policy: ``protocol.default_timing(H)`` (d=2, s=4 for H=8), 20 steps,
-    exp, w_max=5, the same-observation situation, looking at the first three action dims."""
-    bounds = table.Bounds(limits.chunk_size, limits.action_dim)
-    return View(**{s.field: s.default_for(bounds) for s in table.VIEW})
+    """The declared defaults for this policy: ``protocol.default_timing(H)`` (d=2, s=4 for H=8), 20 steps, exp,
+    w_max=5, the same-observation situation, looking at the first three action dims."""
+    bounds = Bounds(limits.chunk_size, limits.action_dim)
+    return view_of({s.name: s.default_for(bounds) for s in VIEW})
 
 
-# Named presets: a label, and the View fields it sets (the rest stays as chosen).
-PRESETS: dict[str, dict[str, object]] = {
-    "Default (paper range)": {},  # filled from default_view
-    "Tracking-doc example (d=3, s=6, 20 steps, w_max=5)": {
-        **{table.BY_NAME[name].field: value for name, value in protocol.TRACKING_DOC_PRESET.items()},
-        "schedule": "exp",
-    },
-}
-PRESET_FIELDS = ("delay", "execute_horizon", "flow_steps", "max_guidance_weight", "schedule")
+# Named presets: ``rtc.experiments.settings.INSPECTION_PRESETS`` by label (a preset sets the RTC settings of
+# ``Preset.sets``; the rest stays as chosen).
+PRESETS = {preset.label: preset for preset in INSPECTION_PRESETS.values()}
 
 
 def preset_view(name: str, view: View, limits: Limits) -> View:
-    """``view`` with preset ``name``'s settings (delay and horizon clamped to the chunk size)."""
+    """``view`` with preset ``name``'s settings (by label; delay and horizon filled in for the policy and clamped to
+    the chunk size)."""
     if name not in PRESETS:
         raise SelectionError(f"preset {name!r} is not one of {', '.join(PRESETS)}")
-    default = default_view(limits)
-    fields = PRESETS[name] or {f: getattr(default, f) for f in PRESET_FIELDS}
     h = limits.chunk_size
-    values = dict(fields)
-    values["delay"] = min(int(values["delay"]), h)
+    values = PRESETS[name].values()
+    filled = RTCSettings(**values).for_chunk_size(h)
+    values = {k: getattr(filled, k) for k in values}
+    values["inference_delay"] = min(int(values["inference_delay"]), h)
     values["execute_horizon"] = min(max(int(values["execute_horizon"]), 1), h)
-    return dataclasses.replace(view, **values)
+    return view.replace(**values)
 
 
 def parse_view(params: Mapping[str, str], limits: Limits) -> tuple[View, list[str]]:
     """Settings and what to look at from ``params``; a refused value falls back to its default, with a notice."""
-    return _view_from_params(params, default_view(limits), limits, table.VIEW)
+    return _view_from_params(params, default_view(limits), limits, VIEW)
 
 
 def _view_from_params(
-    params: Mapping[str, str], default: View, limits: Limits, settings: Iterable[table.Setting]
+    params: Mapping[str, str], default: View, limits: Limits, settings: Iterable[Setting]
 ) -> tuple[View, list[str]]:
     """``default`` with the ``settings`` whose URL key is in ``params``; each refused value (unparsable, or failing
     its check) is reset to its default, with the fields its range depends on, and a notice."""
@@ -196,47 +212,49 @@ def _view_from_params(
         if setting.url not in params:
             continue
         try:
-            values[setting.field] = setting.parse(params[setting.url], called=setting.url)
+            values[setting.name] = setting.parse(params[setting.url], called=setting.url)
         except SettingsError as err:
             notices.append(f"{err}; using the default")
-    view = dataclasses.replace(default, **values)
+    view = default.replace(**values)
     for setting in settings:
         try:
             _check(setting, view, limits)
         except SelectionError as err:
-            view = dataclasses.replace(view, **{f: getattr(default, f) for f in (setting.field, *setting.resets_with)})
+            names = (setting.name, *setting.resets_with)
+            view = view.replace(**{n: default.values()[n] for n in names})
             notices.append(f"{err}; using the default")
     return view, notices
 
 
 def schedule_note(view: View, limits: Limits) -> str | None:
     """Why the schedule has no effect, when the guided prefix ``H - s`` lies inside the frozen part ``d``."""
-    prefix = limits.chunk_size - view.execute_horizon
-    if prefix > view.delay:
+    delay, horizon = view.rtc.inference_delay, view.rtc.execute_horizon
+    prefix = limits.chunk_size - horizon
+    if prefix > delay:
         return None
     return (
-        f"With s = {view.execute_horizon}, the guided prefix (H - s = {prefix}) lies inside the frozen part "
-        f"(d = {view.delay}), so every schedule gives the same weights (1 on the first {prefix}). "
-        f"Lower s to {limits.chunk_size - view.delay - 1} or less to see the schedule act."
+        f"With s = {horizon}, the guided prefix (H - s = {prefix}) lies inside the frozen part "
+        f"(d = {delay}), so every schedule gives the same weights (1 on the first {prefix}). "
+        f"Lower s to {limits.chunk_size - delay - 1} or less to see the schedule act."
     )
 
 
 def to_query(target: Target, view: View) -> dict[str, str]:
     """The URL query parameters of a selection (the inverse of ``parse_target`` + ``parse_view``)."""
     query = {"run": target.run, "epoch": str(target.epoch), "level": target.level}
-    return query | {s.url: s.format(getattr(view, s.field)) for s in table.VIEW}
+    return query | {s.url: s.format(view.value(s)) for s in VIEW}
 
 
 def describe(target: Target, view: View) -> str:
     """A one-line description of a selection, for captions and manifests."""
-    settings = ", ".join(s.describe.format(getattr(view, s.field)) for s in table.VIEW if s.describe)
+    settings = ", ".join(s.describe.format(view.value(s)) for s in VIEW if s.describe)
     return f"{target.run} · epoch {target.epoch} · {target.level} · {settings}"
 
 
 def file_stem(target: Target, view: View) -> str:
     """A file-name-safe stem naming a selection: ``demo_e1_grasp_easy_exp_d3_s6_n20_w5_seed0``."""
     parts = [Path(target.run).name, f"e{target.epoch}", target.level.removeprefix("worlds_l_")]
-    parts += [s.stem(getattr(view, s.field)) for s in table.VIEW if s.stem]
+    parts += [s.stem(view.value(s)) for s in VIEW if s.stem]
     raw = "_".join(part for part in parts if part)
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in raw)
 
@@ -263,18 +281,23 @@ def parse_trace_id(params: Mapping[str, str], traces: Mapping[str, Path], roots:
 
 
 def parse_trace_view(params: Mapping[str, str], limits: Limits, batch_size: int) -> tuple[View, list[str]]:
-    """What to look at in a trace (``table.LOOK``: batch element, horizon index, action dims) from a link; a refused
-    value falls back, with a notice."""
-    bounds = table.Bounds(limits.chunk_size, limits.action_dim)
-    default = View(batch_size=batch_size, **{s.field: s.default_for(bounds) for s in table.LOOK})
-    return _view_from_params(params, default, limits, table.LOOK)
+    """What to look at in a trace (``LookSettings``: batch element, horizon index, action dims) from a link; a
+    refused value falls back, with a notice."""
+    bounds = Bounds(limits.chunk_size, limits.action_dim)
+    default = trace_view(LookSettings(**{s.name: s.default_for(bounds) for s in LOOK}), batch_size)
+    return _view_from_params(params, default, limits, LOOK)
+
+
+def trace_view(look: LookSettings, batch_size: int) -> View:
+    """The view of a recorded trace: what to look at, and its batch size (its other RTC settings are not used)."""
+    return View(dataclasses.replace(View().rtc, batch_size=batch_size), look)
 
 
 def trace_query(trace_id: str | None, view: View) -> dict[str, str]:
     """The URL query of a trace selection (empty for an upload, which no link can name)."""
     if trace_id is None:
         return {}
-    return {"trace": trace_id} | {s.url: s.format(getattr(view, s.field)) for s in table.LOOK}
+    return {"trace": trace_id} | {s.url: s.format(view.value(s)) for s in LOOK}
 
 
 def check_upload(name: str, size: int) -> None:

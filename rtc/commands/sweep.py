@@ -1,18 +1,20 @@
 """Command line: the paper's closed-loop sweep, stored point by point and resumable.
 
-    rtc-sweep RUN --out DIR [--epoch E] [--levels KEY...] [--methods naive rtc_exp ...]
-        [--delays D...] [--execute-horizons all|min|S...] [--episodes N] [--episode-steps T]
-        [--flow-steps 5] [--bid-samples 16] [--seed 0] [--ray [ADDRESS]]
+    rtc-sweep RUN --out DIR [--preset paper|quick] [--epoch E] [--levels KEY...] [--methods naive rtc_exp ...]
+        [--delays D...] [--execute-horizons all|min|max|S...] [--episodes N] [--episode-steps T]
+        [--flow-steps 5] [--bid-samples 16] [--action-noise 0.1] [--seed 0] [--ray [ADDRESS]]
 
-Defaults follow the paper: every level the checkpoint has a policy and a level file for, naive, RTC (exp),
-hard masking and BID (N = 16), d = 0..4, every s with max(1, d) <= s <= H - d, 2048 episodes of 256 steps,
-5 flow steps, action noise 0.1, maximum guidance weight 5. Results go to ``DIR/results.parquet`` (one row
+Defaults are the paper's, declared once with ``SweepSettings`` (``rtc.experiments.settings``): every level the
+checkpoint has a policy and a level file for, naive, RTC (exp), hard masking and BID (N = 16), d = 0..4, every s
+with max(1, d) <= s <= H - d, 2048 episodes of 256 steps, 5 flow steps, action noise 0.1, maximum guidance
+weight 5. Results go to ``DIR/results.parquet`` (one row
 per point, see ``rtc.experiments.sweep.store``) and ``DIR/manifest.json``; a rerun computes only missing points.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -21,40 +23,35 @@ from tqdm.auto import tqdm
 
 from rtc.commands import flags
 from rtc.errors import RTCError, SettingsError
-from rtc.experiments import settings as table
+from rtc.experiments.fields import settings_of
+from rtc.experiments.settings import SWEEP_PRESETS, RolloutSettings, SweepSettings
 
-PAPER_METHODS = ("naive", "rtc_exp", "hard_masking", "bid")
-PAPER_DELAYS = (0, 1, 2, 3, 4)
+# Every flag of a sweep's settings: SweepSettings' fields (--methods, --delays, --execute-horizons, --levels) and its
+# template's (--episodes, --episode-steps, --flow-steps, --bid-samples, --action-noise, --seed).
+SWEEP_FLAGS = settings_of(SweepSettings)
+POINT_FLAGS = settings_of(RolloutSettings)
+PRESETS = SWEEP_PRESETS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = flags.Parser(
         prog="rtc-sweep",
         description="Evaluate methods × delays × execute horizons in closed loop on a run's levels; results are "
-        "stored point by point in DIR/results.parquet and a rerun computes only missing points.",
+        "stored point by point in DIR/results.parquet and a rerun computes only missing points. Defaults are the "
+        "paper's (--preset paper).",
     )
     parser.add_argument("run_path", type=Path, help="training run folder (<run>/<epoch>/policies/<level_key>)")
     parser.add_argument("--out", type=Path, required=True, help="folder for results.parquet and manifest.json")
     parser.add_argument("--epoch", type=int, default=-1, help="checkpoint epoch; -1 = latest")
     parser.add_argument(
-        "--levels", nargs="+", metavar="KEY", help="level keys (default: every level with a policy and a level file)"
+        "--preset",
+        default=None,
+        metavar="|".join(PRESETS),
+        help=" ".join(f"{name}: {preset.help}" for name, preset in PRESETS.items()) + " Explicit flags override it.",
     )
-    parser.add_argument(
-        "--methods",
-        nargs="+",
-        default=list(PAPER_METHODS),
-        metavar="METHOD",
-        help=f"any of {', '.join(table.BY_NAME['method'].options)}",
-    )
-    parser.add_argument("--delays", nargs="+", type=int, default=list(PAPER_DELAYS), metavar="D")
-    parser.add_argument(
-        "--execute-horizons",
-        nargs="+",
-        default=["all"],
-        metavar="S",
-        help="'all' (every s with max(1,d) <= s <= H-d, the paper's), 'min' (s = max(1,d)) or integers",
-    )
-    flags.add_setting_flags(parser, table.SETTINGS, kind="sweep_flag")  # --flow-steps, --seed, --episodes, ...
+    default = SweepSettings()
+    flags.add_setting_flags(parser, SWEEP_FLAGS, kind="sweep_flag", shown=default.__dict__)
+    flags.add_setting_flags(parser, POINT_FLAGS, kind="sweep_flag", shown=default.template.__dict__)
     parser.add_argument(
         "--ray",
         nargs="?",
@@ -66,51 +63,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _horizon_rule(values: list[str]) -> str | tuple[int, ...]:
-    if len(values) == 1 and values[0] in ("all", "min"):
-        return values[0]
-    numbers = []
-    for value in values:
-        try:
-            numbers.append(int(value))
-        except ValueError:
-            raise SettingsError(
-                f"--execute-horizons {value!r} is not accepted; use 'all', 'min' or integers >= 1"
-            ) from None
-    return tuple(numbers)
+def sweep_settings(args: argparse.Namespace) -> SweepSettings:
+    """The invocation's settings: the preset's (the paper's without one), then the flags given, each checked
+    (``SettingsError`` naming the flag and what is accepted)."""
+    if args.preset is not None and args.preset not in PRESETS:
+        raise SettingsError(f"--preset {args.preset!r} is not accepted; choose one of {', '.join(PRESETS)}")
+    chosen = PRESETS[args.preset].settings if args.preset else SweepSettings()
+    point = flags.given_values(args, POINT_FLAGS)
+    grid = flags.given_values(args, SWEEP_FLAGS)
+    settings = dataclasses.replace(chosen, template=dataclasses.replace(chosen.template, **point), **grid)
+    settings.validate()
+    return settings
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Every value that can be checked without loading anything (``SettingsError`` naming it)."""
-    flags.check_flags(args, table.SETTINGS)
-    for method in args.methods:
-        table.BY_NAME["method"].check(method, called="--methods")
-    for delay in args.delays:
-        if delay < 0:
-            raise SettingsError(f"--delays {delay} is out of range; accepted: 0..H-1 (0..7 for H = 8)")
-    rule = _horizon_rule(args.execute_horizons)
-    if isinstance(rule, tuple) and min(rule) < 1:
-        raise SettingsError(f"--execute-horizons {min(rule)} is out of range; accepted: 'all', 'min' or s >= 1")
+def check_args(args: argparse.Namespace) -> SweepSettings:
+    """Every value that can be checked without loading anything (``SettingsError`` naming it); the settings."""
+    settings = sweep_settings(args)
     if args.out.exists() and not args.out.is_dir():
         raise RTCError(f"--out {args.out} is a file; accepted: a folder (created when missing)")
-
-
-def sweep_settings(args: argparse.Namespace):
-    from rtc.experiments import rollout, sweep
-
-    return sweep.SweepSettings(
-        methods=tuple(dict.fromkeys(args.methods)),
-        delays=tuple(sorted(set(args.delays))),
-        execute_horizon_rule=_horizon_rule(args.execute_horizons),
-        template=rollout.RolloutSettings(
-            **{s.name: getattr(args, flags.dest(s, "sweep_flag")) for s in table.SETTINGS if s.sweep_flag}
-        ),
-    )
+    return settings
 
 
 def run(args: argparse.Namespace) -> tuple[int, int]:
     """Plan (every check before any work), compute the missing points, write the manifest; ``(computed, reused)``."""
-    check_args(args)
+    settings = check_args(args)
     ray_address = False if args.ray is None else args.ray
     from rtc.experiments import pipeline
     from rtc.experiments.sweep import grid as sweep_grid
@@ -122,12 +98,11 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
         sweep_ray.require_ray()
     from rtc.io.checkpoints import open_run
 
-    settings = sweep_settings(args)
     run_info = open_run(args.run_path)
     epoch = run_info.resolve_epoch(args.epoch)
     run_path = str(run_info.path.resolve())
     sweep_store.check_same_run(args.out, run_path, epoch)
-    chosen, skipped = sweep_grid.choose_levels(run_info, epoch, args.levels)
+    chosen, skipped = sweep_grid.choose_levels(run_info, epoch, list(settings.levels) or None)
     for key in skipped:
         tqdm.write(f"note: level {key} has no level file (worlds/, RTC_LEVEL_DIRS, kinetix); skipped", file=sys.stderr)
     entries = sweep_grid.load_entries(run_info, epoch, chosen)
@@ -166,7 +141,10 @@ def run(args: argparse.Namespace) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # XLA's C++ log lines would bury the progress bar
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a refused flag (one line already printed)
+        return int(done.code or 0)
     try:
         computed, reused = run(args)
     except RTCError as err:

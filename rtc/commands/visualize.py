@@ -29,11 +29,13 @@ from tqdm.auto import tqdm
 
 from rtc.commands import flags
 from rtc.errors import IndexRangeError, RTCError
-from rtc.experiments import settings as table
+from rtc.experiments.fields import settings_of
+from rtc.experiments.settings import INSPECTION_PRESETS, LookSettings, RTCSettings
 from rtc.io.files import write_atomic
 
-# Named presets of --preset: settings by library name (explicit --config flags override them).
-PRESETS = {"tracking-doc": table.TRACKING_DOC_PRESET}
+# Named presets of --preset (explicit --config flags override them): ``settings.INSPECTION_PRESETS``.
+PRESETS = INSPECTION_PRESETS
+SETTINGS = settings_of(RTCSettings) + settings_of(LookSettings)  # those with a Spec.flag become flags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,10 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=tuple(PRESETS),
         default=None,
-        help="tracking-doc: the tracking documentation's d=3, s=6, 20 steps, w_max=5 (outside the paper's range); "
-        "explicit --config flags override it",
+        help=" ".join(f"{name}: {preset.help}" for name, preset in PRESETS.items())
+        + " Explicit --config flags override it.",
     )
-    flags.add_setting_flags(parser, table.SETTINGS, presets=PRESETS)
+    # a flag whose value a preset changes defaults to None, so that the preset applies where the flag is left out
+    declared = RTCSettings()
+    changed = {k for p in PRESETS.values() for k, v in p.values().items() if v != getattr(declared, k)}
+    flags.add_setting_flags(parser, SETTINGS, unset=changed)
     parser.add_argument("--output-dir", type=Path, default=Path("rtc_plots"))
     parser.add_argument(
         "--legacy-threefry",
@@ -75,12 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace, chunk_size: int):
-    """The ``RTCSettings`` of an invocation: the table's defaults for the policy's chunk size, then the preset,
+    """The ``RTCSettings`` of an invocation: the declared defaults for the policy's chunk size, then the preset,
     then the flags given."""
-    from rtc.experiments import pipeline
-
-    given = {s.name: getattr(args, s.name) for s in table.INSPECTION if s.flag and getattr(args, s.name) is not None}
-    return pipeline.RTCSettings(**{**PRESETS.get(args.preset, {}), **given}).for_chunk_size(chunk_size)
+    preset = PRESETS[args.preset].values() if args.preset else {}
+    given = {s.name: getattr(args, s.name) for s in settings_of(RTCSettings) if getattr(args, s.name) is not None}
+    return RTCSettings(**{**preset, **given}).for_chunk_size(chunk_size)
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -19,53 +19,11 @@ import numpy as np
 from flax import nnx
 
 from rtc.experiments import protocol
-from rtc.experiments import settings as settings_table
+from rtc.experiments.settings import RTCSettings
 from rtc.io import export_cache, levels, traces
 from rtc.numerics import metrics
 from rtc.numerics.model import FlowPolicy
 from rtc.numerics.sampler import schedule_index
-
-_DEFAULTS = settings_table.inspection_defaults()
-
-
-@dataclasses.dataclass(frozen=True)
-class RTCSettings:
-    """What the user chooses (defaults, ranges and help: ``rtc.experiments.settings.SETTINGS``).
-    ``inference_delay``/``execute_horizon`` left at ``None`` take the default for the policy's chunk size
-    (``protocol.default_timing``: d = 2, s = 4 for H = 8, inside the paper's range)."""
-
-    num_flow_steps: int = _DEFAULTS["num_flow_steps"]
-    inference_delay: int | None = _DEFAULTS["inference_delay"]
-    execute_horizon: int | None = _DEFAULTS["execute_horizon"]
-    max_guidance_weight: float = _DEFAULTS["max_guidance_weight"]
-    prefix_attention_schedule: str = _DEFAULTS["prefix_attention_schedule"]
-    seed: int = _DEFAULTS["seed"]
-    batch_size: int = _DEFAULTS["batch_size"]
-    situation: str = _DEFAULTS["situation"]
-
-    def for_chunk_size(self, chunk_size: int) -> RTCSettings:
-        """These settings with the settings left at ``None`` (delay, execute horizon) filled in for chunks of
-        ``chunk_size``."""
-        bounds = settings_table.Bounds(chunk_size=chunk_size)
-        filled = {s.name: s.default_for(bounds) for s in settings_table.INSPECTION if getattr(self, s.name) is None}
-        return dataclasses.replace(self, **filled)
-
-    @classmethod
-    def tracking_doc_preset(cls, **overrides: Any) -> RTCSettings:
-        """The tracking documentation's example (d=3, s=6, 20 steps, w_max=5): outside the paper's range."""
-        return cls(**{**protocol.TRACKING_DOC_PRESET, **overrides})
-
-    def validate(self, chunk_size: int) -> list[str]:
-        """Raise ``SettingsError`` naming a refused value and what is accepted (``Setting.check`` of each setting,
-        in table order); return warnings."""
-        if self.inference_delay is None or self.execute_horizon is None:
-            return self.for_chunk_size(chunk_size).validate(chunk_size)
-        bounds = settings_table.Bounds(chunk_size=chunk_size)
-        settings_table.check_values(self.to_dict(), settings_table.INSPECTION, bounds)
-        return settings_table.timing_warnings(self.inference_delay, self.execute_horizon, chunk_size)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)

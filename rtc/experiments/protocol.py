@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from rtc.experiments.settings import (  # noqa: F401 (declared with the settings table; re-exported here)
+from rtc.experiments.settings import (  # noqa: F401 (declared with the settings; re-exported here)
     DEFAULT_SITUATION,
     SITUATIONS,
     TRACKING_DOC_PRESET,

@@ -29,19 +29,9 @@ from flax import nnx
 from rtc.errors import SettingsError
 from rtc.numerics import metrics, sampler
 from rtc.numerics.model import FlowPolicy, velocity_fn
+from rtc.numerics.names import METHODS
 from rtc.numerics.sampler import GuidanceSettings, get_prefix_weights, schedule_index
 
-METHODS: tuple[str, ...] = (
-    "naive",
-    "rtc_exp",
-    "rtc_linear",
-    "rtc_ones",
-    "hard_masking",
-    "bid",
-    "rtc_exp_jacobian_free",
-    "rtc_linear_jacobian_free",
-    "rtc_ones_jacobian_free",
-)
 METHOD_LABELS: dict[str, str] = {
     "naive": "naive (plain sampling)",
     "rtc_exp": "RTC (exp schedule)",

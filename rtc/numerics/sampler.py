@@ -16,8 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtc.errors import SettingsError
-
-SCHEDULES: tuple[str, ...] = ("exp", "linear", "ones", "zeros")
+from rtc.numerics.names import SCHEDULES
 
 VelocityFn = Callable[[jax.Array, jax.Array], jax.Array]
 Tracked = dict[str, jax.Array]

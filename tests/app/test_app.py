@@ -14,10 +14,12 @@ from streamlit.testing.v1 import AppTest
 from rtc.app import state as app_state
 from rtc.app.state import Limits, SelectionError, Target, View
 from rtc.errors import PathError
+from rtc.experiments.settings import LookSettings, RTCSettings
 from rtc.io import roots
 from tests.conftest import DEMO_RUN
 from tests.conftest import PROJECT_ROOT as PROJECT
 
+VIEW = View()  # the defaults for the demo policy's H = 8 before a policy is loaded
 APP = PROJECT / "streamlit_app.py"
 PAGES = ["pages/overview.py", "pages/x_t.py", "pages/v_t.py", "pages/correction.py", "pages/error.py"]
 TITLES = ["Overview", "State x_t", "Velocity v_t", "RTC correction", "Error over steps"]
@@ -96,7 +98,7 @@ def test_a_link_with_unknown_run_epoch_or_level_falls_back_with_notices(tmp_path
 
 
 def test_view_round_trips_through_the_url():
-    view = View("linear", 2, 4, 7, 2.5, 11, 3, 2, 5, (4, 1))
+    view = View(RTCSettings("linear", 2, 4, 7, 2.5, 11, 3), LookSettings(2, 5, (4, 1)))
     query = app_state.to_query(Target("runs/demo", 1, "worlds_l_grasp_easy"), view)
     parsed, notices = app_state.parse_view(query, LIMITS)
     assert (parsed, notices) == (view, [])
@@ -106,7 +108,7 @@ def test_refused_values_in_a_link_fall_back_one_by_one():
     query = {"schedule": "cubic", "d": "6", "s": "3", "steps": "abc", "w": "-1", "b": "4", "dims": "0,9", "h": "2"}
     view, notices = app_state.parse_view(query, LIMITS)
     default = app_state.default_view(LIMITS)
-    assert view == View(horizon_index=2, dims=default.dims)
+    assert view == default.replace(horizon_index=2)
     assert len(notices) == 6
     assert any("execute horizon s=3 is out of range" in n for n in notices)
     assert all(n.endswith("using the default") for n in notices)
@@ -114,28 +116,37 @@ def test_refused_values_in_a_link_fall_back_one_by_one():
 
 def test_check_view_refuses_and_warns():
     assert app_state.check_view(app_state.default_view(LIMITS), LIMITS) == []  # the default is in the paper's range
-    doc = app_state.preset_view("Tracking-doc example (d=3, s=6, 20 steps, w_max=5)", View(seed=4), LIMITS)
-    assert (doc.delay, doc.execute_horizon, doc.flow_steps, doc.max_guidance_weight, doc.seed) == (3, 6, 20, 5.0, 4)
+    doc = app_state.preset_view("Tracking-doc example (d=3, s=6, 20 steps, w_max=5)", VIEW.replace(seed=4), LIMITS)
+    rtc = doc.rtc
+    assert (rtc.inference_delay, rtc.execute_horizon, rtc.num_flow_steps, rtc.max_guidance_weight, rtc.seed) == (
+        3,
+        6,
+        20,
+        5.0,
+        4,
+    )
     assert "get no guidance" in app_state.check_view(doc, LIMITS)[0]
-    assert app_state.check_view(View(delay=2, execute_horizon=4), LIMITS) == []
+    assert app_state.check_view(VIEW.replace(inference_delay=2, execute_horizon=4), LIMITS) == []
     with pytest.raises(SelectionError, match="execute horizon s=2 is out of range"):
-        app_state.check_view(View(delay=4, execute_horizon=2), LIMITS)
+        app_state.check_view(VIEW.replace(inference_delay=4, execute_horizon=2), LIMITS)
     with pytest.raises(SelectionError, match="batch element=3 is out of range"):
-        app_state.check_view(View(batch_size=2, batch_index=3), LIMITS)
+        app_state.check_view(VIEW.replace(batch_size=2, batch_index=3), LIMITS)
     with pytest.raises(SelectionError, match="no action dimension chosen"):
-        app_state.check_view(View(dims=()), LIMITS)
+        app_state.check_view(VIEW.replace(action_dim_indices=()), LIMITS)
 
 
 def test_schedule_note_explains_when_schedules_coincide():
-    assert "every schedule gives the same weights" in app_state.schedule_note(View(delay=3, execute_horizon=6), LIMITS)
+    assert "every schedule gives the same weights" in app_state.schedule_note(
+        VIEW.replace(inference_delay=3, execute_horizon=6), LIMITS
+    )
     assert app_state.schedule_note(app_state.default_view(LIMITS), LIMITS) is None
-    assert app_state.default_view(Limits(chunk_size=16, action_dim=2)).execute_horizon == 8
+    assert app_state.default_view(Limits(chunk_size=16, action_dim=2)).rtc.execute_horizon == 8
 
 
 def test_file_stem_is_safe_and_telling():
-    stem = app_state.file_stem(Target("runs/demo", 1, "worlds_l_grasp_easy"), View(max_guidance_weight=2.5))
+    stem = app_state.file_stem(Target("runs/demo", 1, "worlds_l_grasp_easy"), VIEW.replace(max_guidance_weight=2.5))
     assert stem == "demo_e1_grasp_easy_exp_d2_s4_n20_w2p5_seed0_sameobs"
-    protocol_view = View(max_guidance_weight=2.5, situation="protocol")
+    protocol_view = VIEW.replace(max_guidance_weight=2.5, situation="protocol")
     assert app_state.file_stem(Target("runs/demo", 1, "worlds_l_grasp_easy"), protocol_view).endswith("seed0")
 
 
@@ -197,7 +208,10 @@ def test_every_page_runs_on_the_fixture_run(monkeypatch, fixture_run):
 def test_landing_view_is_valid_and_the_preset_is_one_click_away(demo_roots):
     at = _app(FAST)
     assert at.sidebar.radio(key="w_situation").value == "same-observation"
-    assert (at.sidebar.number_input(key="w_delay").value, at.sidebar.number_input(key="w_execute_horizon").value) == (
+    assert (
+        at.sidebar.number_input(key="w_inference_delay").value,
+        at.sidebar.number_input(key="w_execute_horizon").value,
+    ) == (
         2,
         4,
     )
@@ -224,7 +238,7 @@ def test_changing_the_schedule_changes_the_plotted_data(demo_roots):
     at = _app({**FAST, "d": "1", "s": "3"})  # guided prefix 1..4, where schedules differ
     at.switch_page("pages/x_t.py").run()
     before = _chart_data(at)
-    at.sidebar.selectbox(key="w_schedule").set_value("ones").run()
+    at.sidebar.selectbox(key="w_prefix_attention_schedule").set_value("ones").run()
     _assert_drawn(at, "State x_t")
     after = _chart_data(at)
     assert at.query_params["schedule"] == "ones"
@@ -254,13 +268,14 @@ def test_a_deep_link_restores_its_selection(demo_roots):
     side = at.sidebar
     assert side.selectbox(key="w_epoch").value == 0
     assert side.selectbox(key="w_level").value == "worlds_l_hard_lunar_lander"
-    assert side.selectbox(key="w_schedule").value == "linear"
+    assert side.selectbox(key="w_prefix_attention_schedule").value == "linear"
     values = {
-        key: side.number_input(key=key).value for key in ("w_delay", "w_execute_horizon", "w_seed", "w_batch_index")
+        key: side.number_input(key=key).value
+        for key in ("w_inference_delay", "w_execute_horizon", "w_seed", "w_batch_index")
     }
-    assert values == {"w_delay": 2, "w_execute_horizon": 4, "w_seed": 7, "w_batch_index": 1}
+    assert values == {"w_inference_delay": 2, "w_execute_horizon": 4, "w_seed": 7, "w_batch_index": 1}
     assert side.number_input(key="w_max_guidance_weight").value == 2.5
-    assert side.multiselect(key="w_dims").value == [1, 4]
+    assert side.multiselect(key="w_action_dim_indices").value == [1, 4]
     assert {k: at.query_params[k] for k in query} == query
     _assert_drawn(at, "Overview")
 
@@ -271,14 +286,14 @@ def test_a_stale_link_falls_back_to_defaults_with_a_notice(demo_roots):
     assert any("From the link: run '../../etc' is refused" in n for n in notices)
     assert any("action dimension=17 is out of range" in n for n in notices)
     assert at.sidebar.selectbox(key="w_run").value == "runs/demo"
-    assert at.sidebar.number_input(key="w_delay").value == 2  # the default for H = 8
+    assert at.sidebar.number_input(key="w_inference_delay").value == 2  # the default for H = 8
     assert at.query_params["run"] == "runs/demo"
     assert not at.exception
 
 
 def test_a_refused_setting_shows_an_error_not_a_traceback(demo_roots):
     at = _app(FAST)
-    at.sidebar.number_input(key="w_delay").set_value(5)
+    at.sidebar.number_input(key="w_inference_delay").set_value(5)
     at.sidebar.number_input(key="w_execute_horizon").set_value(3).run()
     assert not at.exception
     messages = [e.value for e in at.error]
@@ -308,8 +323,8 @@ def test_settings_changes_reuse_the_compiled_sampler(demo_roots):
     jitted = (model._realtime_jit, model._naive_jit, protocol._advance_jit, *export_cache.loaded_programs())
     compiled = [fn._cache_size() for fn in jitted]
     side = at.sidebar
-    side.selectbox(key="w_schedule").set_value("linear")
-    side.number_input(key="w_delay").set_value(2)
+    side.selectbox(key="w_prefix_attention_schedule").set_value("linear")
+    side.number_input(key="w_inference_delay").set_value(2)
     side.number_input(key="w_execute_horizon").set_value(5)
     side.number_input(key="w_max_guidance_weight").set_value(2.0)
     side.number_input(key="w_seed").set_value(9).run()

@@ -105,15 +105,19 @@ def test_rollout_page_runs_on_its_button_and_keeps_the_result():
 
 
 def test_sweep_page_runs_one_point():
-    at = _page("pages/sweep.py", "Sweep")
-    assert at.number_input(key="sweep_episodes").value == 64 and at.number_input(key="sweep_bid").value == 16
-    assert at.selectbox(key="sweep_rule").value == "all"
-    assert any("96 points × 64 episodes = 6144 episodes: up to about" in c.value for c in at.main.caption)
+    from rtc.experiments.settings import SWEEP_PRESETS
+
+    at = _page("pages/sweep.py", "Sweep")  # its defaults: tests/experiments/test_settings.py (library = CLI = page)
+    assert any("96 points × 2048 episodes = 196608 episodes: up to about" in c.value for c in at.main.caption)
+    at.button(key="sweep_preset_quick").click().run()  # the quick preset, then less of it
+    quick = SWEEP_PRESETS["quick"].settings
+    assert at.number_input(key="sweep_num_episodes").value == quick.template.num_episodes
+    assert any("6 points × 64 episodes = 384 episodes: up to about" in c.value for c in at.main.caption)
     at.multiselect(key="sweep_methods").set_value(["rtc_exp"])
     at.multiselect(key="sweep_delays").set_value([1])
-    at.selectbox(key="sweep_rule").set_value("min")
-    at.number_input(key="sweep_episodes").set_value(2)
-    at.number_input(key="sweep_steps").set_value(SHORT_STEPS)
+    at.selectbox(key="sweep_execute_horizon_rule").set_value("min")
+    at.number_input(key="sweep_num_episodes").set_value(2)
+    at.number_input(key="sweep_episode_steps").set_value(SHORT_STEPS)
     at.button(key="sweep_run").click().run()
     _assert_clean(at, "Sweep")
     table, rows = at.main.dataframe[0].value, at.main.dataframe[1].value

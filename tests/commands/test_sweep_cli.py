@@ -22,7 +22,7 @@ from tests.experiments.test_rollout import demo_setup
 
 LEVEL = "worlds_l_grasp_easy"
 SMALL = ["--levels", LEVEL, "--methods", "naive", "rtc_exp", "--execute-horizons", "min"]
-SMALL += ["--episodes", "4", "--episode-steps", "32", "--bid-samples", "4"]
+SMALL += ["--episodes", "4", "--episode-steps", "32", "--bid-samples", "4", "--action-noise", "0.05"]
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
@@ -81,10 +81,16 @@ def test_paper_grid_rules():
     [
         (["--episodes", "0"], "--episodes 0 is out of range; accepted: 1..65536"),
         (["--methods", "rtc"], "--methods 'rtc' is not accepted; choose one of naive, rtc_exp"),
-        (["--execute-horizons", "max"], "--execute-horizons 'max' is not accepted"),
+        (["--execute-horizons", "most"], "--execute-horizons 'most' is not accepted"),
         (["--execute-horizons", "0"], "--execute-horizons 0 is out of range"),
         (["--delays", "-1"], "--delays -1 is out of range"),
         (["--bid-samples", "999"], "--bid-samples 999 is out of range; accepted: 1..256"),
+        (["--action-noise", "-0.1"], "--action-noise -0.1 is out of range; accepted: 0..1"),
+        (["--action-noise", "1.5"], "--action-noise 1.5 is out of range; accepted: 0..1"),
+        (["--action-noise", "nan"], "--action-noise nan is out of range; accepted: 0..1"),
+        (["--action-noise", "loud"], "argument --action-noise: invalid float value: 'loud'"),
+        (["--preset", "slow"], "--preset 'slow' is not accepted; choose one of paper, quick"),
+        (["--preset", "quick", "--episodes", "0"], "--episodes 0 is out of range; accepted: 1..65536"),
         (["--levels", "worlds_l_nowhere"], "level 'worlds_l_nowhere' has no policy in run demo epoch 1"),
         (["--epoch", "7"], "epoch"),
         (["--delays", "9", "--execute-horizons", "9"], "the grid is empty"),
@@ -106,7 +112,13 @@ def test_results_store_rows_match_direct_rollouts(swept):
     policy, level = demo_setup()
     row = before[(before.method == "rtc_exp") & (before.delay == 2)].iloc[0]
     point = rollout.RolloutSettings(
-        method="rtc_exp", inference_delay=2, execute_horizon=2, num_episodes=4, episode_steps=32, bid_samples=4
+        method="rtc_exp",
+        inference_delay=2,
+        execute_horizon=2,
+        num_episodes=4,
+        episode_steps=32,
+        bid_samples=4,
+        action_noise=0.05,
     )
     direct = rollout.run_rollout(policy, level, point, record=False)
     assert row.episodes == 4 and row.solved == int(direct.solved.sum())
@@ -136,6 +148,7 @@ def test_rerun_with_larger_grid_computes_only_missing_points(swept):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["run"] == str(DEMO_RUN.resolve()) and manifest["epoch"] == 1
     assert manifest["settings"]["bid_samples"] == 4 and manifest["settings"]["delays"] == [1, 2, 3]
+    assert manifest["settings"]["action_noise"] == 0.05 and set(after.action_noise) == {0.05}  # --action-noise
     assert manifest["seeds"]["seed"] == 0 and "fold_in" in manifest["seeds"]["rule"]
     assert manifest["packages"]["jax"] and LEVEL in manifest["levels"]
     assert [(h["computed"], h["reused"]) for h in manifest["history"]] == [(4, 0), (2, 4)]
@@ -150,6 +163,7 @@ def test_interrupt_keeps_finished_points_whole(tmp_path):
     settings = sweep.SweepSettings(
         methods=("naive",),
         delays=(1, 2, 3),
+        execute_horizon_rule="min",
         template=rollout.RolloutSettings(num_episodes=4, episode_steps=32, bid_samples=4),
     )
     tasks = sweep_grid.plan(entries, settings)

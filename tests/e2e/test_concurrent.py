@@ -72,15 +72,15 @@ class Selection:
     dims: tuple[int, ...] = (0, 1, 2)
 
     def view(self) -> View:
-        return View(
-            schedule=self.schedule,
-            delay=self.delay,
+        return View().replace(
+            prefix_attention_schedule=self.schedule,
+            inference_delay=self.delay,
             execute_horizon=self.execute_horizon,
-            flow_steps=STEPS,
+            num_flow_steps=STEPS,
             max_guidance_weight=self.max_guidance_weight,
             seed=self.seed,
             horizon_index=self.horizon_index,
-            dims=self.dims,
+            action_dim_indices=self.dims,
         )
 
     def query(self, epoch: int) -> dict[str, str]:

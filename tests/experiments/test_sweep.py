@@ -14,6 +14,7 @@ from tests.experiments.test_rollout import demo_setup
 SETTINGS = sweep.SweepSettings(
     methods=("naive", "rtc_exp"),
     delays=(0, 2),
+    execute_horizon_rule="min",
     template=rollout.RolloutSettings(num_episodes=4, episode_steps=32, segment_steps=16, bid_samples=4),
 )
 
@@ -35,7 +36,7 @@ def test_execute_horizon_rules():
         sweep.execute_horizon_for(3, 8, 2)
     with pytest.raises(ValueError, match="'median'"):
         sweep.execute_horizon_for(3, 8, "median")
-    points = sweep.SweepSettings(methods=("bid",), delays=(0, 4)).points(8)
+    points = sweep.SweepSettings(methods=("bid",), delays=(0, 4), execute_horizon_rule="min").points(8)
     assert [(p.method, p.inference_delay, p.execute_horizon) for p in points] == [("bid", 0, 1), ("bid", 4, 4)]
 
 

@@ -15,6 +15,7 @@ from tests.conftest import DEMO_RUN
 SETTINGS = sweep.SweepSettings(
     methods=("naive", "rtc_exp"),
     delays=(1, 2),
+    execute_horizon_rule="min",
     template=rollout.RolloutSettings(num_episodes=4, episode_steps=32, bid_samples=4),
 )
 

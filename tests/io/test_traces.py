@@ -472,7 +472,7 @@ def test_app_opens_a_lerobot_trace_from_a_link(trace_root):
     assert not at.exception, [e.value for e in at.exception]
     assert at.sidebar.radio(key="w_source").value == "Traces"
     assert at.sidebar.selectbox(key="w_trace").value == f"traces/{RTC_FIXTURE}.npz"
-    assert at.sidebar.multiselect(key="wt_dims").value == [0, 3]
+    assert at.sidebar.multiselect(key="wt_action_dim_indices").value == [0, 3]
     assert at.query_params["trace"] == f"traces/{RTC_FIXTURE}.npz" and at.query_params["h"] == "5"
     trace = traces.read_trace(trace_root / f"{RTC_FIXTURE}.npz")
     pages = ["pages/overview.py", "pages/x_t.py", "pages/v_t.py", "pages/correction.py", "pages/error.py"]

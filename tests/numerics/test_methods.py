@@ -245,6 +245,7 @@ def test_jacobian_free_in_closed_loop_rollouts_and_sweeps():
     chosen = sweep.SweepSettings(
         methods=("rtc_exp_jacobian_free",),
         delays=(2,),
+        execute_horizon_rule="min",
         template=rollout.RolloutSettings(num_episodes=4, episode_steps=32, segment_steps=16, bid_samples=4),
     )
     (row,) = sweep.sweep(policy, level, chosen)

@@ -37,12 +37,17 @@ from flax import nnx
 
 from rtc.errors import SettingsError
 from rtc.experiments import rollout
+from rtc.experiments.settings import (  # noqa: F401 (declared with the settings; re-exported here)
+    EXECUTE_HORIZON_RULES,
+    SweepSettings,
+    execute_horizon_for,
+    execute_horizons_for,
+)
 from rtc.io import levels
-from rtc.numerics import methods, metrics
+from rtc.numerics import metrics
 from rtc.numerics.model import FlowPolicy
 
-DEFAULT_METHODS: tuple[str, ...] = ("naive", "rtc_exp", "hard_masking", "bid")
-EXECUTE_HORIZON_RULES: tuple[str, ...] = ("min", "max", "all")
+DEFAULT_METHODS: tuple[str, ...] = SweepSettings().methods
 METRICS: dict[str, str] = {
     "solve_rate": "solve rate",
     "mean_return": "mean return",
@@ -135,69 +140,6 @@ def jump_defined(inference_delay: int, execute_horizon: int, chunk_size: int) ->
     return reason is None
 
 
-def execute_horizons_for(inference_delay: int, chunk_size: int, rule: str | int = "min") -> list[int]:
-    """Execute horizons of one delay under ``rule``: ``all`` is the paper's range, every s with
-    ``max(1, d) <= s <= H - d`` (at least ``max(1, d)``); a tuple of ints: those with ``max(1, d) <= s <= H``
-    (possibly none); otherwise ``[execute_horizon_for(...)]``."""
-    low = max(1, inference_delay)
-    if rule == "all":
-        return list(range(low, max(low, chunk_size - inference_delay) + 1))
-    if isinstance(rule, (tuple, list)):
-        return sorted({int(s) for s in rule if low <= int(s) <= chunk_size})
-    return [execute_horizon_for(inference_delay, chunk_size, rule)]
-
-
-def execute_horizon_for(inference_delay: int, chunk_size: int, rule: str | int = "min") -> int:
-    """The execute horizon s of a sweep point. ``min``: ``max(1, d)`` (the most reactive choice, the
-    default); ``max``: ``H - d`` (largest s the paper sweeps, at least ``max(1, d)``); an int: that s,
-    which must satisfy ``max(1, d) <= s <= H``."""
-    low = max(1, inference_delay)
-    if rule == "min":
-        return low
-    if rule == "max":
-        return max(low, chunk_size - inference_delay)
-    if isinstance(rule, (int, np.integer)) and not isinstance(rule, bool):
-        if not low <= rule <= chunk_size:
-            raise SettingsError(
-                f"execute horizon {rule} is out of range for d={inference_delay}; accepted {low}..{chunk_size}"
-            )
-        return int(rule)
-    raise SettingsError(f"execute_horizon_rule={rule!r} is not accepted; use 'min', 'max', 'all' or an integer")
-
-
-PAPER_POINT = rollout.RolloutSettings(num_episodes=16)  # immutable, so safe as a default
-
-
-@dataclasses.dataclass(frozen=True)
-class SweepSettings:
-    """Which points to evaluate; each is ``template`` with its method, delay and execute horizon replaced
-    (``execute_horizon_rule`` as in ``execute_horizons_for``).
-
-    The defaults follow the paper (5 flow steps, action noise 0.1) with 16 episodes per point.
-    """
-
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    delays: tuple[int, ...] = (0, 1, 2, 3, 4)
-    execute_horizon_rule: str | int | tuple[int, ...] = "min"
-    template: rollout.RolloutSettings = PAPER_POINT
-
-    def points(self, chunk_size: int) -> list[rollout.RolloutSettings]:
-        """Rollout settings of every (method, delay, execute horizon) point, validated."""
-        if not self.methods or not self.delays:
-            raise SettingsError("a sweep needs at least one method and one delay")
-        out = []
-        for method in self.methods:
-            methods.method_index(method)
-            for delay in self.delays:
-                for horizon in execute_horizons_for(int(delay), chunk_size, self.execute_horizon_rule):
-                    point = dataclasses.replace(
-                        self.template, method=method, inference_delay=int(delay), execute_horizon=horizon
-                    )
-                    point.validate(chunk_size)
-                    out.append(point)
-        return out
-
-
 @dataclasses.dataclass(frozen=True)
 class SweepProgress:
     """Points finished, and steps of the point under way."""
@@ -217,6 +159,11 @@ class SweepProgress:
 # Environment steps per CPU-second in-process, per method (benchmarks/run.py --only sweep, 2-core development
 # machine, demo policy, 64 episodes per point, 5 flow steps, d = s = 2, BID with 16 samples). Only for the
 # expected time shown before a sweep runs (as if one core were busy); methods not measured count as RTC.
+EXPECTED_SECONDS_HELP = (
+    "Estimated from stored rates, measured once by `benchmarks/run.py --only sweep` on the 2-core development "
+    "machine with the demo policy (environment steps per CPU-second: naive 255, RTC 226, hard masking 253, "
+    "BID N = 16 83), every episode counted at its full length. The quick preset took 4 min 3 s end to end there."
+)
 STEPS_PER_SECOND: dict[str, float] = {"naive": 255.0, "rtc_exp": 226.0, "hard_masking": 253.0, "bid": 83.0}
 
 
