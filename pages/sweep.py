@@ -69,9 +69,14 @@ def _work(policy, level, settings: sweep.SweepSettings):
     return work
 
 
-def _stored_figures(frame: pd.DataFrame) -> None:
-    """The paper's summary, per-level panels of every metric (in tabs) and the per-level table."""
+def _stored_figures(frame: pd.DataFrame, comparisons: pd.DataFrame | None = None) -> None:
+    """The paper's summary, each method minus the baseline (paired), per-level panels of every metric (in tabs)
+    and the per-level table."""
     _ui.figure(plots_sweep.plot_sweep_summary(frame))
+    if comparisons is not None and not comparisons.empty:
+        _ui.figure(plots_sweep.plot_sweep_differences(comparisons))
+    elif comparisons is None:
+        st.caption("No comparisons.parquet here (an older rtc-sweep wrote this sweep): rerun it for paired results.")
     tabs = st.tabs([sweep.METRICS[m] for m in sweep.METRICS])
     for tab, name in zip(tabs, sweep.METRICS, strict=True):
         with tab:
@@ -95,11 +100,12 @@ def _stored() -> None:
     folder = found[name]
     frame = sweep_store.read_results(folder / sweep_store.RESULTS_FILE)
     manifest = sweep_store.read_manifest(folder) or {}
+    comparisons = plots_sweep.stored_comparisons(folder)
     st.caption(
         f"{len(frame)} points, {frame['level'].nunique()} levels, methods {', '.join(sorted(set(frame['method'])))}; "
-        f"run {manifest.get('run', '?')} epoch {manifest.get('epoch', '?')}."
+        f"run {manifest.get('run', '?')} epoch {manifest.get('epoch', '?')}. " + _truncated_note(frame)
     )
-    _stored_figures(frame)
+    _stored_figures(frame, comparisons)
     st.download_button(
         "Download this sweep (zip: results, manifest, figures)",
         lambda: plots_sweep.bundle_bytes(folder),
@@ -149,6 +155,7 @@ def _run_section(
         return None
     extras = {"sweep": (rows, metric)}
     _ui.show_page_content("sweep", context, result, extras)
+    st.caption(_truncated_note(pd.DataFrame(rows)))
     st.dataframe(plots_sweep.level_table(rows), key="sweep_level_table", hide_index=True)
     st.dataframe(pd.DataFrame(rows), key="sweep_table", hide_index=True)
     st.download_button(
@@ -161,6 +168,13 @@ def _run_section(
         icon=":material/download:",
     )
     return extras
+
+
+def _truncated_note(rows: pd.DataFrame) -> str:
+    """How many episodes reached the step limit unsolved (counted as unsolved in every solve rate)."""
+    truncated = int(rows["truncated"].sum()) if "truncated" in rows else 0
+    episodes = int(rows["episodes"].sum())
+    return f"{truncated} of {episodes} episodes reached the step limit unsolved (truncated; counted as unsolved)."
 
 
 def _duration(seconds: float) -> str:

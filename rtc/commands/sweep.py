@@ -2,13 +2,15 @@
 
     rtc-sweep RUN --out DIR [--preset paper|quick] [--epoch E] [--levels KEY...] [--methods naive rtc_exp ...]
         [--delays D...] [--execute-horizons all|min|max|S...] [--episodes N] [--episode-steps T]
-        [--flow-steps 5] [--bid-samples 16] [--action-noise 0.1] [--seed 0] [--ray [ADDRESS]]
+        [--flow-steps 5] [--bid-samples 16] [--action-noise 0.1] [--seed 0] [--baseline naive]
+        [--ray [ADDRESS]] [--ray-timeout 15]
 
 Defaults are the paper's, declared once with ``SweepSettings`` (``rtc.experiments.settings``): every level the
 checkpoint has a policy and a level file for, naive, RTC (exp), hard masking and BID (N = 16), d = 0..4, every s
 with max(1, d) <= s <= H - d, 2048 episodes of 256 steps, 5 flow steps, action noise 0.1, maximum guidance
-weight 5. Results go to ``DIR/results.parquet`` (one row
-per point, see ``rtc.experiments.sweep.store``) and ``DIR/manifest.json``; a rerun computes only missing points.
+weight 5. Results go to ``DIR/results.parquet`` (one row per point), ``DIR/episodes.parquet`` (one row per
+episode), ``DIR/comparisons.parquet`` (each method against ``--baseline``, paired) and ``DIR/manifest.json`` (see
+``rtc.experiments.sweep.store``); a rerun computes only missing points.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
+
+# XLA's C++ log lines (e.g. the compiled-program loader's, on every program read from the compilation cache) would
+# bury the progress bar. The level is read once, when jaxlib loads, so it is set before anything imports jax.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from tqdm.auto import tqdm
 
@@ -31,6 +37,9 @@ from rtc.experiments.settings import SWEEP_PRESETS, RolloutSettings, SweepSettin
 SWEEP_FLAGS = settings_of(SweepSettings)
 POINT_FLAGS = settings_of(RolloutSettings)
 PRESETS = SWEEP_PRESETS
+RAY_TIMEOUT_S = 15.0  # rtc.experiments.sweep.ray_backend.DEFAULT_TIMEOUT_S (not imported here: it imports jax)
+RAY_TIMEOUT_RANGE = (0.1, 3600.0)
+DEFAULT_BASELINE = "naive"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="run points as Ray tasks: alone, a local Ray instance (or RAY_ADDRESS); with ADDRESS, join that cluster",
     )
+    parser.add_argument(
+        "--ray-timeout",
+        type=float,
+        default=RAY_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"how long to wait for the --ray cluster to answer before giving up (default {RAY_TIMEOUT_S:g} s; "
+        f"accepted {RAY_TIMEOUT_RANGE[0]:g}..{RAY_TIMEOUT_RANGE[1]:g})",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="METHOD",
+        help="the method every other is compared with, paired, in comparisons.parquet (default: naive when swept; "
+        "given, it must be one of --methods)",
+    )
     return parser
 
 
@@ -79,68 +103,118 @@ def sweep_settings(args: argparse.Namespace) -> SweepSettings:
 def check_args(args: argparse.Namespace) -> SweepSettings:
     """Every value that can be checked without loading anything (``SettingsError`` naming it); the settings."""
     settings = sweep_settings(args)
-    if args.out.exists() and not args.out.is_dir():
-        raise RTCError(f"--out {args.out} is a file; accepted: a folder (created when missing)")
+    if args.baseline is not None and args.baseline not in settings.methods:
+        raise SettingsError(
+            f"--baseline {args.baseline!r} is not accepted; choose one of the swept --methods "
+            f"({', '.join(settings.methods)})"
+        )
+    low, high = RAY_TIMEOUT_RANGE
+    if not low <= args.ray_timeout <= high:  # also refuses nan
+        raise SettingsError(f"--ray-timeout {args.ray_timeout:g} is out of range; accepted: {low:g}..{high:g} seconds")
+    from rtc.experiments.sweep import store as sweep_store
+
+    sweep_store.check_writable(args.out)
     return settings
 
 
+def baseline(args: argparse.Namespace) -> str:
+    """The method comparisons are made against: ``--baseline``, else naive."""
+    return args.baseline or DEFAULT_BASELINE
+
+
 def run(args: argparse.Namespace) -> tuple[int, int]:
-    """Plan (every check before any work), compute the missing points, write the manifest; ``(computed, reused)``."""
+    """Plan (every check before any work), write the manifest, compute the missing points, write the comparisons
+    and complete the manifest's history entry; ``(computed, reused)``."""
     settings = check_args(args)
     ray_address = False if args.ray is None else args.ray
-    from rtc.experiments import pipeline
-    from rtc.experiments.sweep import grid as sweep_grid
     from rtc.experiments.sweep import ray_backend as sweep_ray
+
+    already = False
+    if ray_address is not False:
+        already = sweep_ray.require_ray().is_initialized()
+        sweep_ray.connect(ray_address or None, timeout_s=args.ray_timeout)  # bounded: nothing written yet
+    try:
+        return _run_connected(args, settings, ray_address)
+    finally:
+        if ray_address is not False and not already:  # leave a connection this process made before alone
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()
+
+
+def _run_connected(args: argparse.Namespace, settings: SweepSettings, ray_address: str | bool) -> tuple[int, int]:
+    from rtc.experiments import pipeline, sweep
+    from rtc.experiments.sweep import grid as sweep_grid
     from rtc.experiments.sweep import run as sweep_run
     from rtc.experiments.sweep import store as sweep_store
-
-    if ray_address is not False:
-        sweep_ray.require_ray()
     from rtc.io.checkpoints import open_run
 
     run_info = open_run(args.run_path)
     epoch = run_info.resolve_epoch(args.epoch)
     run_path = str(run_info.path.resolve())
-    sweep_store.check_same_run(args.out, run_path, epoch)
     chosen, skipped = sweep_grid.choose_levels(run_info, epoch, list(settings.levels) or None)
     for key in skipped:
         tqdm.write(f"note: level {key} has no level file (worlds/, RTC_LEVEL_DIRS, kinetix); skipped", file=sys.stderr)
     entries = sweep_grid.load_entries(run_info, epoch, chosen)
+    notes: dict[str, None] = {}
+    for chunk_size in sorted({e.policy.action_chunk_size for e in entries}):
+        notes |= dict.fromkeys(sweep.check_grid(settings, chunk_size))
     tasks = sweep_grid.plan(entries, settings)
+    levels = {e.key: e.describe() for e in entries}
+    sweep_store.check_folder(args.out, run_path, epoch, settings, levels)
+    for note in notes:
+        tqdm.write(f"note: {note}", file=sys.stderr)
     chunk_sizes = {e.key: e.policy.action_chunk_size for e in entries}
     warnings = {w: None for t in tasks for w in t.point.validate(chunk_sizes[t.level])}
     for warning in warnings:
         tqdm.write(f"warning: {warning}", file=sys.stderr)
+    base = baseline(args)
+    if base not in settings.methods:
+        tqdm.write(f"note: the baseline {base} is not swept, so comparisons.parquet stays empty", file=sys.stderr)
     store = sweep_store.ResultsStore(args.out)
+    if store.dropped:
+        tqdm.write(
+            f"note: {store.dropped} stored points lacked their episodes or their row (an older or killed sweep); "
+            "they are computed again",
+            file=sys.stderr,
+        )
     pipeline.enable_compilation_cache()
     backend = "in-process" if ray_address is False else f"ray {ray_address or 'local'}"
+    invocation = sweep_store.Invocation(backend, tuple(dict.fromkeys(t.point_id for t in tasks)))
+    sweep_store.start_manifest(args.out, run_path, epoch, levels, settings, invocation, base)
+    missing = len({t.point_id for t in tasks if t.point_id not in store})
+    computed, reused = 0, len(invocation.points) - missing
+    status, note = "failed", ""
     with tqdm(total=0, desc="rtc-sweep", unit="episode", file=sys.stderr, dynamic_ncols=True) as bar:
 
-        def progress(done: int, total: int, note: str) -> None:
+        def progress(done: int, total: int, text: str) -> None:
             bar.total = total
             bar.n = done
-            bar.set_postfix_str(note[-60:], refresh=False)
+            bar.set_postfix_str(text[-60:], refresh=False)
             bar.refresh()
 
-        already = ray_address is not False and sweep_ray.require_ray().is_initialized()
+        before = len(store)
         try:
-            computed, reused = sweep_run.run_grid(entries, tasks, store, progress, ray_address)
+            computed, reused = sweep_run.run_grid(
+                entries, tasks, store, progress, ray_address, ray_timeout_s=args.ray_timeout
+            )
+            status = "finished"
+        except KeyboardInterrupt:
+            status, computed = "interrupted", len(store) - before
+            raise
+        except BaseException as err:
+            computed, note = len(store) - before, f"{type(err).__name__}: {err}"
+            raise
         finally:
-            if ray_address is not False and not already:  # leave a connection this process made before alone
-                import ray
-
-                if ray.is_initialized():
-                    ray.shutdown()
-    invocation = sweep_store.Invocation(backend, computed, reused, tuple(t.point_id for t in tasks))
-    levels = {e.key: e.describe() for e in entries}
-    sweep_store.write_manifest(args.out, run_path, epoch, levels, settings, invocation)
-    if not store.path.exists():
-        store.write()
+            if not store.path.exists():
+                store.write()
+            store.write_comparisons(base)
+            sweep_store.finish_manifest(args.out, invocation, status, computed, reused, note)
     return computed, reused
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # XLA's C++ log lines would bury the progress bar
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, or a refused flag (one line already printed)
@@ -154,10 +228,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"interrupted: finished points are kept in {args.out / 'results.parquet'}", file=sys.stderr)
+        results = args.out / "results.parquet"
+        if results.exists():
+            print(
+                f"interrupted: finished points are kept in {results} and {args.out / 'episodes.parquet'}",
+                file=sys.stderr,
+            )
+        else:
+            print("interrupted before anything was stored", file=sys.stderr)
         return 130
     print(f"points: {computed} computed, {reused} reused")
     print(f"results: {args.out / 'results.parquet'}")
+    print(f"episodes: {args.out / 'episodes.parquet'}; comparisons: {args.out / 'comparisons.parquet'}")
     return 0
 
 

@@ -19,7 +19,6 @@ Also installed as ``rtc-visualize``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ from rtc.commands import flags
 from rtc.errors import IndexRangeError, RTCError
 from rtc.experiments.fields import settings_of
 from rtc.experiments.settings import INSPECTION_PRESETS, LookSettings, RTCSettings
-from rtc.io.files import write_atomic
+from rtc.io.files import write_atomic, write_json
 
 # Named presets of --preset (explicit --config flags override them): ``settings.INSPECTION_PRESETS``.
 PRESETS = INSPECTION_PRESETS
@@ -154,7 +153,7 @@ def run(args: argparse.Namespace) -> dict:
             "files": [Path(p).name for p in paths] + ["rtc_tracked.npz", "summary.json"],
             "seconds": round(time.perf_counter() - started, 2),
         }
-        write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        write_json(out / "summary.json", summary)
         bar.update()
     return summary
 
@@ -206,7 +205,7 @@ def run_trace(args: argparse.Namespace) -> dict:
         "files": [Path(p).name for p in paths] + ["rtc_tracked.npz", "summary.json"],
         "seconds": round(time.perf_counter() - started, 2),
     }
-    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_json(out / "summary.json", summary)
     return summary
 
 

@@ -464,8 +464,10 @@ class SweepSettings:
         validate(self, Bounds())
 
     def points(self, chunk_size: int) -> list[RolloutSettings]:
-        """Rollout settings of every (method, delay, execute horizon) point, validated."""
+        """Rollout settings of every (method, delay, execute horizon) point, validated (the delays and execute
+        horizons against the policy's chunk size: d in 0..H - 1, s in 1..H)."""
         self.validate()
+        validate(self, Bounds(chunk_size=chunk_size))
         out = []
         for method in self.methods:
             for delay in self.delays:

@@ -247,6 +247,12 @@ def load_npz(source: str | os.PathLike[str] | bytes | BinaryIO, name: str | None
         shown, size = name or "the file", None
     if size is not None and size > MAX_TRACE_BYTES:
         raise TraceError(f"{shown} is {size / 2**20:.0f} MiB; accepted up to {MAX_TRACE_BYTES // 2**20} MiB")
+    head = _head(source)
+    if head is not None and not head.startswith(_ZIP_MAGIC) and not head.startswith(_NPY_MAGIC):
+        raise TraceError(
+            f"{shown} is not an npz archive (it starts with {head[:8]!r}, not a zip archive's PK\\x03\\x04); "
+            "accepted: an .npz written by np.savez"
+        )
     try:
         loaded = np.load(source, allow_pickle=False)
     except ValueError as err:  # numpy's words for a pickle: "Cannot load file containing pickled data ..."
@@ -273,6 +279,29 @@ def load_npz(source: str | os.PathLike[str] | bytes | BinaryIO, name: str | None
                 raise TraceError(f"{shown}: array {key!r} is truncated or corrupt ({err})") from None
             arrays[key] = value
     return arrays
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+_PICKLE_MAGIC = b"\x80"
+
+
+def _head(source: Any) -> bytes | None:
+    """The first bytes of a path or seekable stream (position restored); None where it cannot be peeked. An
+    empty file or a pickle (protocol 2+ starts with 0x80) gives None too: numpy's own messages say those."""
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as file:
+                head = file.read(8)
+        else:
+            position = source.tell()
+            head = source.read(8)
+            source.seek(position)
+    except (OSError, AttributeError, ValueError):
+        return None
+    if not head or head.startswith(_PICKLE_MAGIC):
+        return None
+    return head
 
 
 def read_trace(source: str | os.PathLike[str] | bytes | BinaryIO, name: str | None = None) -> Trace:
@@ -335,6 +364,20 @@ def _numeric(shown: str, key: str, value: Any, integer: bool = False) -> np.ndar
         kind = "integer" if integer else "numeric"
         raise TraceError(f"{shown}: {key} has dtype {array.dtype}; accepted: a {kind} array")
     return array
+
+
+def _check_finite(shown: str, key: str, array: np.ndarray) -> None:
+    """Refuse a NaN or infinite entry in any array of a trace (every key: each one enters a figure or a metric,
+    and a value computed from a non-finite one would be drawn or reported as if it were a number)."""
+    if array.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(array)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise TraceError(
+            f"{shown}: {key} holds {array[index]} at index {list(index)} ({int(bad.sum())} non-finite values in all); "
+            "accepted: finite numbers only"
+        )
 
 
 def _shape_error(shown: str, key: str, array: np.ndarray, expected: str) -> TraceError:
@@ -443,6 +486,12 @@ def build_trace(
         first.ndim != 3 or first.shape[0] not in (1, batch) or first.shape[1:] != (horizon, action_dim)
     ):
         raise _shape_error(shown, "first_chunk", first, f"[1 or {batch}, {horizon}, {action_dim}]")
+    for prefix, sample in (("rtc", rtc), ("plain", plain_checked or {})):
+        for key, value in sample.items():
+            _check_finite(shown, f"{prefix}/{key}", value)
+    for key, value in (("obs", obs_array), ("first_chunk", first)):
+        if value is not None:
+            _check_finite(shown, key, value)
     names = meta.get("action_names")
     if names is not None and (not isinstance(names, list) or len(names) != action_dim):
         raise TraceError(f"{shown}: meta.action_names must list {action_dim} names (one per action dim), got {names!r}")

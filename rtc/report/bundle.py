@@ -37,7 +37,7 @@ from rtc.errors import RTCError
 from rtc.experiments import sweep
 from rtc.experiments.pipeline import Inspection
 from rtc.io import traces
-from rtc.io.files import package_versions
+from rtc.io.files import package_versions, strict_json
 from rtc.io.traces import Trace
 from rtc.report import pages_registry
 from rtc.report.page_content import PageArgs
@@ -296,7 +296,7 @@ def build_bundle(
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("manifest.json", json.dumps(manifest, indent=2, default=_json_default) + "\n")
+        archive.writestr("manifest.json", strict_json(json.loads(json.dumps(manifest, default=_json_default))))
         for path, (data, _) in files.items():
             compress = zipfile.ZIP_STORED if path.endswith((".png", ".npz")) else zipfile.ZIP_DEFLATED
             archive.writestr(path, data, compress_type=compress)

@@ -6,16 +6,21 @@ as a band (solve rate: Wilson; mean return and mean boundary jump: Student-t, se
 title gives the number of episodes per point. The execute horizon is chosen as in the paper's
 delay figure: ``s = max(1, d)`` (``PAPER_HORIZON``), the most reactive execution for each delay.
 
-The summary averages the solve rate over levels. Levels are fixed (not sampled), so its band only carries
-the episodes' uncertainty: each level's Wilson half-width is read as a standard error
-``(high - low) / (2 z)``, these are combined as independent, ``z sqrt(sum se_l^2) / L``, and the band is
-clipped to [0, 1]; with one level it is that level's Wilson interval.
+The summary averages the solve rate over levels with equal weights. Levels are fixed strata (not sampled), so
+its band carries the episodes' uncertainty only: the variance of the mean of independent per-level proportions,
+``sum_l p_l (1 - p_l) / n_l / L^2``, with a normal 95 % interval clipped to [0, 1]
+(``rtc.numerics.stats.stratified_mean``); with one level it is that level's Wilson interval.
+
+The differences figure (``plot_sweep_differences``, from ``comparisons.parquet``) draws each method's solve rate
+minus the baseline's against d, with paired 95 % intervals: for one level Newcombe's interval for paired
+proportions (method 10), over several the stratified mean of the per-level differences with the variance of each,
+``((n10 + n01) / n - diff^2) / n`` (``rtc.numerics.stats``). Truncated episodes (step limit reached unsolved) count
+as unsolved everywhere; the per-level table gives their number beside each solve rate.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +32,7 @@ from matplotlib.figure import Figure
 
 from rtc.errors import RTCError, SettingsError
 from rtc.experiments import sweep
+from rtc.numerics import stats
 from rtc.numerics.methods import METHOD_LABELS
 from rtc.report.plots import legend_outside, new_figure
 from rtc.report.plots_analysis import method_color
@@ -65,25 +71,107 @@ def _check_metric(metric: str) -> None:
 
 
 def summary_series(rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[str, pd.DataFrame]:
-    """``{method: frame(delay, solve_rate, low, high, levels)}``: the solve rate averaged over the levels that
-    have the point, at ``s = max(1, d)``, with the band of the module docstring."""
+    """``{method: frame(delay, solve_rate, low, high, levels, episodes, truncated)}``: the solve rate averaged over
+    the levels that have the point, at ``s = max(1, d)``, with the band of the module docstring."""
     frame = paper_points(rows)
-    z = sweep._z()
     out: dict[str, pd.DataFrame] = {}
     for method in dict.fromkeys(frame["method"]):
         records = []
         for delay, group in frame[frame["method"] == method].groupby("delay", sort=True):
             count = len(group)
-            mean = float(group["solve_rate"].mean())
             if count == 1:
+                mean = float(group["solve_rate"].iloc[0])
                 low, high = float(group["solve_rate_low"].iloc[0]), float(group["solve_rate_high"].iloc[0])
             else:
-                errors = (group["solve_rate_high"] - group["solve_rate_low"]) / (2 * z)
-                half = z * math.sqrt(float((errors**2).sum())) / count
-                low, high = max(0.0, mean - half), min(1.0, mean + half)
-            records.append({"delay": int(delay), "solve_rate": mean, "low": low, "high": high, "levels": count})
+                pairs = zip(group["solved"], group["episodes"], strict=True)
+                variances = [stats.proportion_variance(int(k), int(n)) for k, n in pairs]
+                mean, low, high = stats.stratified_mean(group["solve_rate"].to_numpy(float), variances)
+                low, high = max(0.0, low), min(1.0, high)
+            truncated = int(group["truncated"].sum()) if "truncated" in group else 0
+            records.append(
+                {
+                    "delay": int(delay),
+                    "solve_rate": mean,
+                    "low": low,
+                    "high": high,
+                    "levels": count,
+                    "episodes": int(group["episodes"].sum()),
+                    "truncated": truncated,
+                }
+            )
         out[method] = pd.DataFrame.from_records(records)
     return out
+
+
+def difference_series(comparisons: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """``{method: frame(delay, diff, low, high, levels, episodes)}`` from a ``comparisons.parquet`` table at
+    ``s = max(1, d)``: each method's solve rate minus the baseline's, pooled over levels as in the module
+    docstring (one level: its Newcombe interval)."""
+    if comparisons.empty:
+        raise RTCError("the sweep has no comparison with a baseline (the baseline method was not swept)")
+    frame = comparisons[comparisons["execute_horizon"] == np.maximum(1, comparisons["delay"])]
+    if frame.empty:
+        raise RTCError(f"the comparisons have no point with the paper's execute horizon {PAPER_HORIZON}")
+    out: dict[str, pd.DataFrame] = {}
+    for method in sorted(set(frame["method"])):
+        records = []
+        for delay, group in frame[frame["method"] == method].groupby("delay", sort=True):
+            if len(group) == 1:
+                row = group.iloc[0]
+                diff, low, high = float(row.solve_rate_diff), float(row.diff_low), float(row.diff_high)
+            else:
+                variances = [
+                    stats.paired_difference_variance(int(r.method_only), int(r.baseline_only), int(r.episodes))
+                    for r in group.itertuples()
+                ]
+                diff, low, high = stats.stratified_mean(group["solve_rate_diff"].to_numpy(float), variances)
+            records.append(
+                {
+                    "delay": int(delay),
+                    "diff": diff,
+                    "low": max(-1.0, low),
+                    "high": min(1.0, high),
+                    "levels": len(group),
+                    "episodes": int(group["episodes"].sum()),
+                }
+            )
+        out[method] = pd.DataFrame.from_records(records)
+    return out
+
+
+def plot_sweep_differences(comparisons: pd.DataFrame) -> Figure:
+    """Each method's solve rate minus the baseline's against d (``s = max(1, d)``), with paired 95 % intervals
+    (``difference_series``), pooled over the levels of the table."""
+    series = difference_series(comparisons)
+    baseline = str(comparisons["baseline"].iloc[0])
+    levels = comparisons["level"].nunique()
+    counts = "/".join(str(c) for c in sorted({int(e) for e in comparisons["episodes"]}))
+    fig = new_figure(8.0, 4.2)
+    ax = fig.subplots()
+    ax.set_label("sweep differences")
+    ax.axhline(0.0, color="0.4", linewidth=0.8)
+    width = 0.08
+    for index, (method, data) in enumerate(series.items()):
+        color = method_color(method)
+        shift = (index - (len(series) - 1) / 2) * width
+        x = data["delay"].to_numpy(float) + shift
+        below = data["diff"] - data["low"]
+        above = data["high"] - data["diff"]
+        ax.errorbar(x, data["diff"], yerr=[below, above], fmt="none", capsize=3, color=color)
+        ax.plot(x, data["diff"], marker="o", color=color, label=METHOD_LABELS.get(method, method))
+    delays = sorted({int(d) for d in comparisons["delay"]})
+    ax.set_xticks(delays)
+    ax.set_xticklabels([f"d={d}\ns={max(1, d)}" for d in delays])
+    ax.set_xlabel(f"inference delay d (execute horizon {PAPER_HORIZON} below)")
+    ax.set_ylabel(f"solve rate minus {METHOD_LABELS.get(baseline, baseline)}")
+    ax.grid(alpha=0.3)
+    legend_outside(ax)
+    ax.set_title(
+        f"Solve rate minus {METHOD_LABELS.get(baseline, baseline)}, paired, over {levels} level"
+        f"{'s' if levels != 1 else ''} ({counts} episode pairs per point; 95 % intervals)",
+        fontsize="medium",
+    )
+    return fig
 
 
 def plot_sweep_summary(rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> Figure:
@@ -176,39 +264,52 @@ def plot_sweep_levels(rows: pd.DataFrame | Sequence[Mapping[str, Any]], metric: 
 
 def level_table(rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Per level and method at ``s = max(1, d)``: the solve rate with its interval at every delay, as text
-    (``0.62 [0.58, 0.66]``), plus the episodes per point."""
+    (``0.62 [0.58, 0.66]``, followed by ``(3 truncated)`` where episodes hit the step limit unsolved), plus the
+    episodes per point."""
     frame = paper_points(rows)
     records = []
     for (level, method), group in frame.groupby(["level", "method"], sort=True):
         record: dict[str, Any] = {"level": level, "method": method, "episodes": _episodes(group)}
         for row in group.sort_values("delay").itertuples():
-            record[f"d={row.delay}"] = f"{row.solve_rate:.2f} [{row.solve_rate_low:.2f}, {row.solve_rate_high:.2f}]"
+            text = f"{row.solve_rate:.2f} [{row.solve_rate_low:.2f}, {row.solve_rate_high:.2f}]"
+            truncated = int(getattr(row, "truncated", 0) or 0)
+            record[f"d={row.delay}"] = text + (f" ({truncated} truncated)" if truncated else "")
         records.append(record)
     return pd.DataFrame.from_records(records)
 
 
-def sweep_figures(rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[str, Figure]:
-    """Every figure of a sweep by file stem: the summary, then per-level panels of each metric."""
+def sweep_figures(
+    rows: pd.DataFrame | Sequence[Mapping[str, Any]], comparisons: pd.DataFrame | None = None
+) -> dict[str, Figure]:
+    """Every figure of a sweep by file stem: the summary, the differences against the baseline (when
+    ``comparisons`` has any), then per-level panels of each metric."""
     figures = {"sweep_summary": plot_sweep_summary(rows)}
+    if comparisons is not None and not comparisons.empty:
+        figures["sweep_differences"] = plot_sweep_differences(comparisons)
     figures |= {f"sweep_levels_{metric}": plot_sweep_levels(rows, metric) for metric in sweep.METRICS}
     return figures
 
 
 def bundle_bytes(folder: str | Path) -> bytes:
-    """A stored sweep as one zip: ``results.parquet``, ``results.csv``, ``manifest.json``, ``level_table.csv``
-    and every figure of ``sweep_figures`` as ``figures/<name>.png`` (built in memory, whole or not at all)."""
+    """A stored sweep as one zip: ``results.parquet``, ``results.csv``, ``episodes.parquet`` and
+    ``comparisons.parquet`` (where present), ``manifest.json``, ``level_table.csv`` and every figure of
+    ``sweep_figures`` as ``figures/<name>.png`` (built in memory, whole or not at all)."""
     from rtc.experiments.sweep import store as sweep_store
 
     folder = Path(folder)
     parquet = (folder / sweep_store.RESULTS_FILE).read_bytes()
     frame = sweep_store.read_results(folder / sweep_store.RESULTS_FILE)
+    comparisons = stored_comparisons(folder)
     files = {
         sweep_store.RESULTS_FILE: parquet,
         "results.csv": frame.to_csv(index=False).encode(),
         sweep_store.MANIFEST_FILE: (folder / sweep_store.MANIFEST_FILE).read_bytes(),
         "level_table.csv": level_table(frame).to_csv(index=False).encode(),
     }
-    for name, fig in sweep_figures(frame).items():
+    for name in (sweep_store.EPISODES_FILE, sweep_store.COMPARISONS_FILE):
+        if (folder / name).exists():
+            files[name] = (folder / name).read_bytes()
+    for name, fig in sweep_figures(frame, comparisons).items():
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110)
         files[f"figures/{name}.png"] = buffer.getvalue()
@@ -217,3 +318,11 @@ def bundle_bytes(folder: str | Path) -> bytes:
         for name, data in files.items():
             archive.writestr(name, data)
     return out.getvalue()
+
+
+def stored_comparisons(folder: str | Path) -> pd.DataFrame | None:
+    """A stored sweep's ``comparisons.parquet`` (None where the folder has none: a sweep of an older version)."""
+    from rtc.experiments.sweep import store as sweep_store
+
+    path = Path(folder) / sweep_store.COMPARISONS_FILE
+    return sweep_store.read_comparisons(path) if path.exists() else None

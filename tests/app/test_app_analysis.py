@@ -140,6 +140,7 @@ def test_stored_sweeps_open_with_figures_table_and_download(monkeypatch, tmp_pat
                 low, high = sweep.wilson_interval(solved, episodes)
                 stats = {"level": level, "solve_rate": solved / episodes, "solve_rate_low": low}
                 stats |= {"solve_rate_high": high, "solved": solved, "switches": 100, "mean_length": 200.0}
+                stats |= {"truncated": 2}
                 stats |= {"mean_return": 0.1, "mean_return_low": 0.0, "mean_return_high": 0.2}
                 stats |= {"mean_boundary_jump": 0.3, "mean_boundary_jump_low": 0.2, "mean_boundary_jump_high": 0.4}
                 stats |= {"mean_step_size": 0.1, "mean_step_size_low": 0.05, "mean_step_size_high": 0.15}
@@ -147,14 +148,31 @@ def test_stored_sweeps_open_with_figures_table_and_download(monkeypatch, tmp_pat
                     method=method, inference_delay=d, execute_horizon=max(1, d), num_episodes=episodes
                 )
                 key = sweep_store.point_key("f" * 16, level, point)
-                store.add(sweep_store.store_row(stats, key, f"{level}.json", "in-process", 1.0))
+                outcomes = np.arange(episodes) < solved
+                records = {
+                    "level": [level] * episodes,
+                    "method": [method] * episodes,
+                    "delay": [d] * episodes,
+                    "execute_horizon": [max(1, d)] * episodes,
+                    "episode": np.arange(episodes),
+                    "seed": [0] * episodes,
+                    "solved": outcomes,
+                    "return": outcomes * 1.0,
+                    "length": [200] * episodes,
+                    "truncated": np.arange(episodes) >= episodes - 2,
+                    "mean_jump": [0.3] * episodes,
+                    "switches": [2] * episodes,
+                }
+                store.add(sweep_store.store_row(stats, key, f"{level}.json", "in-process", 1.0), records)
+    store.write_comparisons("naive")
     (folder / "manifest.json").write_text('{"run": "runs/demo", "epoch": 1}')
     monkeypatch.setenv("RTC_SWEEPS_ROOTS", str(tmp_path / "paper"))
     at = _page("pages/sweep.py", "Sweep")
     at.selectbox(key="sweep_stored").set_value("paper/grid1").run()
     _assert_clean(at, "Sweep")
     assert any("12 points, 2 levels, methods bid, naive" in c.value for c in at.main.caption)
-    assert len(at.main.get("image")) >= 4  # summary + one per-level figure per metric
+    assert any("24 of 768 episodes reached the step limit unsolved" in c.value for c in at.main.caption)
+    assert len(at.main.get("image")) >= 5  # summary, differences against naive, one per-level figure per metric
     table = at.main.dataframe[-1].value
     assert table.columns.tolist() == ["level", "method", "episodes", "d=0", "d=1", "d=2"] and len(table) == 4
     assert any(b.proto.label.startswith("Download this sweep") for b in at.main.get("download_button"))

@@ -6,12 +6,14 @@ import contextlib
 import io
 import json
 import math
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from rtc.commands import sweep as sweep_cli
+from rtc.errors import SettingsError
 from rtc.experiments import rollout, sweep
 from rtc.experiments.sweep import grid as sweep_grid
 from rtc.experiments.sweep import run as sweep_run
@@ -83,7 +85,11 @@ def test_paper_grid_rules():
         (["--methods", "rtc"], "--methods 'rtc' is not accepted; choose one of naive, rtc_exp"),
         (["--execute-horizons", "most"], "--execute-horizons 'most' is not accepted"),
         (["--execute-horizons", "0"], "--execute-horizons 0 is out of range"),
-        (["--delays", "-1"], "--delays -1 is out of range"),
+        (["--delays", "-1"], "--delays -1 is out of range; accepted: 0..8 (0..H, H = 8"),
+        (["--delays", "9"], "--delays 9 is out of range; accepted: 0..8 (0..H, H = 8"),
+        (["--execute-horizons", "4", "9"], "--execute-horizons 9 is out of range; accepted: 1..8"),
+        (["--methods", "naive", "rtc_exp", "--baseline", "bid"], "--baseline 'bid' is not accepted; choose one of"),
+        (["--ray-timeout", "0"], "--ray-timeout 0 is out of range; accepted: 0.1..3600 seconds"),
         (["--bid-samples", "999"], "--bid-samples 999 is out of range; accepted: 1..256"),
         (["--action-noise", "-0.1"], "--action-noise -0.1 is out of range; accepted: 0..1"),
         (["--action-noise", "1.5"], "--action-noise 1.5 is out of range; accepted: 0..1"),
@@ -93,7 +99,7 @@ def test_paper_grid_rules():
         (["--preset", "quick", "--episodes", "0"], "--episodes 0 is out of range; accepted: 1..65536"),
         (["--levels", "worlds_l_nowhere"], "level 'worlds_l_nowhere' has no policy in run demo epoch 1"),
         (["--epoch", "7"], "epoch"),
-        (["--delays", "9", "--execute-horizons", "9"], "the grid is empty"),
+        (["--delays", "3", "--execute-horizons", "2"], "the grid is empty"),
     ],
 )
 def test_bad_values_exit_2_before_any_work(tmp_path, argv, message):
@@ -103,6 +109,35 @@ def test_bad_values_exit_2_before_any_work(tmp_path, argv, message):
     assert code == 2 and stdout == ""
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("/proc/rtc-sweep-out", "--out /proc/rtc-sweep-out cannot be created"),
+        ("{file}/sub", "/sub cannot be created: "),
+        ("{file}", "is a file; accepted: a folder"),
+    ],
+)
+def test_an_out_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, out, message):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    out = out.format(file=a_file)
+    started = time.monotonic()
+    code, stdout, stderr = run_cli(DEMO_RUN, "--out", out, *SMALL, "--delays", "1")
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and stdout == "" and len(lines) == 1 and message in lines[0], stderr
+    assert time.monotonic() - started < 10  # before loading a policy, let alone computing a point
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_execute_horizons_left_out_at_some_delays_are_named():
+    settings = sweep.SweepSettings(delays=(0, 2, 3), execute_horizon_rule=(1, 4))
+    assert settings.horizon_notes(8) == ["s=1 is left out at d=2, 3: the protocol needs max(1, d) <= s"]
+    pairs = [(p.inference_delay, p.execute_horizon) for p in settings.points(8)]
+    assert pairs[:4] == [(0, 1), (0, 4), (2, 4), (3, 4)]
+    with pytest.raises(SettingsError, match="--execute-horizons 9 is out of range; accepted: 1..8"):
+        sweep.SweepSettings(execute_horizon_rule=(4, 9)).points(8)
 
 
 def test_results_store_rows_match_direct_rollouts(swept):
@@ -136,6 +171,58 @@ def test_results_store_rows_match_direct_rollouts(swept):
     assert row.level_sha256 == sweep_store.file_sha256(level.path)
     key = sweep_store.point_key(row.policy_fingerprint, row.level_sha256, point)
     assert row.point_id == sweep_store.point_id(key)
+    assert row.truncated == int(direct.truncated.sum())
+    # the point's episodes, as stored in episodes.parquet, are the rollout's episodes one by one
+    folder = swept[0]
+    episodes = sweep_store.read_episodes(folder / "episodes.parquet")
+    mine = episodes[episodes.point_id == row.point_id].sort_values("episode")
+    assert list(mine.episode) == [0, 1, 2, 3] and set(mine.seed) == {0} and set(mine.method) == {"rtc_exp"}
+    np.testing.assert_array_equal(mine.solved, direct.solved)
+    np.testing.assert_array_equal(mine.truncated, direct.truncated)
+    np.testing.assert_array_equal(mine.length, direct.lengths)
+    np.testing.assert_allclose(mine["return"], direct.returns, rtol=1e-6)
+    np.testing.assert_array_equal(mine.switches, direct.jump_counts)
+
+
+def test_results_rows_are_derivable_from_the_episodes(swept):
+    folder = swept[0]
+    results = sweep_store.read_results(folder / "results.parquet")
+    episodes = sweep_store.read_episodes(folder / "episodes.parquet")
+    assert len(episodes) == 4 * len(results) and set(episodes.point_id) == set(results.point_id)
+    for row in results.itertuples():
+        mine = episodes[episodes.point_id == row.point_id]
+        assert (mine.level.iloc[0], mine.method.iloc[0]) == (row.level, row.method)
+        assert (mine.delay.iloc[0], mine.execute_horizon.iloc[0]) == (row.delay, row.execute_horizon)
+        assert row.episodes == len(mine) and row.solved == mine.solved.sum()
+        assert row.solve_rate == mine.solved.mean()  # truncated episodes count as unsolved
+        assert row.truncated == mine.truncated.sum() and not (mine.truncated & mine.solved).any()
+        assert row.mean_return == pytest.approx(mine["return"].mean(), rel=1e-6)
+        assert row.mean_length == pytest.approx(mine.length.mean())
+        assert row.switches == mine.switches.sum()
+        jumps = (mine.mean_jump * mine.switches).where(mine.switches > 0, 0.0)
+        assert row.mean_boundary_jump == pytest.approx(jumps.sum() / mine.switches.sum(), rel=1e-6)
+
+
+def test_comparisons_recompute_from_the_episodes(swept):
+    """McNemar's exact p-value and the paired interval of every row, recomputed from episodes.parquet."""
+    from rtc.numerics import stats
+
+    folder = swept[0]
+    episodes = sweep_store.read_episodes(folder / "episodes.parquet")
+    table = sweep_store.read_comparisons(folder / "comparisons.parquet")
+    assert list(table.columns) == list(sweep_store.COMPARISON_COLUMNS)
+    assert set(table.method) == {"rtc_exp"} and set(table.baseline) == {"naive"} and sorted(table.delay) == [1, 2, 3]
+    for row in table.itertuples():
+        at = episodes[(episodes.delay == row.delay) & (episodes.execute_horizon == row.execute_horizon)]
+        method = at[at.method == row.method].set_index("episode").solved.sort_index()
+        base = at[at.method == "naive"].set_index("episode").solved.sort_index()
+        only_method = int((method & ~base).sum())
+        only_base = int((~method & base).sum())
+        assert (row.method_only, row.baseline_only, row.episodes) == (only_method, only_base, 4)
+        assert row.p_value == stats.mcnemar_exact(only_method, only_base)
+        assert row.solve_rate_diff == method.mean() - base.mean()
+        assert row.diff_low <= row.solve_rate_diff <= row.diff_high
+    np.testing.assert_array_equal(table.p_holm, stats.holm(table.p_value))
 
 
 def test_rerun_with_larger_grid_computes_only_missing_points(swept):
@@ -152,6 +239,9 @@ def test_rerun_with_larger_grid_computes_only_missing_points(swept):
     assert manifest["seeds"]["seed"] == 0 and "fold_in" in manifest["seeds"]["rule"]
     assert manifest["packages"]["jax"] and LEVEL in manifest["levels"]
     assert [(h["computed"], h["reused"]) for h in manifest["history"]] == [(4, 0), (2, 4)]
+    assert [h["status"] for h in manifest["history"]] == ["finished", "finished"]
+    episodes = sweep_store.read_episodes(folder / "episodes.parquet")
+    assert len(episodes) == 6 * 4 and set(episodes.point_id) == set(after.point_id)  # the two stores in step
     # another run into the same folder is refused before any work
     code, _, stderr = run_cli(shared_path("fixtures", "upstream_small_run"), "--out", folder, "--episodes", "1")
     assert code == 2 and "holds a sweep of run" in stderr and "choose another --out folder" in stderr
@@ -180,6 +270,8 @@ def test_interrupt_keeps_finished_points_whole(tmp_path):
         sweep_run.run_grid(entries, tasks, store, progress)
     on_disk = sweep_store.read_results(tmp_path / "results.parquet")
     assert len(on_disk) == 2 and list(on_disk.delay) == [1, 2]
+    kept = sweep_store.read_episodes(tmp_path / "episodes.parquet")  # no finished point's episodes are lost
+    assert len(kept) == 2 * 4 and set(kept.point_id) == set(on_disk.point_id)
     assert not list(tmp_path.glob("*.part"))  # no temporary file left behind
     assert sweep_run.run_grid(entries, tasks, sweep_store.ResultsStore(tmp_path)) == (1, 2)
 
@@ -205,3 +297,32 @@ def test_stored_sweeps_are_found_inside_runs_and_roots_only(tmp_path, swept):
     found = roots.find_sweeps({"runs/r1": read_run(run)}, [extra])
     assert found == {"runs/r1/sweeps/grid": (run / "sweeps" / "grid").resolve(), "extra/team/a": extra / "team" / "a"}
     assert roots.sweeps_roots({"RTC_SWEEPS_ROOTS": f"{extra}:{tmp_path / 'missing'}"}) == [extra.resolve()]
+
+
+@pytest.mark.slow
+def test_mcnemar_of_a_real_two_method_sweep_recomputes_from_its_episodes(tmp_path):
+    """A sweep whose methods disagree on some episodes (demo run, lunar lander, 16 episodes of 128 steps): the
+    stored p-value is the exact McNemar test of the discordant pairs counted in episodes.parquet."""
+    from rtc.numerics import stats
+
+    out = tmp_path / "pair"
+    argv = ["--levels", "worlds_l_hard_lunar_lander", "--methods", "naive", "rtc_exp", "--delays", "1"]
+    argv += ["--execute-horizons", "min", "--episodes", "16", "--episode-steps", "128"]
+    code, _, stderr = run_cli(DEMO_RUN, "--out", out, *argv)
+    assert code == 0, stderr
+    episodes = sweep_store.read_episodes(out / "episodes.parquet")
+    table = sweep_store.read_comparisons(out / "comparisons.parquet")
+    assert len(table) == 1
+    naive = episodes[episodes.method == "naive"].sort_values("episode").solved.to_numpy()
+    rtc = episodes[episodes.method == "rtc_exp"].sort_values("episode").solved.to_numpy()
+    b, c = int((rtc & ~naive).sum()), int((~rtc & naive).sum())
+    assert b + c > 0  # the test means something: the methods disagree on at least one episode
+    # exact two-sided binomial test written out: 2 * sum_{i <= min(b, c)} C(b + c, i) / 2^(b + c), capped at 1
+    expected = min(1.0, 2 * sum(math.comb(b + c, i) for i in range(min(b, c) + 1)) / 2 ** (b + c))
+    row = table.iloc[0]
+    assert (row.method_only, row.baseline_only) == (b, c)
+    assert row.p_value == pytest.approx(expected, rel=1e-12) and row.p_holm == row.p_value
+    assert row.solve_rate_diff == pytest.approx((b - c) / 16)
+    assert (row.diff_low, row.diff_high) == pytest.approx(
+        stats.paired_difference_interval(int((rtc & naive).sum()), b, c, int((~rtc & ~naive).sum()))[1:]
+    )

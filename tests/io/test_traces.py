@@ -311,6 +311,17 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     pickled = tmp_path / "pickled.npz"
     pickled.write_bytes(pickle.dumps({"rtc/x_t": _Boom(marker)}))
     files["pickle"] = (pickled, "pickled data is refused")
+    text = tmp_path / "text.npz"
+    text.write_text("x_t, v_t\n0.1, 0.2\n")  # a plain-text file named .npz
+    files["plain_text"] = (text, "is not an npz archive")
+    # non-finite values are refused with the key and the first bad index (every key: each feeds a figure or metric)
+    action = good["rtc/action"].copy()
+    action[0, 1, 2] = np.inf
+    save("inf_action", {**good, "rtc/action": action}, "rtc/action holds inf at index [0, 1, 2]")
+    x_t = good["rtc/x_t"].copy()
+    x_t[1, 0, 3, 0] = np.nan
+    save("nan_x_t", {**good, "rtc/x_t": x_t}, "rtc/x_t holds nan at index [1, 0, 3, 0]")
+    save("nan_time", {**good, "rtc/time": np.full_like(good["rtc/time"], np.nan)}, "rtc/time holds nan at index [0]")
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes((tmp_path / "wrong_shape.npz").read_bytes()[:500])
     files["truncated"] = (truncated, "cannot be read as an .npz")

@@ -63,15 +63,19 @@ def band(ax, index):
     return lower[:, 0], lower[:, 1], upper[:, 1]
 
 
-def test_summary_averages_levels_at_the_paper_horizon_with_combined_wilson_band():
+def test_summary_averages_levels_at_the_paper_horizon_with_the_stratified_band():
     series = ps.summary_series(FRAME)
     rtc = series["rtc_exp"]
     np.testing.assert_array_equal(rtc["delay"], [0, 1, 2])
     np.testing.assert_allclose(rtc["solve_rate"], [(40 + 20) / 128, (38 + 18) / 128, (36 + 16) / 128])
+    # the variance of the mean of two independent proportions, (p_a q_a / n + p_b q_b / n) / 2^2, not Wilson
+    # half-widths read as standard errors
     z = sweep._z()
-    a, b = sweep.wilson_interval(40, 64), sweep.wilson_interval(20, 64)
-    half = z * math.hypot((a[1] - a[0]) / (2 * z), (b[1] - b[0]) / (2 * z)) / 2
+    half = z * math.sqrt(40 / 64 * 24 / 64 / 64 + 20 / 64 * 44 / 64 / 64) / 2
     assert rtc["low"][0] == pytest.approx(60 / 128 - half) and rtc["high"][0] == pytest.approx(60 / 128 + half)
+    a, b = sweep.wilson_interval(40, 64), sweep.wilson_interval(20, 64)
+    old_half = z * math.hypot((a[1] - a[0]) / (2 * z), (b[1] - b[0]) / (2 * z)) / 2
+    assert abs(old_half - half) > 1e-3
     fig = ps.plot_sweep_summary(FRAME)
     ax = axes_by_label(fig)["sweep summary"]
     drawn = line(ax, METHOD_LABELS["rtc_exp"])
@@ -116,3 +120,64 @@ def test_level_panels_plot_each_metric_with_its_interval_and_gaps_for_undefined(
         ps.plot_sweep_levels(frame, "return")
     with pytest.raises(ValueError, match="paper's execute horizon"):
         ps.plot_sweep_summary(frame[frame.execute_horizon == 8])
+
+
+def comparisons_table() -> pd.DataFrame:
+    """Two levels, rtc_exp against naive at d = 0..2 (s = max(1, d)), plus a row at another s that is not drawn."""
+    from rtc.numerics import stats
+
+    rows = []
+    for level, tables in (
+        ("worlds_l_a", [(20, 10, 2, 32), (18, 12, 3, 31), (15, 14, 1, 34)]),
+        ("worlds_l_b", [(5, 6, 6, 47), (4, 9, 2, 49), (3, 11, 0, 50)]),
+    ):
+        for delay, (n11, n10, n01, n00) in enumerate(tables):
+            diff, low, high = stats.paired_difference_interval(n11, n10, n01, n00)
+            rows.append(
+                {
+                    "level": level,
+                    "delay": delay,
+                    "execute_horizon": max(1, delay),
+                    "method": "rtc_exp",
+                    "baseline": "naive",
+                    "episodes": n11 + n10 + n01 + n00,
+                    "solve_rate_diff": diff,
+                    "diff_low": low,
+                    "diff_high": high,
+                    "p_value": stats.mcnemar_exact(n10, n01),
+                    "method_only": n10,
+                    "baseline_only": n01,
+                }
+            )
+    rows.append({**rows[0], "execute_horizon": 7, "solve_rate_diff": 0.9})
+    table = pd.DataFrame(rows)
+    table["p_holm"] = stats.holm(table["p_value"])
+    return table
+
+
+def test_differences_plot_method_minus_baseline_with_paired_intervals():
+    from rtc.numerics import stats
+
+    table = comparisons_table()
+    series = ps.difference_series(table)["rtc_exp"]
+    np.testing.assert_array_equal(series["delay"], [0, 1, 2])
+    # d = 1, pooled over the two levels: mean of (12 - 3) / 64 and (9 - 2) / 64 with the paired variances
+    expected = np.mean([9 / 64, 7 / 64])
+    variance = stats.paired_difference_variance(12, 3, 64) + stats.paired_difference_variance(9, 2, 64)
+    half = stats.Z95 * math.sqrt(variance) / 2
+    assert series["diff"][1] == pytest.approx(expected)
+    assert (series["low"][1], series["high"][1]) == pytest.approx((expected - half, expected + half))
+    # one level alone: its Newcombe interval as stored
+    one = ps.difference_series(table[table.level == "worlds_l_b"])["rtc_exp"]
+    assert (one["low"][2], one["high"][2]) == pytest.approx(stats.paired_difference_interval(3, 11, 0, 50)[1:])
+    fig = ps.plot_sweep_differences(table)
+    ax = axes_by_label(fig)["sweep differences"]
+    drawn = line(ax, METHOD_LABELS["rtc_exp"])
+    np.testing.assert_allclose(drawn.get_xdata(), [0, 1, 2])  # one method: no offset
+    np.testing.assert_allclose(drawn.get_ydata(), series["diff"])
+    segments = ax.collections[0].get_segments()  # the error bars, one vertical segment per delay
+    np.testing.assert_allclose([seg[:, 1].min() for seg in segments], series["low"])
+    np.testing.assert_allclose([seg[:, 1].max() for seg in segments], series["high"])
+    title = ax.get_title()
+    assert "minus" in title and "2 levels" in title and "64 episode pairs per point" in title
+    fig.canvas.draw()

@@ -49,6 +49,14 @@ class Rollout:
     states: Any = None
 
     @property
+    def truncated(self) -> np.ndarray:
+        """``[E]`` episodes that reached the step limit unsolved: ``episode_steps``, or the level's own
+        ``max_timesteps`` when that is smaller. They count as unsolved (``solved`` is false); an episode that fails
+        on the very step the limit is reached is counted here too (the record does not tell the two apart)."""
+        limit = min(int(self.settings.episode_steps), int(self.level.env_params.max_timesteps))
+        return ~np.asarray(self.solved, bool) & (np.asarray(self.lengths) >= limit)
+
+    @property
     def recorded(self) -> bool:
         return self.chunks is not None
 
@@ -67,6 +75,7 @@ class Rollout:
             "jump_to_step_ratio": jump / step if count and steps and step > 0 else float("nan"),
             "mean_length": float(self.lengths.mean()),
             "episodes": len(self.returns),
+            "truncated": int(self.truncated.sum()),
         }
 
     def episode_state(self, episode: int, step: int) -> Any:

@@ -17,6 +17,8 @@ Statistics (one definition each, used by every table and figure):
   padding, ``d - 1 >= H - s`` (``jump_defined``; the rollout already leaves those switches out, and the
   first block's switch, where the plain first chunk is complete, is not reported alone), and where no
   episode reached a switch.
+- **truncated** episodes: those that reached the step limit unsolved (``rollout.Rollout.truncated``); they count
+  as unsolved in the solve rate, and their number is reported beside it.
 - **mean step size** ``||a_t - a_(t-1)||`` away from switches (the baseline a jump is compared with), pooled
   over steps with the same cluster interval.
 """
@@ -37,6 +39,7 @@ from flax import nnx
 
 from rtc.errors import SettingsError
 from rtc.experiments import rollout
+from rtc.experiments.fields import Bounds, settings_of
 from rtc.experiments.settings import (  # noqa: F401 (declared with the settings; re-exported here)
     EXECUTE_HORIZON_RULES,
     SweepSettings,
@@ -72,10 +75,11 @@ STAT_COLUMNS: tuple[str, ...] = (
     "mean_length",
     "episodes",
     "solved",
+    "truncated",
     "switches",
 )
 CSV_COLUMNS: tuple[str, ...] = (*POINT_COLUMNS, *STAT_COLUMNS)
-_INT_COLUMNS = ("inference_delay", "execute_horizon", "episodes", "solved", "switches")
+_INT_COLUMNS = ("inference_delay", "execute_horizon", "episodes", "solved", "truncated", "switches")
 _FLOAT_COLUMNS = tuple(c for c in CSV_COLUMNS if c not in _INT_COLUMNS and c not in ("level", "method"))
 
 
@@ -138,6 +142,27 @@ def jump_defined(inference_delay: int, execute_horizon: int, chunk_size: int) ->
     action is known)."""
     reason = metrics.boundary_jump_reason(inference_delay, chunk_size - execute_horizon, chunk_size, True)
     return reason is None
+
+
+def check_grid(settings: SweepSettings, chunk_size: int) -> list[str]:
+    """Check the delays and integer execute horizons against the policy's chunk size H with their declared ranges
+    (``SweepSettings``' specs: d in 0..H - 1, s in 1..H; one range each, in one message naming the command line's
+    flag), and return a note for each integer s left out at some delays because ``s < max(1, d)``."""
+    rows = {row.name: row for row in settings_of(SweepSettings)}
+    bounds = Bounds(chunk_size=chunk_size)
+    for name in ("delays", "execute_horizon_rule"):
+        rows[name].check(getattr(settings, name), bounds, called=rows[name].sweep_flag or name)
+    rule = settings.execute_horizon_rule
+    if isinstance(rule, str):
+        return []
+    notes = []
+    for horizon in dict.fromkeys(int(s) for s in np.atleast_1d(rule)):
+        skipped = [int(d) for d in settings.delays if horizon < max(1, int(d))]
+        if skipped:
+            notes.append(
+                f"s={horizon} is left out at d={', '.join(map(str, skipped))}: the protocol needs max(1, d) <= s"
+            )
+    return notes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,7 +290,55 @@ def point_row(
         "mean_length": float(np.asarray(result.lengths).mean()),
         "episodes": episodes,
         "solved": solved,
+        "truncated": int(result.truncated.sum()),
         "switches": int(counts.sum()),
+    }
+
+
+# Per-episode outcomes of a point (``episode_records``), in the order of ``episodes.parquet``.
+EPISODE_COLUMNS: tuple[str, ...] = (
+    "level",
+    "method",
+    "delay",
+    "execute_horizon",
+    "episode",
+    "seed",
+    "solved",
+    "return",
+    "length",
+    "truncated",
+    "mean_jump",
+    "switches",
+)
+
+
+def episode_records(
+    level_key: str, point: rollout.RolloutSettings, result: rollout.Rollout, chunk_size: int
+) -> dict[str, np.ndarray]:
+    """Every episode of a point as columns (``EPISODE_COLUMNS``): ``episode`` e ran with keys
+    ``fold_in(key(seed), e)``, so episode e of every method at a point shares its random numbers; ``mean_jump`` is
+    the episode's mean boundary jump over its ``switches`` (NaN where it has none or the jump is undefined at this
+    point, ``jump_defined``). ``point_row``'s numbers follow from these: the solve rate is the mean of ``solved``,
+    the pooled jump ``sum(mean_jump * switches) / sum(switches)``."""
+    count = len(result.returns)
+    counts = np.asarray(result.jump_counts, np.int64)
+    if not jump_defined(point.inference_delay, point.execute_horizon, chunk_size):
+        counts = np.zeros_like(counts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_jump = np.where(counts > 0, np.asarray(result.jump_sums, float) / np.maximum(counts, 1), np.nan)
+    return {
+        "level": np.full(count, level_key, dtype=object),
+        "method": np.full(count, point.method, dtype=object),
+        "delay": np.full(count, point.inference_delay, np.int64),
+        "execute_horizon": np.full(count, point.execute_horizon, np.int64),
+        "episode": np.arange(count, dtype=np.int64),
+        "seed": np.full(count, point.seed, np.int64),
+        "solved": np.asarray(result.solved, bool),
+        "return": np.asarray(result.returns, float),
+        "length": np.asarray(result.lengths, np.int64),
+        "truncated": np.asarray(result.truncated, bool),
+        "mean_jump": mean_jump,
+        "switches": counts,
     }
 
 

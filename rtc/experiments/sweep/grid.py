@@ -127,11 +127,14 @@ def evaluate(
     level_key: str,
     point: rollout.RolloutSettings,
     on_segment: Callable[[rollout.Progress], bool | None] | None = None,
-) -> tuple[dict[str, Any], float]:
-    """One point's statistics (``sweep.point_row``) and the seconds it took."""
+) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """One point's statistics (``sweep.point_row``), its episodes (``sweep.episode_records``) and the seconds it
+    took."""
     started = time.perf_counter()
     result = rollout.run_rollout(policy, level, point, record=False, progress_callback=on_segment)
-    return sweep.point_row(level_key, point, result, policy.action_chunk_size), time.perf_counter() - started
+    chunk = policy.action_chunk_size
+    stats = sweep.point_row(level_key, point, result, chunk)
+    return stats, sweep.episode_records(level_key, point, result, chunk), time.perf_counter() - started
 
 
 def row_for(task: Task, entry: LevelEntry, stats: dict[str, Any], backend: str, seconds: float) -> dict[str, Any]:
@@ -153,10 +156,10 @@ def run_in_process(
             return progress(done, total, f"{note} step {p.steps_done}/{p.total_steps}")
 
         try:
-            stats, seconds = evaluate(entry.policy, entry.level, entry.key, task.point, on_segment)
+            stats, episodes, seconds = evaluate(entry.policy, entry.level, entry.key, task.point, on_segment)
         except rollout.RolloutCancelled:
             raise SweepCancelled(f"sweep cancelled at point {index + 1}/{len(tasks)}") from None
-        store.add(row_for(task, entry, stats, "in-process", seconds))
+        store.add(row_for(task, entry, stats, "in-process", seconds), episodes)
         done += task.point.num_episodes
         if progress(done, total, note) is False and index + 1 < len(tasks):
             raise SweepCancelled(f"sweep cancelled after point {index + 1}/{len(tasks)}")

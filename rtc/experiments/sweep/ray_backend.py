@@ -68,8 +68,11 @@ def _build_level(payload: dict[str, Any]) -> levels.Level:
     return levels.load_level(path)
 
 
-def evaluate_remote(task: sweep_grid.Task, policy_box: list, level_box: list) -> tuple[dict[str, Any], float]:
-    """Body of a Ray task: one point's statistics and seconds (policy and level fetched once per worker)."""
+def evaluate_remote(
+    task: sweep_grid.Task, policy_box: list, level_box: list
+) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """Body of a Ray task: one point's statistics, episodes and seconds (policy and level fetched once per
+    worker)."""
     if "setup" not in _WORKER_CACHE:
         from rtc.experiments import pipeline
 
@@ -81,13 +84,52 @@ def evaluate_remote(task: sweep_grid.Task, policy_box: list, level_box: list) ->
     return sweep_grid.evaluate(policy, level, task.level, task.point)
 
 
-def connect(address: str | None, num_cpus: int | None = None) -> None:
+DEFAULT_TIMEOUT_S = 15.0  # how long joining a cluster may take before the sweep gives up (--ray-timeout)
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a cluster address (``host:port`` or ``ray://host:port``); None for ``auto`` or a form
+    without a port."""
+    text = address.strip().removeprefix("ray://").rstrip("/")
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def check_reachable(address: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    """Refuse (``RTCError``, one line) a cluster address nothing answers at within ``timeout_s`` seconds: a TCP
+    connection to its host and port, made before Ray's own client, which retries for many minutes."""
+    import socket
+
+    target = _host_port(address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=timeout_s):
+            pass
+    except OSError as err:
+        reason = "no answer" if isinstance(err, TimeoutError) else (err.strerror or type(err).__name__)
+        raise RTCError(
+            f"--ray {address}: no Ray cluster reachable there within {timeout_s:g} s ({reason}); check that the "
+            "cluster is running (ray status on its head node), that this is its head node's address and GCS port "
+            "(host:6379 by default, ray://host:10001 for Ray Client) and that no firewall blocks it; "
+            "--ray-timeout sets how long to wait"
+        ) from None
+
+
+def connect(address: str | None, num_cpus: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     """Join ``address`` (or ``RAY_ADDRESS``), else start a local instance with ``num_cpus`` CPUs (all by
-    default). Does nothing when this process is already connected."""
+    default). Does nothing when this process is already connected. An address that does not answer within
+    ``timeout_s`` seconds is refused (``check_reachable``); Ray's own wait for its control service is bounded by
+    the same time (``RAY_gcs_server_port_wait_time_s``)."""
     ray = require_ray()
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        check_reachable(address, timeout_s)
+        os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(max(1, round(timeout_s))))
     # Workers import this package: on a cluster from each node's install, on a local instance from this checkout.
     quiet = {"TF_CPP_MIN_LOG_LEVEL": "3"}
     if address:
@@ -105,10 +147,11 @@ def run_ray(
     progress: sweep_grid.GridProgress,
     address: str | None = None,
     num_cpus: int | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Run ``tasks`` as Ray tasks (one CPU each), adding each finished point to ``store``."""
     ray = require_ray()
-    connect(address, num_cpus)
+    connect(address, num_cpus, timeout_s)
     remote = ray.remote(num_cpus=1, max_retries=2)(evaluate_remote)
     by_key = {entry.key: entry for entry in entries}
     needed = {task.level for task in tasks}
@@ -123,12 +166,12 @@ def run_ray(
             for ref in finished:
                 task = pending.pop(ref)
                 try:
-                    stats, seconds = ray.get(ref)
+                    stats, episodes, seconds = ray.get(ref)
                 except ray.exceptions.RayTaskError as err:  # a user error inside a task stays one clear line
                     if isinstance(err.cause, RTCError):
                         raise err.cause from None
                     raise
-                store.add(sweep_grid.row_for(task, by_key[task.level], stats, "ray", seconds))
+                store.add(sweep_grid.row_for(task, by_key[task.level], stats, "ray", seconds), episodes)
                 done += task.point.num_episodes
                 note = f"{task.level} {task.point.method} d={task.point.inference_delay} s={task.point.execute_horizon}"
                 if progress(done, total, note) is False and pending:

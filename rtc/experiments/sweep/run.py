@@ -19,6 +19,7 @@ def run_grid(
     progress: sweep_grid.GridProgress | None = None,
     ray_address: str | bool | None = False,
     ray_cpus: int | None = None,
+    ray_timeout_s: float | None = None,
 ) -> tuple[int, int]:
     """Compute the tasks the store lacks; ``(computed, reused)``. ``ray_address`` False: in this process;
     None or "": a local Ray instance (``ray_cpus`` CPUs); an address: join that cluster."""
@@ -31,5 +32,8 @@ def run_grid(
         else:
             from rtc.experiments.sweep import ray_backend as sweep_ray  # imports ray: only when asked for
 
-            sweep_ray.run_ray(entries, missing, store, report, address=ray_address or None, num_cpus=ray_cpus)
+            timeout = sweep_ray.DEFAULT_TIMEOUT_S if ray_timeout_s is None else ray_timeout_s
+            sweep_ray.run_ray(
+                entries, missing, store, report, address=ray_address or None, num_cpus=ray_cpus, timeout_s=timeout
+            )
     return len(missing), reused
