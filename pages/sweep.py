@@ -172,7 +172,9 @@ def _run_section(
 
 def _truncated_note(rows: pd.DataFrame) -> str:
     """How many episodes reached the step limit unsolved (counted as unsolved in every solve rate)."""
-    truncated = int(rows["truncated"].sum()) if "truncated" in rows else 0
+    if "truncated" not in rows or rows["truncated"].isna().any():
+        return "Truncated episodes were not recorded by the rtc-sweep that wrote this sweep."
+    truncated = int(rows["truncated"].sum())
     episodes = int(rows["episodes"].sum())
     return f"{truncated} of {episodes} episodes reached the step limit unsolved (truncated; counted as unsolved)."
 

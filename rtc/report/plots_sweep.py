@@ -87,7 +87,7 @@ def summary_series(rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[str
                 variances = [stats.proportion_variance(int(k), int(n)) for k, n in pairs]
                 mean, low, high = stats.stratified_mean(group["solve_rate"].to_numpy(float), variances)
                 low, high = max(0.0, low), min(1.0, high)
-            truncated = int(group["truncated"].sum()) if "truncated" in group else 0
+            truncated = group["truncated"].sum(min_count=len(group)) if "truncated" in group else float("nan")
             records.append(
                 {
                     "delay": int(delay),
@@ -96,7 +96,7 @@ def summary_series(rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[str
                     "high": high,
                     "levels": count,
                     "episodes": int(group["episodes"].sum()),
-                    "truncated": truncated,
+                    "truncated": float(truncated),
                 }
             )
         out[method] = pd.DataFrame.from_records(records)
@@ -272,8 +272,9 @@ def level_table(rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFram
         record: dict[str, Any] = {"level": level, "method": method, "episodes": _episodes(group)}
         for row in group.sort_values("delay").itertuples():
             text = f"{row.solve_rate:.2f} [{row.solve_rate_low:.2f}, {row.solve_rate_high:.2f}]"
-            truncated = int(getattr(row, "truncated", 0) or 0)
-            record[f"d={row.delay}"] = text + (f" ({truncated} truncated)" if truncated else "")
+            truncated = getattr(row, "truncated", 0)
+            shown = truncated == truncated and truncated  # NaN (not recorded) and 0 add nothing
+            record[f"d={row.delay}"] = text + (f" ({int(truncated)} truncated)" if shown else "")
         records.append(record)
     return pd.DataFrame.from_records(records)
 

@@ -326,3 +326,14 @@ def test_mcnemar_of_a_real_two_method_sweep_recomputes_from_its_episodes(tmp_pat
     assert (row.diff_low, row.diff_high) == pytest.approx(
         stats.paired_difference_interval(int((rtc & naive).sum()), b, c, int((~rtc & ~naive).sum()))[1:]
     )
+
+
+def test_a_store_written_before_truncated_was_recorded_still_reads(swept, tmp_path):
+    from rtc.report import plots_sweep
+
+    frame = pd.read_parquet(swept[0] / "results.parquet").drop(columns=["truncated"])
+    frame.to_parquet(tmp_path / "results.parquet", index=False)
+    old = sweep_store.read_results(tmp_path / "results.parquet")
+    assert list(old.columns) == list(sweep_store.COLUMNS) and old.truncated.isna().all()
+    assert "truncated" not in " ".join(plots_sweep.level_table(old).iloc[0].astype(str))
+    assert np.isnan(plots_sweep.summary_series(old)["naive"]["truncated"]).all()

@@ -39,6 +39,10 @@ def test_ray_sweep_equals_in_process(tmp_path, ray_local):
     same = [c for c in sweep_store.COLUMNS if c not in ("backend", "seconds")]
     pd.testing.assert_frame_equal(local[same], remote[same], check_exact=True)
     assert remote.solve_rate.notna().all() and remote.mean_boundary_jump.notna().all()
+    order = ["point_id", "episode"]
+    local_episodes = local_store.episode_frame().sort_values(order).reset_index(drop=True)
+    remote_episodes = ray_store.episode_frame().sort_values(order).reset_index(drop=True)
+    pd.testing.assert_frame_equal(local_episodes, remote_episodes, check_exact=True)  # episode for episode
     # the command line's --ray (joining this process's instance) stores the same numbers
     from tests.commands.test_sweep_cli import SMALL, run_cli
 

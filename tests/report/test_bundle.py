@@ -172,6 +172,7 @@ def test_sweep_bundle_holds_every_metric_figure_and_the_csv(inspection):
             "mean_length": 100.0,
             "episodes": 2,
             "solved": 1,
+            "truncated": 0,
             "switches": 20,
         }
         for method in ("naive", "rtc_exp")

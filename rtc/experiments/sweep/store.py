@@ -248,6 +248,10 @@ _EPISODE_DTYPES = {
 }
 
 
+# Columns added after stores were first written: an older store reads with them undefined (NaN).
+_ADDED_COLUMNS = ("truncated",)
+
+
 def _read_parquet(path: Path, columns: Sequence[str], what: str):
     import pandas as pd
 
@@ -255,6 +259,9 @@ def _read_parquet(path: Path, columns: Sequence[str], what: str):
         frame = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several types for a damaged or foreign file
         raise RTCError(f"{path} is not a readable {what} file ({type(err).__name__}: {err})") from None
+    for name in _ADDED_COLUMNS:
+        if name in columns and name not in frame.columns:
+            frame[name] = float("nan")
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise RTCError(f"{path} lacks the columns {', '.join(missing)}; it was not written by this rtc-sweep")
