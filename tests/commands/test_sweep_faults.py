@@ -3,6 +3,7 @@ manifest that guards a folder against mixing, and a quiet stderr (each item of i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -49,23 +51,66 @@ def _closed_port() -> int:
         return probe.getsockname()[1]  # closed again when the block ends: nothing listens there
 
 
+class _SilentListener:
+    """A local port that accepts connections and never answers (not a Ray cluster)."""
+
+    def __enter__(self) -> int:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.server.settimeout(0.2)
+        self.accepted: list[socket.socket] = []
+        self.stop = False
+
+        def accept() -> None:
+            while not self.stop:
+                try:
+                    self.accepted.append(self.server.accept()[0])
+                except OSError:
+                    continue
+
+        self.thread = threading.Thread(target=accept, daemon=True)
+        self.thread.start()
+        return self.server.getsockname()[1]
+
+    def __exit__(self, *exc) -> None:
+        self.stop = True
+        self.thread.join(5)
+        for conn in self.accepted:
+            conn.close()
+        self.server.close()
+
+
 @pytest.mark.slow
-def test_an_unreachable_ray_address_fails_within_the_timeout_and_writes_nothing(tmp_path):
+@pytest.mark.parametrize("kind", ["closed port", "silent listener"])
+def test_an_unreachable_ray_address_fails_within_the_timeout_and_writes_nothing(tmp_path, kind):
     pytest.importorskip("ray")
     out = tmp_path / "out"
-    address = f"127.0.0.1:{_closed_port()}"
-    started = time.monotonic()
-    process = _sweep(out, "--ray", address, "--ray-timeout", "2")
-    try:
-        stdout, stderr = process.communicate(timeout=90)  # the old code retried for many minutes
-    finally:
-        process.kill()
+    with contextlib.ExitStack() as stack:
+        port = _closed_port() if kind == "closed port" else stack.enter_context(_SilentListener())
+        address = f"127.0.0.1:{port}"
+        started = time.monotonic()
+        process = _sweep(out, "--ray", address, "--ray-timeout", "4")
+        try:
+            stdout, stderr = process.communicate(timeout=90)  # the old code retried for many minutes
+        finally:
+            process.kill()
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert process.returncode == 2 and stdout == ""
     assert len(lines) == 1 and lines[0].startswith("error: --ray " + address), stderr
     assert "ray status" in lines[0] and "--ray-timeout" in lines[0]
     assert time.monotonic() - started < 60
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_running_cluster_passes_the_reachability_check(ray_local):
+    from rtc.experiments.sweep import ray_backend
+
+    address = ray_local.get_runtime_context().gcs_address
+    started = time.monotonic()
+    ray_backend.check_reachable(address, timeout_s=30)  # Ray's own GCS client, in a child process
+    assert time.monotonic() - started < 30
 
 
 @pytest.mark.slow

@@ -97,25 +97,59 @@ def _host_port(address: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+_GCS_PROBE = """
+import sys
+import ray._raylet
+
+client = ray._raylet.GcsClient(address=sys.argv[1])
+client.internal_kv_keys(b"", None, timeout=5)
+print("gcs ok")
+"""
+
+
 def check_reachable(address: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-    """Refuse (``RTCError``, one line) a cluster address nothing answers at within ``timeout_s`` seconds: a TCP
-    connection to its host and port, made before Ray's own client, which retries for many minutes."""
+    """Refuse (``RTCError``, one line) a cluster address where no Ray cluster answers within ``timeout_s`` seconds,
+    before Ray's own client, which retries for many minutes: first a TCP connection to its host and port, then
+    (for a GCS address, not ``ray://``) Ray's GCS client asking the cluster for a key, in a child process that is
+    killed when the time is up (so no retrying client and none of its log lines stay behind)."""
     import socket
+    import subprocess
+    import sys
+    import time
 
     target = _host_port(address)
     if target is None:
         return
+    deadline = time.monotonic() + timeout_s
+    check = (
+        "check that the cluster is running (ray status on its head node), that this is its head node's address and "
+        "GCS port (host:6379 by default, ray://host:10001 for Ray Client) and that no firewall blocks it; "
+        "--ray-timeout sets how long to wait"
+    )
     try:
         with socket.create_connection(target, timeout=timeout_s):
             pass
     except OSError as err:
         reason = "no answer" if isinstance(err, TimeoutError) else (err.strerror or type(err).__name__)
         raise RTCError(
-            f"--ray {address}: no Ray cluster reachable there within {timeout_s:g} s ({reason}); check that the "
-            "cluster is running (ray status on its head node), that this is its head node's address and GCS port "
-            "(host:6379 by default, ray://host:10001 for Ray Client) and that no firewall blocks it; "
-            "--ray-timeout sets how long to wait"
+            f"--ray {address}: no Ray cluster reachable there within {timeout_s:g} s ({reason}); {check}"
         ) from None
+    if address.strip().startswith("ray://"):
+        return
+    host, port = target
+    remaining = max(1.0, deadline - time.monotonic())
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", _GCS_PROBE, f"{host}:{port}"], capture_output=True, text=True, timeout=remaining
+        )
+    except subprocess.TimeoutExpired:
+        raise RTCError(
+            f"--ray {address}: something listens there but no Ray cluster answered within {timeout_s:g} s; {check}"
+        ) from None
+    if "gcs ok" not in probe.stdout:
+        lines = [line for line in probe.stderr.splitlines() if line.strip()]
+        reason = lines[-1][-160:] if lines else f"exit code {probe.returncode}"
+        raise RTCError(f"--ray {address}: not a Ray cluster's GCS ({reason}); {check}")
 
 
 def connect(address: str | None, num_cpus: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
