@@ -35,7 +35,14 @@ _UMASK_LOCK = threading.Lock()
 
 
 def current_umask() -> int:
-    """The process's umask (read by setting it and setting it back, under a lock)."""
+    """The process's umask: from ``/proc/self/status`` where the kernel reports it (Linux 4.7+), else by setting it
+    and setting it back under a lock (another thread creating a file in between would get the stricter 077)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     with _UMASK_LOCK:
         mask = os.umask(0o077)
         os.umask(mask)
