@@ -292,6 +292,11 @@ def comparison_table(episodes, baseline: str = DEFAULT_BASELINE):
 
     records = []
     for (level, delay, horizon), group in episodes.groupby(["level", "delay", "execute_horizon"], sort=True):
+        if group.duplicated(["method", "episode"]).any():
+            raise RTCError(
+                f"the episodes hold two points for one method at {level} d={delay} s={horizon}; a sweep folder holds "
+                "one point per (level, method, delay, execute horizon)"
+            )
         base = group[group["method"] == baseline].set_index("episode")["solved"]
         if base.empty:
             continue
