@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -85,9 +86,11 @@ def test_paper_grid_rules():
         (["--methods", "rtc"], "--methods 'rtc' is not accepted; choose one of naive, rtc_exp"),
         (["--execute-horizons", "most"], "--execute-horizons 'most' is not accepted"),
         (["--execute-horizons", "0"], "--execute-horizons 0 is out of range"),
-        (["--delays", "-1"], "--delays -1 is out of range; accepted: 0..8 (0..H, H = 8"),
-        (["--delays", "9"], "--delays 9 is out of range; accepted: 0..8 (0..H, H = 8"),
-        (["--execute-horizons", "4", "9"], "--execute-horizons 9 is out of range; accepted: 1..8"),
+        # one range for d, 0..H - 1, named before the policy is loaded and as numbers after (H = 8 here)
+        (["--delays", "-1"], "--delays -1 is out of range; accepted: 0..H - 1"),
+        (["--delays", "8"], "--delays 8 is out of range; accepted: 0..7"),
+        (["--delays", "9"], "--delays 9 is out of range; accepted: 0..7"),
+        (["--execute-horizons", "4", "9"], "--execute-horizons 9 is out of range; accepted: 'all', 'min', 'max', 1..8"),
         (["--methods", "naive", "rtc_exp", "--baseline", "bid"], "--baseline 'bid' is not accepted; choose one of"),
         (["--ray-timeout", "0"], "--ray-timeout 0 is out of range; accepted: 0.1..3600 seconds"),
         (["--bid-samples", "999"], "--bid-samples 999 is out of range; accepted: 1..256"),
@@ -133,11 +136,13 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_any_work(tmp_pat
 
 def test_execute_horizons_left_out_at_some_delays_are_named():
     settings = sweep.SweepSettings(delays=(0, 2, 3), execute_horizon_rule=(1, 4))
-    assert settings.horizon_notes(8) == ["s=1 is left out at d=2, 3: the protocol needs max(1, d) <= s"]
+    assert sweep.check_grid(settings, 8) == ["s=1 is left out at d=2, 3: the protocol needs max(1, d) <= s"]
     pairs = [(p.inference_delay, p.execute_horizon) for p in settings.points(8)]
     assert pairs[:4] == [(0, 1), (0, 4), (2, 4), (3, 4)]
-    with pytest.raises(SettingsError, match="--execute-horizons 9 is out of range; accepted: 1..8"):
-        sweep.SweepSettings(execute_horizon_rule=(4, 9)).points(8)
+    with pytest.raises(SettingsError, match="--execute-horizons 9 is out of range; accepted: 'all', 'min', 'max'"):
+        sweep.check_grid(dataclasses.replace(settings, execute_horizon_rule=(4, 9)), 8)
+    with pytest.raises(SettingsError, match="delays=8 is out of range; accepted: 0..7"):
+        dataclasses.replace(settings, delays=(8,)).points(8)  # the library refuses what the command line does
 
 
 def test_results_store_rows_match_direct_rollouts(swept):
