@@ -107,7 +107,7 @@ def _stored() -> None:
     )
     _stored_figures(frame, comparisons)
     st.download_button(
-        "Download this sweep (zip: results, manifest, figures)",
+        "Download this sweep (zip: results, episodes, comparisons, manifest, figures)",
         lambda: plots_sweep.bundle_bytes(folder),
         file_name=f"rtc_sweep_{folder.name}.zip",
         mime="application/zip",

@@ -46,7 +46,8 @@ def test_ray_sweep_equals_in_process(tmp_path, ray_local):
     # the command line's --ray (joining this process's instance) stores the same numbers
     from tests.commands.test_sweep_cli import SMALL, run_cli
 
-    code, stdout, stderr = run_cli(DEMO_RUN, "--out", tmp_path / "cli", *SMALL, "--delays", "1", "2", "--ray")
+    cli_argv = [*SMALL, "--action-noise", "0.1", "--delays", "1", "2", "--ray"]  # SMALL sets 0.05
+    code, stdout, stderr = run_cli(DEMO_RUN, "--out", tmp_path / "cli", *cli_argv)
     assert code == 0 and "points: 4 computed, 0 reused" in stdout, stderr
     cli = sweep_store.read_results(tmp_path / "cli" / "results.parquet").sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(local[same], cli[same], check_exact=True)
