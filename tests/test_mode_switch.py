@@ -58,3 +58,16 @@ def test_committed_policy_takes_both_routes_at_the_reset_observation():
     obs = levels.reset_observation(levels.open_level(ms.LEVEL_PATH))
     shares = ms.reset_route_shares(policy, obs, num_samples=64)
     assert min(shares["over"], shares["under"]) >= 0.2, shares
+
+
+def test_committed_evaluation_meets_the_issue_targets():
+    """The reported sweep (seed 0, 512 episodes per point, s = max(1, d)): both methods solve at d = 0, and at
+    d = 3 RTC beats naive by at least 0.2 with the paired 95 % interval above 0."""
+    summary = json.loads((ms.RUN_PATH / "sweeps" / "paper_seed0" / "paired.json").read_text())
+    by = {(p["method"], p["d"]): p for p in summary["points"]}
+    assert {p["seed"] for p in summary["points"]} == {ms.EVALUATION_SEED}
+    assert {p["episodes"] for p in summary["points"]} == {512}
+    assert by[("naive", 0)]["solve_rate"] >= 0.8 and by[("rtc_exp", 0)]["solve_rate"] >= 0.8
+    rtc = by[("rtc_exp", 3)]
+    assert rtc["s"] == 3 and rtc["minus_naive"] >= 0.2 and rtc["minus_naive_paired_95"][0] > 0
+    assert set(m for m, _ in by) == set(ms.SWEEP_METHODS) and {d for _, d in by} == {0, 1, 2, 3, 4}

@@ -12,9 +12,14 @@ PD law; demonstrations (``generate_demonstrations``) commit to one route per epi
 executed with the paper's action noise, and record every step's observation with the expert's clean next H
 actions. A flow policy of the paper's family is then trained on an even mix (``build_run``).
 
-Regenerate the committed run and level (progress bars on stderr)::
+Regenerate the committed run and level (progress bars on stderr; about 15 minutes on 2 shared CPU cores)::
 
     python -m rtc.training.mode_switch --out runs/mode_switch
+
+Evaluate it in closed loop (``rtc-sweep``'s grid and storage, plus every episode's outcome for paired
+comparisons against naive; seed 0 is the reported one, the design used only ``TUNING_SEEDS``)::
+
+    python -m rtc.training.mode_switch --out runs/mode_switch --evaluate runs/mode_switch/sweeps/paper_seed0
 """
 
 from __future__ import annotations
