@@ -169,7 +169,8 @@ def build_state(world: WorldConfig = WorldConfig()):
     inverse_mass = float(polygon.inverse_mass[AGENT])
     power = world.thrust_accel / (10.0 * inverse_mass)  # acceleration = power * 10 * inverse_mass * action
     thruster = state.thruster
-    for index, (side, rotation) in enumerate(((-1.0, math.pi / 2 - THRUSTER_TILT), (1.0, math.pi / 2 + THRUSTER_TILT))):
+    # thruster 0 leans right (pushes up and right), thruster 1 leans left
+    for index, rotation in enumerate((math.pi / 2 - THRUSTER_TILT, math.pi / 2 + THRUSTER_TILT)):
         thruster = thruster.replace(
             object_index=thruster.object_index.at[index].set(AGENT),
             # on the box's axis of symmetry below its centre: pushes without turning it
@@ -237,7 +238,9 @@ def expert_rollout(
     step), ``solved [E]``, ``failed [E]`` (touched red), ``end_step [E]``.
     """
     levels.make_env()  # built (and cached) outside tracing: its constructor needs concrete values
-    return jax.device_get(_expert_rollout(level.env_params, level.state, routes, keys, steps, action_noise, world, expert))
+    return jax.device_get(
+        _expert_rollout(level.env_params, level.state, routes, keys, steps, action_noise, world, expert)
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "world", "expert"))
@@ -247,7 +250,14 @@ def _expert_rollout(env_params, level_state, routes, keys, steps, action_noise, 
     obs0, state0 = env.reset(jax.random.key(0), env_params, override_reset_state=level_state)
     state = jax.tree.map(lambda x: jnp.broadcast_to(x, (count, *jnp.shape(x))), state0)
     obs = jnp.broadcast_to(obs0, (count, obs0.shape[-1]))
-    carry0 = (state, obs, jnp.ones(count, bool), jnp.zeros(count, bool), jnp.zeros(count, bool), jnp.zeros(count, jnp.int32))
+    carry0 = (
+        state,
+        obs,
+        jnp.ones(count, bool),
+        jnp.zeros(count, bool),
+        jnp.zeros(count, bool),
+        jnp.zeros(count, jnp.int32),
+    )
 
     def body(carry, t):
         state, obs, alive, solved, failed, end = carry
@@ -286,7 +296,9 @@ def generate_demonstrations(
     route = np.repeat(np.array([1.0, -1.0], np.float32), demo.episodes_per_route)
     routes = np.broadcast_to(route[:, None], (count, demo.episode_steps + horizon))
     keys = jax.random.split(jax.random.key(demo.seed), count)
-    out = expert_rollout(level, jnp.asarray(routes), keys, demo.episode_steps + horizon, demo.action_noise, world, expert)
+    out = expert_rollout(
+        level, jnp.asarray(routes), keys, demo.episode_steps + horizon, demo.action_noise, world, expert
+    )
     windows = np.arange(demo.episode_steps)[:, None] + np.arange(horizon)[None]
     chunks = out["clean"][:, windows]  # [E, T, H, 6]
     keep = out["alive"][:, : demo.episode_steps]
@@ -294,7 +306,9 @@ def generate_demonstrations(
     figures = {
         "episodes": count,
         "pairs": int(keep.sum()),
-        "solved": {name: float(out["solved"][route == sign].mean()) for name, sign in zip(ROUTES, (1, -1), strict=True)},
+        "solved": {
+            name: float(out["solved"][route == sign].mean()) for name, sign in ((ROUTES[0], 1), (ROUTES[1], -1))
+        },
         "median_episode_steps": float(np.median(out["end_step"])),
     }
     return obs.astype(np.float32), chunks[keep].astype(np.float32), figures
@@ -307,12 +321,20 @@ def route_of_chunks(chunks: np.ndarray) -> np.ndarray:
     return np.where(total > hover, 1, -1)
 
 
-def reset_route_shares(policy: FlowPolicy, obs: jax.Array, num_samples: int = 256, num_steps: int = 5, seed: int = TUNING_SEEDS["checks"]) -> dict:
+def reset_route_shares(
+    policy: FlowPolicy, obs: jax.Array, num_samples: int = 256, num_steps: int = 5, seed: int = TUNING_SEEDS["checks"]
+) -> dict:
     """Share of plain samples at ``obs`` that take each route (the policy's multimodality there)."""
     batch = jnp.broadcast_to(obs, (num_samples, obs.shape[-1]))
     chunks = policy.action(None, batch, num_steps, noise=policy.initial_noise(jax.random.key(seed), num_samples))
     routes = route_of_chunks(np.asarray(chunks))
-    return {"over": float(np.mean(routes == 1)), "under": float(np.mean(routes == -1)), "samples": num_samples, "flow_steps": num_steps, "seed": seed}
+    return {
+        "over": float(np.mean(routes == 1)),
+        "under": float(np.mean(routes == -1)),
+        "samples": num_samples,
+        "flow_steps": num_steps,
+        "seed": seed,
+    }
 
 
 def build_run(
@@ -367,7 +389,11 @@ def build_run(
         "train_config": train_config.to_dict(),
         "epochs": epochs,
         "losses": {"every_50_steps": [round(x, 5) for x in losses], "first": losses[0], "final": losses[-1]},
-        "seconds": {"demonstrations": round(demo_seconds, 1), "training": round(train_seconds, 1), "total": round(time.time() - started, 1)},
+        "seconds": {
+            "demonstrations": round(demo_seconds, 1),
+            "training": round(train_seconds, 1),
+            "total": round(time.time() - started, 1),
+        },
         "reset_route_shares": reset_route_shares(policy, reset_obs),
         "seeds": {"tuning": TUNING_SEEDS, "evaluation": EVALUATION_SEED},
         "tuning_measurements": TUNING_MEASUREMENTS,
@@ -433,9 +459,12 @@ def evaluate_run(
             stored[f"{name}/{field}"] = np.asarray(getattr(result, field))
         np.savez_compressed(episodes_file, **stored)
         computed += 1
-        tqdm.write(f"{name}: solved {stats['solve_rate']:.3f} [{stats['solve_rate_low']:.3f}, {stats['solve_rate_high']:.3f}] ({seconds:.0f} s)")
+        low, high = stats["solve_rate_low"], stats["solve_rate_high"]
+        tqdm.write(f"{name}: solved {stats['solve_rate']:.3f} [{low:.3f}, {high:.3f}] ({seconds:.0f} s)")
     invocation = sweep_store.Invocation("in-process", computed, len(tasks) - computed, tuple(t.point_id for t in tasks))
-    sweep_store.write_manifest(out, str(run_info.path.resolve()), epoch, {entry.key: entry.describe()}, settings, invocation)
+    sweep_store.write_manifest(
+        out, str(run_info.path.resolve()), epoch, {entry.key: entry.describe()}, settings, invocation
+    )
     summary = paired_summary(out)
     (out / "paired.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "table.md").write_text(markdown_table(summary))
@@ -446,8 +475,10 @@ def evaluate_run(
             "folder": str(Path(out).resolve().relative_to(run_info.path.resolve()))
             if Path(out).resolve().is_relative_to(run_info.path.resolve())
             else str(out),
-            "command": f"python -m rtc.training.mode_switch --out {run_path} --evaluate {out} --episodes {episodes} --seed {seed}",
-            "protocol": "rtc-sweep's: s = max(1, d), 5 flow steps, action noise 0.1, w_max 5, BID N = 16, 256-step episodes",
+            "command": f"python -m rtc.training.mode_switch --out {run_path} --evaluate {out} "
+            f"--episodes {episodes} --seed {seed}",
+            "protocol": "rtc-sweep's: s = max(1, d), 5 flow steps, action noise 0.1, w_max 5, BID N = 16, "
+            "256-step episodes",
             **summary,
         }
         run_summary.write_text(json.dumps(record, indent=2) + "\n")
@@ -467,6 +498,7 @@ def paired_summary(out: Path) -> dict:
     for row in frame.sort_values(["delay", "method"]).itertuples():
         name = f"{row.method}/d{row.delay}_s{row.execute_horizon}"
         naive = f"naive/d{row.delay}_s{row.execute_horizon}/solved"
+        jump = row.mean_boundary_jump
         entry = {
             "method": row.method,
             "d": int(row.delay),
@@ -474,7 +506,7 @@ def paired_summary(out: Path) -> dict:
             "episodes": int(row.episodes),
             "solve_rate": round(float(row.solve_rate), 4),
             "wilson_95": [round(float(row.solve_rate_low), 4), round(float(row.solve_rate_high), 4)],
-            "mean_boundary_jump": None if math.isnan(row.mean_boundary_jump) else round(float(row.mean_boundary_jump), 4),
+            "mean_boundary_jump": None if math.isnan(jump) else round(float(jump), 4),
             "seed": int(row.seed),
         }
         if f"{name}/solved" in stored and naive in stored and row.method != "naive":
@@ -517,8 +549,12 @@ def markdown_table(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the mode-switch level and train its committed run (scripted two-route demonstrations).")
-    parser.add_argument("--out", type=Path, default=RUN_PATH, help="run folder to (re)write (default: runs/mode_switch)")
+    parser = argparse.ArgumentParser(
+        description="Write the mode-switch level and train its committed run (scripted two-route demonstrations)."
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RUN_PATH, help="run folder to (re)write (default: runs/mode_switch)"
+    )
     parser.add_argument("--level", type=Path, default=LEVEL_PATH, help="where to write the level JSON")
     parser.add_argument("--steps", type=int, default=TRAIN_STEPS, help="training steps (split over the saved epochs)")
     parser.add_argument("--episodes-per-route", type=int, default=DemoConfig.episodes_per_route)
@@ -526,8 +562,8 @@ def main(argv: list[str] | None = None) -> int:
         "--evaluate",
         type=Path,
         metavar="SWEEP_DIR",
-        help="instead of training: evaluate the run at --out in closed loop (rtc-sweep's grid and storage, s = max(1, d), "
-        "plus per-episode outcomes for paired comparisons) into SWEEP_DIR",
+        help="instead of training: evaluate the run at --out in closed loop (rtc-sweep's grid and storage, "
+        "s = max(1, d), plus per-episode outcomes for paired comparisons) into SWEEP_DIR",
     )
     parser.add_argument("--methods", nargs="+", default=list(SWEEP_METHODS))
     parser.add_argument("--delays", nargs="+", type=int, default=[0, 1, 2, 3, 4])
@@ -535,7 +571,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=EVALUATION_SEED, help="episode seed (with --evaluate)")
     args = parser.parse_args(argv)
     if args.evaluate is not None:
-        summary = evaluate_run(args.out, args.evaluate, tuple(args.methods), tuple(args.delays), args.episodes, args.seed)
+        summary = evaluate_run(
+            args.out, args.evaluate, tuple(args.methods), tuple(args.delays), args.episodes, args.seed
+        )
         for row in summary["points"]:
             print(json.dumps(row))
         return 0
