@@ -12,7 +12,7 @@ PD law; demonstrations (``generate_demonstrations``) commit to one route per epi
 executed with the paper's action noise, and record every step's observation with the expert's clean next H
 actions. A flow policy of the paper's family is then trained on an even mix (``build_run``).
 
-Regenerate the committed run and level (progress bars on stderr; about 15 minutes on 2 shared CPU cores)::
+Regenerate the committed run and level (progress bars on stderr; 11 to 15 minutes on 2 shared CPU cores)::
 
     python -m rtc.training.mode_switch --out runs/mode_switch
 
