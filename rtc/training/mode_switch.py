@@ -16,10 +16,9 @@ Regenerate the committed run and level (progress bars on stderr; 11 to 15 minute
 
     python -m rtc.training.mode_switch --out runs/mode_switch
 
-Evaluate it in closed loop (``rtc-sweep``'s grid and storage, plus every episode's outcome for paired
-comparisons against naive; seed 0 is the reported one, the design used only ``TUNING_SEEDS``)::
-
-    python -m rtc.training.mode_switch --out runs/mode_switch --evaluate runs/mode_switch/sweeps/paper_seed0
+The reported closed-loop result is ``rtc-sweep``'s on the committed run (``SWEEP_COMMAND``; seed 0 is the
+reported one, the design used only ``TUNING_SEEDS``), stored in ``runs/mode_switch/sweeps/paper_seed0``; the
+README's table is ``python -m rtc.training.mode_switch --table runs/mode_switch/sweeps/paper_seed0``.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ from tqdm.auto import tqdm
 from rtc.io import levels
 from rtc.io.checkpoints import save_policy
 from rtc.numerics.model import FlowPolicy, ModelConfig
-from rtc.numerics.training import TrainConfig, train
+from rtc.training.flow import TrainConfig, train
 
 LEVEL_PATH = levels.PROJECT_ROOT / "worlds" / "designed" / "mode_switch.json"
 LEVEL_FILE = "worlds/designed/mode_switch.json"
@@ -403,148 +402,49 @@ def build_run(
 
 
 # ---------------------------------------------------------------------------------------------
-# Closed-loop evaluation with per-episode outcomes (paired comparisons)
+# The reported closed-loop result: rtc-sweep's output on the committed run, as a table
 
 SWEEP_METHODS: tuple[str, ...] = ("naive", "rtc_exp", "hard_masking", "bid", "rtc_exp_jacobian_free")
-EPISODE_FIELDS: tuple[str, ...] = ("solved", "returns", "lengths", "jump_sums", "jump_counts")
+SWEEP_FOLDER = RUN_PATH / "sweeps" / "paper_seed0"
+SWEEP_COMMAND = (
+    "rtc-sweep runs/mode_switch --out runs/mode_switch/sweeps/paper_seed0 --methods "
+    + " ".join(SWEEP_METHODS)
+    + f" --delays 0 1 2 3 4 --execute-horizons min --episodes 512 --seed {EVALUATION_SEED}"
+)
 
 
-def evaluate_run(
-    run_path: Path,
-    out: Path,
-    methods: tuple[str, ...] = SWEEP_METHODS,
-    delays: tuple[int, ...] = (0, 1, 2, 3, 4),
-    episodes: int = 512,
-    seed: int = EVALUATION_SEED,
-) -> dict:
-    """``rtc-sweep``'s grid (s = max(1, d), the paper's settings otherwise), computed point by point with the same
-    rollouts and stored the same way (``out/results.parquet``, ``out/manifest.json``), plus every episode's
-    outcome in ``out/episodes.npz`` so that methods can be compared pair-wise (same episode seeds); returns
-    ``paired_summary``. Points already in ``episodes.npz`` are not recomputed."""
-    from rtc.experiments import pipeline, rollout, sweep, sweep_grid, sweep_store
-    from rtc.io.checkpoints import open_run
+def markdown_table(folder: Path = SWEEP_FOLDER) -> str:
+    """A stored sweep's closed-loop curve as a Markdown table (the README's): per delay and method the solve
+    rate [Wilson 95 %] from ``results.parquet``, the paired difference to the baseline [paired 95 %] and its
+    Holm-adjusted exact McNemar p from ``comparisons.parquet``, and the mean boundary jump."""
+    from rtc.experiments.sweep import store as sweep_store
 
-    out = Path(out)
-    settings = sweep.SweepSettings(
-        methods=methods,
-        delays=delays,
-        execute_horizon_rule="min",
-        template=rollout.RolloutSettings(num_episodes=episodes, seed=seed),
-    )
-    run_info = open_run(run_path)
-    epoch = run_info.resolve_epoch(-1)
-    sweep_store.check_same_run(out, str(run_info.path.resolve()), epoch)
-    chosen, _ = sweep_grid.choose_levels(run_info, epoch, ["worlds_designed_mode_switch"])
-    entries = sweep_grid.load_entries(run_info, epoch, chosen)
-    tasks = sweep_grid.plan(entries, settings)
-    store = sweep_store.ResultsStore(out)
-    pipeline.enable_compilation_cache()
-    episodes_file = out / "episodes.npz"
-    stored = dict(np.load(episodes_file)) if episodes_file.is_file() else {}
-    entry = entries[0]
-    computed = 0
-    for task in tqdm(tasks, desc="evaluation points", unit="point"):
-        point = task.point
-        name = f"{point.method}/d{point.inference_delay}_s{point.execute_horizon}"
-        if f"{name}/solved" in stored and task.point_id in store:
-            continue
-        # what sweep_grid.evaluate does, keeping the per-episode arrays it drops
-        started = time.perf_counter()
-        result = rollout.run_rollout(entry.policy, entry.level, point, record=False)
-        stats = sweep.point_row(entry.key, point, result, entry.policy.action_chunk_size)
-        seconds = time.perf_counter() - started
-        if task.point_id not in store:
-            store.add(sweep_grid.row_for(task, entry, stats, "in-process", seconds))
-        for field in EPISODE_FIELDS:
-            stored[f"{name}/{field}"] = np.asarray(getattr(result, field))
-        np.savez_compressed(episodes_file, **stored)
-        computed += 1
-        low, high = stats["solve_rate_low"], stats["solve_rate_high"]
-        tqdm.write(f"{name}: solved {stats['solve_rate']:.3f} [{low:.3f}, {high:.3f}] ({seconds:.0f} s)")
-    invocation = sweep_store.Invocation("in-process", computed, len(tasks) - computed, tuple(t.point_id for t in tasks))
-    sweep_store.write_manifest(
-        out, str(run_info.path.resolve()), epoch, {entry.key: entry.describe()}, settings, invocation
-    )
-    summary = paired_summary(out)
-    (out / "paired.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "table.md").write_text(markdown_table(summary))
-    run_summary = run_info.path / "summary.json"
-    if run_summary.is_file():  # keep the reported result next to the training figures
-        record = json.loads(run_summary.read_text())
-        record.setdefault("evaluations", {})[Path(out).name] = {
-            "folder": str(Path(out).resolve().relative_to(run_info.path.resolve()))
-            if Path(out).resolve().is_relative_to(run_info.path.resolve())
-            else str(out),
-            "command": f"python -m rtc.training.mode_switch --out {run_path} --evaluate {out} "
-            f"--episodes {episodes} --seed {seed}",
-            "protocol": "rtc-sweep's: s = max(1, d), 5 flow steps, action noise 0.1, w_max 5, BID N = 16, "
-            "256-step episodes",
-            **summary,
-        }
-        run_summary.write_text(json.dumps(record, indent=2) + "\n")
-    return summary
-
-
-def paired_summary(out: Path) -> dict:
-    """Per point: solve rate with its Wilson interval, and every method's difference to naive (same episodes) with
-    the paired Student-t 95 % interval of the per-episode difference; the mean boundary jump."""
-    import pandas as pd
-
-    from rtc.experiments import sweep
-
-    frame = pd.read_parquet(Path(out) / "results.parquet")
-    stored = dict(np.load(Path(out) / "episodes.npz"))
-    rows = []
-    for row in frame.sort_values(["delay", "method"]).itertuples():
-        name = f"{row.method}/d{row.delay}_s{row.execute_horizon}"
-        naive = f"naive/d{row.delay}_s{row.execute_horizon}/solved"
-        jump = row.mean_boundary_jump
-        entry = {
-            "method": row.method,
-            "d": int(row.delay),
-            "s": int(row.execute_horizon),
-            "episodes": int(row.episodes),
-            "solve_rate": round(float(row.solve_rate), 4),
-            "wilson_95": [round(float(row.solve_rate_low), 4), round(float(row.solve_rate_high), 4)],
-            "mean_boundary_jump": None if math.isnan(jump) else round(float(jump), 4),
-            "seed": int(row.seed),
-        }
-        if f"{name}/solved" in stored and naive in stored and row.method != "naive":
-            diff = stored[f"{name}/solved"].astype(float) - stored[naive].astype(float)
-            mean, low, high = sweep.mean_interval(diff)
-            entry["minus_naive"] = round(mean, 4)
-            entry["minus_naive_paired_95"] = [round(low, 4), round(high, 4)]
-        rows.append(entry)
-    return {"points": rows}
-
-
-def markdown_table(summary: dict) -> str:
-    """The closed-loop curve as a Markdown table: solve rate [Wilson 95 %] per method and delay, the difference to
-    naive [paired 95 %], and the mean boundary jump."""
-    points = summary["points"]
-    present = list(dict.fromkeys(p["method"] for p in points))
+    results = sweep_store.read_results(folder / "results.parquet")
+    comparisons = sweep_store.read_comparisons(folder / "comparisons.parquet")
+    present = list(dict.fromkeys(results["method"]))
     methods = [m for m in SWEEP_METHODS if m in present] + [m for m in present if m not in SWEEP_METHODS]
-    delays = sorted({p["d"] for p in points})
-    by = {(p["method"], p["d"]): p for p in points}
-    lines = [
-        "| d (s) | " + " | ".join(methods) + " |",
-        "|---|" + "---|" * len(methods),
-    ]
-    for d in delays:
+    by = {(r.method, int(r.delay), int(r.execute_horizon)): r for r in results.itertuples()}
+    diffs = {(c.method, int(c.delay), int(c.execute_horizon)): c for c in comparisons.itertuples()}
+    points = sorted({(d, s) for _, d, s in by})
+    lines = ["| d (s) | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for d, s in points:
         cells = []
-        for m in methods:
-            p = by.get((m, d))
-            if p is None:
+        for method in methods:
+            row = by.get((method, d, s))
+            if row is None:
                 cells.append("")
                 continue
-            cell = f"{p['solve_rate']:.3f} [{p['wilson_95'][0]:.3f}, {p['wilson_95'][1]:.3f}]"
-            if "minus_naive" in p:
-                low, high = p["minus_naive_paired_95"]
-                cell += f"<br>{p['minus_naive']:+.3f} [{low:+.3f}, {high:+.3f}]"
-            if p["mean_boundary_jump"] is not None:
-                cell += f"<br>jump {p['mean_boundary_jump']:.3f}"
+            cell = f"{row.solve_rate:.3f} [{row.solve_rate_low:.3f}, {row.solve_rate_high:.3f}]"
+            diff = diffs.get((method, d, s))
+            if diff is not None:
+                cell += (
+                    f"<br>{diff.solve_rate_diff:+.3f} [{diff.diff_low:+.3f}, {diff.diff_high:+.3f}], "
+                    f"p<sub>Holm</sub> {diff.p_holm:.2g}"
+                )
+            if math.isfinite(row.mean_boundary_jump):
+                cell += f"<br>jump {row.mean_boundary_jump:.3f}"
             cells.append(cell)
-        lines.append(f"| {d} ({max(1, d)}) | " + " | ".join(cells) + " |")
+        lines.append(f"| {d} ({s}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -559,23 +459,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=TRAIN_STEPS, help="training steps (split over the saved epochs)")
     parser.add_argument("--episodes-per-route", type=int, default=DemoConfig.episodes_per_route)
     parser.add_argument(
-        "--evaluate",
+        "--table",
         type=Path,
         metavar="SWEEP_DIR",
-        help="instead of training: evaluate the run at --out in closed loop (rtc-sweep's grid and storage, "
-        "s = max(1, d), plus per-episode outcomes for paired comparisons) into SWEEP_DIR",
+        help="instead of training: print a stored sweep (e.g. runs/mode_switch/sweeps/paper_seed0, written by "
+        f"`{SWEEP_COMMAND}`) as the README's Markdown table",
     )
-    parser.add_argument("--methods", nargs="+", default=list(SWEEP_METHODS))
-    parser.add_argument("--delays", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    parser.add_argument("--episodes", type=int, default=512, help="episodes per point (with --evaluate)")
-    parser.add_argument("--seed", type=int, default=EVALUATION_SEED, help="episode seed (with --evaluate)")
     args = parser.parse_args(argv)
-    if args.evaluate is not None:
-        summary = evaluate_run(
-            args.out, args.evaluate, tuple(args.methods), tuple(args.delays), args.episodes, args.seed
-        )
-        for row in summary["points"]:
-            print(json.dumps(row))
+    if args.table is not None:
+        sys.stdout.write(markdown_table(args.table))
         return 0
     summary = build_run(
         args.out,
