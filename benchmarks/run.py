@@ -275,6 +275,37 @@ def bench_jacobian_free(quick: bool) -> list[Row]:
     return rows + jacobian_shrink()
 
 
+def bench_training_time(quick: bool) -> list[Row]:
+    """Issue 22: time per chunk of training-time RTC against inference-time RTC (exp) and naive, full-size model,
+    5 flow steps (the paper's closed loop), d = 2, s = 4, batch 1 and 64; each sampler is its own jitted program
+    (what a deployment runs), timed interleaved. Timing does not depend on the weights, so the policy is random
+    and flagged as trained for training-time RTC."""
+    policy = full_policy()
+    policy.max_simulated_delay = 4
+    rows = []
+    for batch in (1, 64):
+        obs, prev = inputs(batch)
+        medians = interleaved_medians(
+            {
+                "naive": lambda obs=obs: policy.action(jax.random.key(2), obs, 5),
+                "rtc_exp": lambda obs=obs, prev=prev: policy.realtime_action(
+                    jax.random.key(2), obs, 5, prev, 2, 4, "exp", 5.0
+                ),
+                "training_time_rtc": lambda obs=obs, prev=prev: policy.training_time_action(
+                    jax.random.key(2), obs, 5, prev, 2
+                ),
+            },
+            repeats=5 if quick else 21,
+        )
+        trained = medians["training_time_rtc"]
+        rows += [Row("training_time", f"{m} per chunk, batch {batch}", v * 1e3, "ms") for m, v in medians.items()]
+        rows += [
+            Row("training_time", f"RTC (exp) / training-time RTC, batch {batch}", medians["rtc_exp"] / trained, "x"),
+            Row("training_time", f"training-time RTC / naive, batch {batch}", trained / medians["naive"], "x"),
+        ]
+    return rows
+
+
 def jacobian_shrink() -> list[Row]:
     """How RTC's correction J^T e compares with the error e on the demo policies (what the Jacobian-free variant
     replaces by e): median over 64 seeds of ||J^T e|| / ||e|| and of cos(J^T e, e), per flow step (5 steps, d = 2,
@@ -525,6 +556,7 @@ SECTIONS: dict[str, Callable[[bool], list[Row]]] = {
     "throughput": bench_throughput,
     "jacobian_free": bench_jacobian_free,
     "jacobian_free_loop": bench_jacobian_free_loop,
+    "training_time": bench_training_time,
     "cli": bench_cli,
     "app": bench_app,
     "sweep": bench_sweep,

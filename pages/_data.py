@@ -143,11 +143,22 @@ def inspection(
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def comparison(
-    checkpoint: str, checkpoint_mtime: float, level_path: str, settings: pipeline.RTCSettings, bid_samples: int
+    checkpoint: str,
+    checkpoint_mtime: float,
+    level_path: str,
+    settings: pipeline.RTCSettings,
+    bid_samples: int,
+    weak_checkpoint: str = "",
+    weak_mtime: float = 0.0,
+    bid_k: int = 2,
 ) -> analysis.MethodComparison:
-    """Every method on the inspection's noise and observation (BID with ``bid_samples`` candidates)."""
+    """Every method the policy can run on the inspection's noise and observation (BID with ``bid_samples``
+    candidates; with ``weak_checkpoint``, BID's forward term against it with ``bid_k``)."""
     result = inspection(checkpoint, checkpoint_mtime, level_path, settings)
-    return analysis.compare_inspection(policy(checkpoint, checkpoint_mtime), result, bid_samples)
+    weak = policy(weak_checkpoint, weak_mtime) if weak_checkpoint else None
+    return analysis.compare_inspection(
+        policy(checkpoint, checkpoint_mtime), result, bid_samples, weak_policy=weak, bid_k=bid_k
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -9,11 +9,13 @@ for the trace sidebar).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from rtc.experiments.fields import Bounds, Setting
+from rtc.experiments.fields import Bounds, Setting, by_name
+from rtc.experiments.settings import RolloutSettings
 
 
 def key(setting: Setting, prefix: str = "w") -> str:
@@ -126,3 +128,23 @@ def number(
     value = min(max(value, low), high)
     help_text = f"{setting.help} Accepted here: {low}..{high}."
     return container.number_input(setting.label, low, high, value=value, step=setting.step, key=name, help=help_text)
+
+
+def bid_forward(context: Any, container: Any, prefix: str, samples: int) -> tuple[Path | None, int]:
+    """BID's forward term: the weak policy's epoch (an earlier checkpoint of the selected run and level; "none"
+    leaves BID backward-only) and k (``bid_k`` row, at most ``samples``). Returns ``(weak checkpoint, k)``."""
+    run, level, epoch = context.run, context.target.level, context.run.resolve_epoch(context.target.epoch)
+    earlier = [e for e in sorted(run.epochs) if e < epoch and level in run.epochs[e]]
+    left, right = container.columns(2)
+    weak = left.selectbox(
+        "BID weak policy (epoch)",
+        [None, *earlier],
+        index=0,
+        format_func=lambda e: "none (backward only)" if e is None else f"epoch {e}",
+        key=f"{prefix}_bid_weak_epoch",
+        help="An earlier checkpoint of this run whose samples BID's forward term steers away from "
+        "(method bid_forward); the policy's k samples nearest the previous chunk are the positive set, the weak "
+        "policy's k nearest the negative set. " + ("" if earlier else "This run has no earlier epoch for this level."),
+    )
+    k = number(by_name(RolloutSettings)["bid_k"], right, f"{prefix}_bid_k", min(2, samples), cap=samples)
+    return (None if weak is None else run.checkpoint(weak, level)), int(k)

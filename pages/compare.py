@@ -7,9 +7,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages import _data, _ui
+from pages import _data, _ui, _widgets
 from rtc.experiments import analysis, pipeline
-from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS
+from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, NO_CORRECTION_NOTE
 
 COLUMNS = {
     "label": "what it is",
@@ -41,12 +41,14 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         value=8,
         step=1,
         key="compare_bid_samples",
-        help="Plain samples BID draws and ranks by distance to the previous chunk (backward coherence only: "
-        "no forward contrast with a weaker policy, as in the paper's sweep); sample 0 is the shared noise, "
-        "so N = 1 gives the naive chunk. A new N compiles once.",
+        help="Plain samples BID draws and ranks by distance to the previous chunk (bid: backward coherence "
+        "only, as in the paper's sweep; bid_forward: plus the forward contrast with a weak policy, below); "
+        "sample 0 is the shared noise, so N = 1 gives the naive chunk. A new N compiles once.",
     )
+    weak, bid_k = _widgets.bid_forward(context, st, "compare", int(samples))
+    weak_args = (str(weak), _data.mtime(weak)) if weak is not None else ("", 0.0)
     with st.spinner("Sampling every method from the same noise…"):
-        comparison = _data.comparison(*_ui.cache_args(context), int(samples))
+        comparison = _data.comparison(*_ui.cache_args(context), int(samples), *weak_args, bid_k)
     extras = {"compare": comparison}
     st.subheader("Scores", help="Averaged over the batch; lower is closer to the previous chunk.")
     d = comparison.inference_delay
@@ -59,6 +61,18 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
     if comparison.jump_reason is not None:
         st.caption(f"Jump at d = {d}: {UNDEFINED} (undefined: {comparison.jump_reason}).")
     st.caption(JACOBIAN_FREE_NOTE)
+    if "training_time_rtc" in comparison.chunks:
+        st.caption(f"Training-time RTC: {NO_CORRECTION_NOTE}.")
+    else:
+        trained = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint)).max_simulated_delay
+        why = (
+            "this policy was trained without simulated delays (rtc.training.flow.TrainConfig.max_simulated_delay)"
+            if trained is None
+            else f"this policy was trained with simulated delays up to {trained}, below d = {d}"
+        )
+        st.caption(f"Training-time RTC is not shown: {why}.")
+    if weak is None:
+        st.caption("BID with the forward term (bid_forward) is not shown: choose a weak policy epoch above.")
     st.dataframe(table(comparison), key="compare_table", hide_index=True)
     _ui.show_page_content("compare", context, result, extras)
     return extras

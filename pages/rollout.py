@@ -10,9 +10,11 @@ import streamlit as st
 
 from pages import _data, _ui, _widgets
 from rtc.app import jobs
+from rtc.errors import RTCError
 from rtc.experiments import pipeline, rollout
 from rtc.experiments.fields import Bounds, by_name
-from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS, is_jacobian_free
+from rtc.numerics import methods
+from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS, NO_CORRECTION_NOTE, is_jacobian_free
 from rtc.report import animation, bundle, plots
 
 RESULTS_KEY = "rtc_rollouts"  # {(checkpoint, level, settings): (Rollout, seconds)}
@@ -20,7 +22,7 @@ GIFS_KEY = "rtc_rollout_gifs"
 KEEP = 4
 
 
-def _settings(context: _ui.Context) -> rollout.RolloutSettings:
+def _settings(context: _ui.Context) -> tuple[rollout.RolloutSettings, Any]:
     view, h_max = context.view, context.limits.chunk_size
     first, second, third = st.columns(3)
     method = first.selectbox(
@@ -33,7 +35,14 @@ def _settings(context: _ui.Context) -> rollout.RolloutSettings:
         st.caption(JACOBIAN_FREE_NOTE)
     episodes = _widgets.number(rows["num_episodes"], first, "rollout_episodes", default.num_episodes, cap=16)
     steps = _widgets.number(rows["episode_steps"], second, "rollout_steps", default.episode_steps, cap=256)
-    return rollout.RolloutSettings(
+    weak, bid_k, samples = None, default.bid_k, default.bid_samples
+    if method in ("bid", "bid_forward"):
+        samples = _widgets.number(rows["bid_samples"], third, "rollout_bid_samples", samples, cap=64)
+    if method == "bid_forward":
+        weak, bid_k = _widgets.bid_forward(context, st, "rollout", int(samples))
+    if method == "training_time_rtc":
+        st.caption(f"Training-time RTC: {NO_CORRECTION_NOTE}.")
+    settings = rollout.RolloutSettings(
         method=method,
         inference_delay=int(delay),
         execute_horizon=int(horizon),
@@ -41,15 +50,22 @@ def _settings(context: _ui.Context) -> rollout.RolloutSettings:
         episode_steps=int(steps),
         max_guidance_weight=view.rtc.max_guidance_weight,
         seed=view.rtc.seed,
+        bid_samples=int(samples),
+        bid_k=int(bid_k),
     )
+    return settings, weak
 
 
-def _work(policy, level, settings: rollout.RolloutSettings):
+def _weak_policy(weak):
+    return None if weak is None else _data.policy(str(weak), _data.mtime(weak))
+
+
+def _work(policy, level, settings: rollout.RolloutSettings, weak_policy=None):
     """The rollout as a job for the server's queue: ``(Rollout, seconds)``, or ``None`` when cancelled."""
 
     def work(job: jobs.JobContext) -> tuple[rollout.Rollout, float] | None:
         started, result = time.perf_counter(), None
-        for progress in rollout.iterate_rollout(policy, level, settings):
+        for progress in rollout.iterate_rollout(policy, level, settings, weak_policy=weak_policy):
             if not job.report(progress.fraction, f"{progress.steps_done}/{progress.total_steps} steps"):
                 return None
             result = progress.result
@@ -87,7 +103,7 @@ def _gif(key: tuple, result: rollout.Rollout, episode: int) -> bytes:
     return gifs[(key, episode)]
 
 
-def _chunk(context: _ui.Context, result: rollout.Rollout, episode: int) -> None:
+def _chunk(context: _ui.Context, result: rollout.Rollout, episode: int, weak_policy=None) -> None:
     st.subheader("One chunk's denoising steps")
     s, length = result.settings.execute_horizon, int(result.lengths[episode])
     last = (length - 1) // s
@@ -105,7 +121,7 @@ def _chunk(context: _ui.Context, result: rollout.Rollout, episode: int) -> None:
         "correction and error pages (instead of the sidebar's inspection)."
     )
     policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
-    tracked = rollout.chunk_inspection(policy, result, episode, int(index))
+    tracked = rollout.chunk_inspection(policy, result, episode, int(index), weak_policy)
     settings = result.settings
     description = (
         f"rollout chunk {int(index)} of episode {episode} ({METHOD_LABELS.get(settings.method, settings.method)}, "
@@ -130,21 +146,45 @@ def _chunk(context: _ui.Context, result: rollout.Rollout, episode: int) -> None:
     _ui.figure(plots.plot_comparison_grid(tracked, 0, list(view.look.action_dim_indices), view.look.horizon_index))
     if "error" in tracked:
         _ui.figure(plots.plot_error_over_steps(tracked, 0))
+    elif settings.method in methods.TRAINING_TIME_METHODS:
+        st.info(f"{NO_CORRECTION_NOTE[0].upper()}{NO_CORRECTION_NOTE[1:]}: no error or correction to show.")
     else:
         st.info("This method samples without guidance, so there is no error or correction to show.")
 
 
 def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any] | None:
-    settings = _settings(context)
+    settings, weak = _settings(context)
     for warning in settings.validate(context.limits.chunk_size):
         st.warning(warning)
-    key = (str(context.checkpoint), str(context.level_path), settings)
+    weak_policy = _weak_policy(weak)
+    try:
+        policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
+        methods.check_method(
+            settings.method,
+            policy,
+            f"{context.target.run} epoch {context.target.epoch} {context.target.level}",
+            settings.inference_delay,
+            weak_policy,
+            settings.bid_k,
+            settings.bid_samples,
+        )
+    except RTCError as err:
+        st.error(str(err))
+        return None
+    key = (str(context.checkpoint), str(context.level_path), settings, str(weak))
     results = st.session_state.setdefault(RESULTS_KEY, {})
     st.caption(
         f"{settings.num_flow_steps} flow steps, w_max = {settings.max_guidance_weight:g} and seed {settings.seed} "
         f"(from the sidebar), action noise {settings.action_noise:g}."
     )
-    finished = _ui.run_job(context, "rollout", settings, "Run rollout", _work, f"rollout {settings.method}")
+    finished = _ui.run_job(
+        context,
+        "rollout",
+        (settings, str(weak)),  # the job's key: the settings and the weak policy's checkpoint
+        "Run rollout",
+        lambda policy, level, chosen: _work(policy, level, chosen[0], weak_policy),
+        f"rollout {settings.method}",
+    )
     if finished is not None:
         results[key] = finished
         while len(results) > KEEP:
@@ -178,7 +218,7 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         )
     gif = _gif(key, done, episode)
     picture.image(gif, caption=f"episode {episode} (every 4th step)", width="stretch")
-    _chunk(context, done, episode)
+    _chunk(context, done, episode, weak_policy)
     return {"rollout": done, "animations": {f"rollout_episode{episode}": gif}}
 
 

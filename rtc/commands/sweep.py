@@ -2,8 +2,8 @@
 
     rtc-sweep RUN --out DIR [--preset paper|quick] [--epoch E] [--levels KEY...] [--methods naive rtc_exp ...]
         [--delays D...] [--execute-horizons all|min|max|S...] [--episodes N] [--episode-steps T]
-        [--flow-steps 5] [--bid-samples 16] [--action-noise 0.1] [--seed 0] [--baseline naive]
-        [--ray [ADDRESS]] [--ray-timeout 15]
+        [--flow-steps 5] [--bid-samples 16] [--bid-k 2] [--bid-weak-epoch E] [--training-time-run RUN]
+        [--action-noise 0.1] [--seed 0] [--baseline naive] [--ray [ADDRESS]] [--ray-timeout 15]
 
 Defaults are the paper's, declared once with ``SweepSettings`` (``rtc.experiments.settings``): every level the
 checkpoint has a policy and a level file for, naive, RTC (exp), hard masking and BID (N = 16), d = 0..4, every s
@@ -11,6 +11,10 @@ with max(1, d) <= s <= H - d, 2048 episodes of 256 steps, 5 flow steps, action n
 weight 5. Results go to ``DIR/results.parquet`` (one row per point), ``DIR/episodes.parquet`` (one row per
 episode), ``DIR/comparisons.parquet`` (each method against ``--baseline``, paired) and ``DIR/manifest.json`` (see
 ``rtc.experiments.sweep.store``); a rerun computes only missing points.
+``bid_forward`` (BID with its forward term) needs ``--bid-weak-epoch`` (an earlier epoch of the same run);
+``training_time_rtc`` needs policies trained for it (``rtc.training.flow.TrainConfig.max_simulated_delay``):
+``--training-time-run`` (default: the run's ``training_time/`` sub-run when it exists, else the run itself); the
+other methods run on the run's own policies, as the paper compares them.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ PRESETS = SWEEP_PRESETS
 RAY_TIMEOUT_S = 15.0  # rtc.experiments.sweep.ray_backend.DEFAULT_TIMEOUT_S (not imported here: it imports jax)
 RAY_TIMEOUT_RANGE = (0.1, 3600.0)
 DEFAULT_BASELINE = "naive"
+# A run's training-time RTC twin, trained from the same demonstrations and seed, lives in this sub-folder
+# (``<run>/training_time/<epoch>/policies/<level_key>``); training_time_rtc points use it when it exists.
+TRAINING_TIME_SUBRUN = "training_time"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("run_path", type=Path, help="training run folder (<run>/<epoch>/policies/<level_key>)")
     parser.add_argument("--out", type=Path, required=True, help="folder for results.parquet and manifest.json")
     parser.add_argument("--epoch", type=int, default=-1, help="checkpoint epoch; -1 = latest")
+    parser.add_argument(
+        "--bid-weak-epoch",
+        type=int,
+        default=None,
+        metavar="E",
+        help="epoch of the same run whose policy is BID's weak policy (method bid_forward; must precede --epoch)",
+    )
+    parser.add_argument(
+        "--training-time-run",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="run trained for training-time RTC whose policies the training_time_rtc points use (same epoch as "
+        f"--epoch, or its latest with -1); default: RUN/{TRAINING_TIME_SUBRUN} when it exists, else the run itself",
+    )
     parser.add_argument(
         "--preset",
         default=None,
@@ -103,6 +125,8 @@ def sweep_settings(args: argparse.Namespace) -> SweepSettings:
 def check_args(args: argparse.Namespace) -> SweepSettings:
     """Every value that can be checked without loading anything (``SettingsError`` naming it); the settings."""
     settings = sweep_settings(args)
+    if "bid_forward" in settings.methods and args.bid_weak_epoch is None:
+        raise SettingsError("--methods bid_forward needs --bid-weak-epoch E (an earlier epoch of the same run)")
     if args.baseline is not None and args.baseline not in settings.methods:
         raise SettingsError(
             f"--baseline {args.baseline!r} is not accepted; choose one of the swept --methods "
@@ -156,7 +180,16 @@ def _run_connected(args: argparse.Namespace, settings: SweepSettings, ray_addres
     chosen, skipped = sweep_grid.choose_levels(run_info, epoch, list(settings.levels) or None)
     for key in skipped:
         tqdm.write(f"note: level {key} has no level file (worlds/, RTC_LEVEL_DIRS, kinetix); skipped", file=sys.stderr)
-    entries = sweep_grid.load_entries(run_info, epoch, chosen)
+    weak_epoch = args.bid_weak_epoch if "bid_forward" in settings.methods else None
+    training_time = None
+    if "training_time_rtc" in settings.methods:
+        tt_path = args.training_time_run
+        if tt_path is None and (run_info.path / TRAINING_TIME_SUBRUN).is_dir():
+            tt_path = run_info.path / TRAINING_TIME_SUBRUN
+        if tt_path is not None:
+            tt_run = open_run(tt_path)
+            training_time = (tt_run, tt_run.resolve_epoch(epoch if args.epoch != -1 else -1))
+    entries = sweep_grid.load_entries(run_info, epoch, chosen, weak_epoch, training_time)
     notes: dict[str, None] = {}
     for chunk_size in sorted({e.policy.action_chunk_size for e in entries}):
         notes |= dict.fromkeys(sweep.check_grid(settings, chunk_size))

@@ -63,12 +63,15 @@ def compare_inspection(
     policy: FlowPolicy,
     inspection: Inspection,
     bid_samples: int = 8,
-    chosen: Sequence[str] = methods.METHODS,
+    chosen: Sequence[str] | None = None,
     timing_repeats: int = 5,
+    weak_policy: FlowPolicy | None = None,
+    bid_k: int = methods.DEFAULT_BID_K,
 ) -> MethodComparison:
-    """Every method in ``chosen`` on the inspection's observation, previous chunk and starting noise, scored
-    by ``methods.comparison_table``; each method's wall time per chunk is measured in the same call (same
-    batch, after warm-up, methods timed in turn ``timing_repeats`` times; 0 skips timing)."""
+    """Every method in ``chosen`` (default: those the policy can run, ``methods.applicable_methods``) on the
+    inspection's observation, previous chunk and starting noise, scored by ``methods.comparison_table``; each
+    method's wall time per chunk is measured in the same call (same batch, after warm-up, methods timed in turn
+    ``timing_repeats`` times; 0 skips timing). ``weak_policy`` and ``bid_k`` serve BID's forward term."""
     delay, prefix = _timing(inspection)
     prev = np.asarray(inspection.tracked["prev_action_chunk"])
     inputs = methods.MethodInputs(
@@ -79,7 +82,10 @@ def compare_inspection(
         prefix,
         inspection.settings.max_guidance_weight,
         inspection.settings.num_flow_steps,
+        weak_policy=weak_policy,
+        bid_k=bid_k,
     )
+    chosen = methods.applicable_methods(policy, weak_policy, delay) if chosen is None else chosen
     chunks = methods.compare_methods(policy, inputs, chosen)
     seconds = methods.time_methods(policy, inputs, chosen, repeats=timing_repeats) if timing_repeats > 0 else None
     last = inspection.last_executed_action

@@ -323,6 +323,19 @@ class RolloutSettings:
             widget="number",
         ),
     )
+    bid_k: int = setting(
+        2,
+        Spec(
+            "BID k",
+            "BID's forward term (method bid_forward only): the size of its positive set (the policy's k samples "
+            "nearest the previous chunk) and negative set (the weak policy's k nearest); at most the BID sample "
+            "count N.",
+            low=1,
+            high=256,
+            sweep_flag="--bid-k",
+            widget="number",
+        ),
+    )
     action_noise: float = setting(
         0.1,
         Spec(
@@ -350,6 +363,10 @@ class RolloutSettings:
         """Raise ``SettingsError`` naming a refused value and what is accepted (each field's check, in order);
         return warnings (``timing_warnings`` and the closed loop's)."""
         validate(self, Bounds(chunk_size=chunk_size))
+        if self.method == "bid_forward" and self.bid_k > self.bid_samples:
+            raise SettingsError(
+                f"bid_k={self.bid_k} is out of range; accepted: 1..{self.bid_samples} (the BID sample count N)"
+            )
         warnings = timing_warnings(self.inference_delay, self.execute_horizon, chunk_size)
         padded = chunk_size - self.execute_horizon
         if self.inference_delay > padded:

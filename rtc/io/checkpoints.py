@@ -194,7 +194,8 @@ def open_run(path: str | Path) -> RunInfo:
 
 
 def discover_runs(root: str | Path, max_depth: int = 3) -> list[RunInfo]:
-    """Runs at or below ``root`` (up to ``max_depth`` folders down), sorted by path."""
+    """Runs at or below ``root`` (up to ``max_depth`` folders down), sorted by path; a run's non-epoch sub-folders
+    are searched too (a world's training-time RTC twin lives in ``<run>/training_time``)."""
     root = Path(root)
     runs: list[RunInfo] = []
 
@@ -202,11 +203,10 @@ def discover_runs(root: str | Path, max_depth: int = 3) -> list[RunInfo]:
         run = read_run(folder)
         if run is not None:
             runs.append(run)
-            return
         if depth >= max_depth:
             return
         for child in sorted(folder.iterdir()):
-            if child.is_dir() and not child.name.startswith("."):
+            if child.is_dir() and not child.name.startswith(".") and not (run is not None and child.name.isdigit()):
                 visit(child, depth + 1)
 
     if root.is_dir():
@@ -331,12 +331,28 @@ def policy_from_pure_dict(
 # Project format (orbax + JSON)
 
 
+TRAINING_TIME_KEY = "training_time_rtc"  # training metadata: {"max_delay": D, ...} when trained with simulated delays
+
+
 def save_policy(
     policy: FlowPolicy, path: str | Path, *, level: str | None = None, training: dict | None = None
 ) -> Path:
-    """Save ``policy`` as a project checkpoint folder (``metadata.json`` + orbax ``params/``)."""
+    """Save ``policy`` as a project checkpoint folder (``metadata.json`` + orbax ``params/``).
+
+    A policy trained for training-time RTC (``policy.max_simulated_delay``) gets ``training["training_time_rtc"]
+    ["max_delay"]`` (merged into what ``training`` gives there, e.g. ``rtc.training.flow.simulated_delay_metadata``),
+    which ``load_policy`` reads back."""
     import orbax.checkpoint as ocp
 
+    training = dict(training or {})
+    if policy.max_simulated_delay is not None:
+        given = dict(training.get(TRAINING_TIME_KEY) or {})
+        if given.get("max_delay", policy.max_simulated_delay) != policy.max_simulated_delay:
+            raise CheckpointError(
+                f"training[{TRAINING_TIME_KEY!r}]['max_delay']={given['max_delay']} contradicts the policy's "
+                f"max_simulated_delay={policy.max_simulated_delay}"
+            )
+        training[TRAINING_TIME_KEY] = {**given, "max_delay": policy.max_simulated_delay}
     path = Path(path).absolute()
     path.mkdir(parents=True, exist_ok=True)
     pure = nnx.to_pure_dict(nnx.state(policy))
@@ -351,7 +367,7 @@ def save_policy(
         "obs_dim": policy.obs_dim,
         "action_dim": policy.action_dim,
         "level": level,
-        "training": training or {},
+        "training": training,
         "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     (path / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
@@ -395,8 +411,25 @@ def _check_sizes(path: Path, metadata: dict) -> None:
         raise CheckpointError(f"{path}: {METADATA_FILE} {err}") from None
 
 
+def simulated_delay_of(path: str | Path, metadata: dict) -> int | None:
+    """The largest simulated delay a project checkpoint was trained with (training-time RTC), or None."""
+    training = metadata.get("training")
+    record = training.get(TRAINING_TIME_KEY) if isinstance(training, dict) else None
+    if record is None:
+        return None
+    delay = record.get("max_delay") if isinstance(record, dict) else None
+    chunk = metadata["config"]["action_chunk_size"]
+    if isinstance(delay, bool) or not isinstance(delay, int) or not 1 <= delay < chunk:
+        raise CheckpointError(
+            f"{path}: {METADATA_FILE} training.{TRAINING_TIME_KEY}.max_delay={delay!r} is not accepted; "
+            f"use an integer 1..{chunk - 1}"
+        )
+    return delay
+
+
 def _load_project_policy(path: Path) -> FlowPolicy:
     metadata = read_metadata(path)
+    simulated_delay = simulated_delay_of(path, metadata)
     config = ModelConfig(**metadata["config"])
     model = abstract_policy(config, metadata["obs_dim"], metadata["action_dim"])
     cached = _params_cache_file(path)
@@ -405,7 +438,9 @@ def _load_project_policy(path: Path) -> FlowPolicy:
         params = _restore_params(path, model)
         if cached is not None:
             _write_cached_params(cached, params)
-    return policy_from_pure_dict(params, source=str(path), abstract=model)
+    policy = policy_from_pure_dict(params, source=str(path), abstract=model)
+    policy.max_simulated_delay = simulated_delay
+    return policy
 
 
 def _restore_params(path: Path, model: FlowPolicy) -> dict:

@@ -1,16 +1,19 @@
-"""The chunking methods compared in the paper, sampled from identical starting noise.
+"""The chunking methods compared in the paper and their successors, sampled from identical starting noise.
 
 ``naive`` is plain sampling; ``rtc_<schedule>`` is RTC with that prefix schedule; ``hard_masking`` is RTC
-with the ``zeros`` schedule; ``bid`` (bidirectional decoding, backward coherence only: the forward contrast
-against a weaker policy is not implemented) draws N plain samples and keeps the one with the smallest weighted
-distance ``sum_h W_h ||a_h - y_h||`` to the previous chunk, with ``W`` from the ``exp`` schedule. That is the
-variant the paper's sweep uses. ``rtc_<schedule>_jacobian_free`` is RTC with the identity in place of the
-denoiser's Jacobian (``correction = error``, no VJP: one network evaluation per step), as LeRobot 0.6.1
-computes it.
+with the ``zeros`` schedule; ``bid`` (bidirectional decoding, backward coherence only) draws N plain samples and
+keeps the one with the smallest weighted distance ``sum_h W_h ||a_h - y_h||`` to the previous chunk, with ``W``
+from the ``exp`` schedule. That is the variant the paper's sweep uses. ``bid_forward`` adds BID's forward contrast
+against a weaker policy (``bid_forward_scores`` defines it exactly). ``rtc_<schedule>_jacobian_free`` is RTC
+with the identity in place of the denoiser's Jacobian (``correction = error``, no VJP: one network evaluation per
+step), as LeRobot 0.6.1 computes it. ``training_time_rtc`` (Black et al. 2025, arXiv 2512.05964) feeds the frozen
+prefix clean at flow time 1 to a policy trained with simulated delays and guides nothing
+(``sampler.training_time_sample``); it refuses a policy not trained for it (``check_method``).
 
 Noise is one array ``[N, B, H, A]`` for every method: candidate 0 is the shared starting noise (what
 ``FlowPolicy.initial_noise(rng, B)`` draws), candidates 1.. are BID's extra samples and the other methods
-ignore them. The method is an index that may be traced, so one compiled program serves every method.
+ignore them; BID's weak policy samples from the same N noises. The method is an index that may be traced, so
+one compiled program serves every method.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from rtc.errors import SettingsError
+from rtc.errors import RTCError, SettingsError
 from rtc.numerics import metrics, sampler
 from rtc.numerics.model import FlowPolicy, velocity_fn
 from rtc.numerics.names import METHODS
@@ -39,18 +42,28 @@ METHOD_LABELS: dict[str, str] = {
     "rtc_ones": "RTC (ones schedule)",
     "hard_masking": "hard masking (zeros schedule)",
     "bid": "BID, backward only (best of N plain samples; no forward contrast with a weak policy)",
+    "bid_forward": "BID, backward + forward (contrast with a weak policy's samples)",
     "rtc_exp_jacobian_free": "RTC Jacobian-free (exp schedule)",
     "rtc_linear_jacobian_free": "RTC Jacobian-free (linear schedule)",
     "rtc_ones_jacobian_free": "RTC Jacobian-free (ones schedule)",
+    "training_time_rtc": "training-time RTC (clean prefix at flow time 1, no guidance)",
 }
 JACOBIAN_FREE_NOTE = (
     "RTC Jacobian-free: RTC with correction = weighted error (the identity in place of the network's "
     "Jacobian, no VJP), so the network runs once per step instead of forward + backward; LeRobot 0.6.1 does this."
 )
-# Kind of sampler per method: 0 plain, 1 guided (RTC), 2 BID, 3 guided without the Jacobian; and the prefix
-# schedule each one uses.
-_KIND: tuple[int, ...] = (0, 1, 1, 1, 1, 2, 3, 3, 3)
-_SCHEDULE: tuple[str, ...] = ("exp", "exp", "linear", "ones", "zeros", "exp", "exp", "linear", "ones")
+NO_CORRECTION_NOTE = (
+    "no correction (training-time RTC guides nothing: the frozen prefix is fed clean at flow time 1 to a policy "
+    "trained for it)"
+)
+# Kind of sampler per method: 0 plain, 1 guided (RTC), 2 BID (backward only), 3 guided without the Jacobian,
+# 4 training-time RTC, 5 BID with the forward term; and the prefix schedule each one uses (training-time RTC:
+# none; "exp" only names the weights it is scored with).
+_KIND: tuple[int, ...] = (0, 1, 1, 1, 1, 2, 3, 3, 3, 4, 5)
+_SCHEDULE: tuple[str, ...] = ("exp", "exp", "linear", "ones", "zeros", "exp", "exp", "linear", "ones", "exp", "exp")
+TRAINING_TIME_METHODS: tuple[str, ...] = ("training_time_rtc",)  # need a policy trained with simulated delays
+WEAK_POLICY_METHODS: tuple[str, ...] = ("bid_forward",)  # need a weak policy (an earlier checkpoint)
+DEFAULT_BID_K = 2
 BID_SCHEDULE = "exp"
 REFERENCE_METHOD = "rtc_exp"  # what the comparison table measures "distance to RTC" against
 
@@ -76,6 +89,73 @@ def is_jacobian_free(method: str) -> bool:
     return _KIND[method_index(method)] == 3
 
 
+def has_correction(method: str) -> bool:
+    """Whether ``method`` computes a guidance correction (RTC and hard masking, with or without the Jacobian)."""
+    return _KIND[method_index(method)] in (1, 3)
+
+
+def check_method(
+    method: str,
+    policy: FlowPolicy,
+    policy_name: str = "the policy",
+    inference_delay: int | None = None,
+    weak_policy: FlowPolicy | None = None,
+    bid_k: int | None = None,
+    bid_samples: int | None = None,
+) -> str:
+    """``method`` if ``policy`` can run it, else one ``RTCError`` line naming the policy and what is needed.
+
+    ``training_time_rtc`` needs a policy trained with simulated delays (``policy.max_simulated_delay``, read from
+    its checkpoint's training metadata) up to at least ``inference_delay``; ``bid_forward`` needs a weak policy of
+    the same sizes and ``1 <= bid_k <= bid_samples``.
+    """
+    method_index(method)
+    if method in TRAINING_TIME_METHODS:
+        trained = policy.max_simulated_delay
+        if trained is None:
+            raise RTCError(
+                f"method {method} needs a policy trained with simulated delays (training-time RTC: "
+                f"rtc.training.flow.TrainConfig(max_simulated_delay=D)); {policy_name} was trained without them"
+            )
+        if inference_delay is not None and inference_delay > trained:
+            raise SettingsError(
+                f"method {method} at inference delay d={inference_delay}: {policy_name} was trained with simulated "
+                f"delays up to {trained}; accepted: d = 0..{trained}"
+            )
+    if method in WEAK_POLICY_METHODS:
+        if weak_policy is None:
+            raise SettingsError(
+                f"method {method} needs a weak policy (an earlier checkpoint of the same run: --bid-weak-epoch); "
+                f"none was given for {policy_name}"
+            )
+        if (weak_policy.config, weak_policy.obs_dim, weak_policy.action_dim) != (
+            policy.config,
+            policy.obs_dim,
+            policy.action_dim,
+        ):
+            raise SettingsError(
+                f"method {method}: the weak policy's sizes ({weak_policy.config}, obs {weak_policy.obs_dim}, action "
+                f"{weak_policy.action_dim}) differ from {policy_name}'s; use an earlier checkpoint of the same run"
+            )
+        if bid_k is not None and bid_samples is not None and not 1 <= bid_k <= bid_samples:
+            raise SettingsError(f"bid_k={bid_k} is out of range; accepted: 1..{bid_samples} (the BID sample count N)")
+    return method
+
+
+def applicable_methods(
+    policy: FlowPolicy, weak_policy: FlowPolicy | None = None, inference_delay: int | None = None
+) -> tuple[str, ...]:
+    """The methods ``policy`` can run: every method, less training-time RTC for a policy not trained for it (or
+    trained for delays below ``inference_delay``) and less BID's forward term without a weak policy."""
+    skip = set()
+    trained = policy.max_simulated_delay
+    if trained is None or (inference_delay is not None and inference_delay > trained):
+        skip.update(TRAINING_TIME_METHODS)
+    if weak_policy is None:
+        skip.update(WEAK_POLICY_METHODS)
+    return tuple(m for m in METHODS if m not in skip)
+
+
 def candidate_noise(rng: jax.Array, shape: tuple[int, int, int], num_candidates: int = 1) -> jax.Array:
     """Noise ``[N, B, H, A]``: candidate 0 is ``normal(rng, shape)`` (plain sampling's noise), candidate k
     is ``normal(fold_in(rng, k), shape)``, so the shared noise never depends on N."""
@@ -92,6 +172,53 @@ def bid_distances(candidates: jax.Array, prev_chunk: jax.Array, weights: jax.Arr
     return jnp.sum(distance * weights, axis=-1)
 
 
+def _ranks(losses: jax.Array) -> jax.Array:
+    """Rank ``[N, B]`` of each candidate's loss among the N (0 = smallest; ties by lower index)."""
+    order = jnp.argsort(losses, axis=0, stable=True)
+    return jnp.argsort(order, axis=0, stable=True)
+
+
+def bid_forward_scores(
+    candidates: jax.Array, weak_samples: jax.Array, prev_chunk: jax.Array, weights: jax.Array, k: int | jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """BID's score with the forward contrast, per candidate ``[N, B]``: ``(score, forward term)``.
+
+    Definition (Liu et al. 2024, "Bidirectional Decoding", as the RTC paper's Kinetix code computes it with
+    ``bid_k``). For one batch element: ``a_1..a_N`` are the strong policy's candidates, ``w_1..w_N`` the weak
+    policy's samples from the same N noises, ``y`` the previous chunk and ``B(x) = sum_h W_h ||x_h - y_h||`` the
+    backward loss (exp weights ``W``; ``bid_distances``). The positive set ``A+`` is the ``k`` candidates with the
+    smallest backward loss, the negative set ``A-`` the ``k`` weak samples with the smallest backward loss (ties by
+    lower index; ``A+`` may contain the candidate itself, at distance 0). With ``D(x, z) = sum_h ||x_h - z_h||``
+    (unweighted, over the whole chunk) the forward term is
+    ``F(a) = sum_{p in A+} D(a, p) - sum_{m in A-} D(a, m)``: near the strong policy's likely samples and far from
+    the weak policy's. The score is ``B(a) + F(a) / N``; ``bid_select`` keeps the candidate with the smallest.
+    ``k`` may be traced; ``1 <= k <= N``.
+    """
+    n = candidates.shape[0]
+    prev = prev_chunk.astype(candidates.dtype)
+    backward = bid_distances(candidates, prev, weights)  # [N, B]
+    weak_backward = bid_distances(weak_samples, prev, weights)
+    positive = (_ranks(backward) < k).astype(candidates.dtype)  # [N, B]
+    negative = (_ranks(weak_backward) < k).astype(candidates.dtype)
+
+    def chunk_distance(a: jax.Array, z: jax.Array) -> jax.Array:  # [N, B, H, A] x [M, B, H, A] -> [N, M, B]
+        return jnp.sum(jnp.linalg.norm(a[:, None] - z[None], axis=-1), axis=-1)
+
+    forward = jnp.einsum("nmb,mb->nb", chunk_distance(candidates, candidates), positive) - jnp.einsum(
+        "nmb,mb->nb", chunk_distance(candidates, weak_samples), negative
+    )
+    return backward + forward / n, forward
+
+
+def _plain_candidates(graphdef: Any, state: Any, obs: jax.Array, noise: jax.Array, num_steps: int) -> jax.Array:
+    """One plain sample per candidate noise: ``[N, B, H, A]``."""
+    n, batch, horizon, action_dim = noise.shape
+    tiled_obs = jnp.tile(obs, (n, 1))  # candidate-major, matching noise.reshape
+    velocity = velocity_fn(graphdef, state, tiled_obs)
+    flat, _ = sampler.naive_sample(velocity, noise.reshape(n * batch, horizon, action_dim), num_steps)
+    return flat.reshape(n, batch, horizon, action_dim)
+
+
 def bid_select(
     graphdef: Any,
     state: Any,
@@ -100,25 +227,31 @@ def bid_select(
     prev_chunk: jax.Array,
     settings: GuidanceSettings,
     num_steps: int,
+    weak_state: Any = None,
+    bid_k: int | jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Draw one plain sample per candidate noise ``[N, B, H, A]`` and keep, per batch element, the one
-    nearest to ``prev_chunk`` (exp weights from ``inference_delay`` to ``prefix_attention_horizon``).
+    nearest to ``prev_chunk`` (exp weights from ``inference_delay`` to ``prefix_attention_horizon``); with
+    ``weak_state`` (the weak policy's weights, same graph) and ``bid_k``, the one with the smallest score of
+    ``bid_forward_scores`` instead.
 
-    Returns ``(chunk [B, H, A], chosen index [B], distances [N, B])``; ties go to the lowest index, so
+    Returns ``(chunk [B, H, A], chosen index [B], scores [N, B])``; ties go to the lowest index, so
     with N = 1 the result is the plain sample from ``noise[0]``.
     """
-    n, batch, horizon, action_dim = noise.shape
-    tiled_obs = jnp.tile(obs, (n, 1))  # candidate-major, matching noise.reshape
-    velocity = velocity_fn(graphdef, state, tiled_obs)
-    flat, _ = sampler.naive_sample(velocity, noise.reshape(n * batch, horizon, action_dim), num_steps)
-    candidates = flat.reshape(n, batch, horizon, action_dim)
+    horizon = noise.shape[2]
+    candidates = _plain_candidates(graphdef, state, obs, noise, num_steps)
     weights = get_prefix_weights(
         settings.inference_delay, settings.prefix_attention_horizon, horizon, BID_SCHEDULE
     ).astype(noise.dtype)
-    distances = bid_distances(candidates, prev_chunk.astype(noise.dtype), weights)
-    best = jnp.argmin(distances, axis=0)
+    if weak_state is None:
+        scores = bid_distances(candidates, prev_chunk.astype(noise.dtype), weights)
+    else:
+        weak = _plain_candidates(graphdef, weak_state, obs, noise, num_steps)
+        k = DEFAULT_BID_K if bid_k is None else bid_k
+        scores, _ = bid_forward_scores(candidates, weak, prev_chunk, weights, k)
+    best = jnp.argmin(scores, axis=0)
     chunk = jnp.take_along_axis(candidates, best[None, :, None, None], axis=0)[0]
-    return chunk, best, distances
+    return chunk, best, scores
 
 
 def sample_method(
@@ -130,11 +263,15 @@ def sample_method(
     prev_chunk: jax.Array,
     settings: GuidanceSettings,
     num_steps: int,
+    weak_state: Any = None,
+    bid_k: int | jax.Array | None = None,
 ) -> jax.Array:
     """One chunk ``[B, H, A]`` by ``method`` (name or index, possibly traced) from candidate noise ``[N, B, H, A]``.
 
     Pure and jittable (``graphdef`` and ``num_steps`` static). ``settings.schedule`` is replaced by the
-    method's own schedule; plain sampling ignores ``prev_chunk`` and ``settings``.
+    method's own schedule; plain sampling ignores ``prev_chunk`` and ``settings``. ``weak_state`` (the weak
+    policy's weights; default: ``state``, which makes the forward term vanish) and ``bid_k`` serve BID's forward
+    term only. Whether ``policy`` may run the method is ``check_method``'s to say, before tracing.
     """
     index = jnp.asarray(method_index(method), jnp.int32)
     kind = jnp.asarray(_KIND, jnp.int32)[index]
@@ -153,17 +290,27 @@ def sample_method(
     def bid(_):
         return bid_select(graphdef, state, obs, noise, prev_chunk, settings, num_steps)[0]
 
-    return jax.lax.switch(kind, (plain, guided, bid, functools.partial(guided, jacobian_free=True)), None)
+    def training_time(_):
+        velocity = velocity_fn(graphdef, state, obs)
+        return sampler.training_time_sample(velocity, noise[0], prev_chunk, settings.inference_delay, num_steps)[0]
+
+    def bid_forward(_):
+        weak = state if weak_state is None else weak_state
+        k = jnp.asarray(DEFAULT_BID_K if bid_k is None else bid_k, jnp.int32)
+        return bid_select(graphdef, state, obs, noise, prev_chunk, settings, num_steps, weak, k)[0]
+
+    branches = (plain, guided, bid, functools.partial(guided, jacobian_free=True), training_time, bid_forward)
+    return jax.lax.switch(kind, branches, None)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_steps"))
-def _sample_method_jit(graphdef, state, method, obs, noise, prev_chunk, settings, *, num_steps):
-    return sample_method(graphdef, state, method, obs, noise, prev_chunk, settings, num_steps)
+def _sample_method_jit(graphdef, state, method, obs, noise, prev_chunk, settings, weak_state, bid_k, *, num_steps):
+    return sample_method(graphdef, state, method, obs, noise, prev_chunk, settings, num_steps, weak_state, bid_k)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_steps"))
-def _bid_jit(graphdef, state, obs, noise, prev_chunk, settings, *, num_steps):
-    return bid_select(graphdef, state, obs, noise, prev_chunk, settings, num_steps)
+def _bid_jit(graphdef, state, obs, noise, prev_chunk, settings, weak_state, bid_k, *, num_steps):
+    return bid_select(graphdef, state, obs, noise, prev_chunk, settings, num_steps, weak_state, bid_k)
 
 
 def guidance_settings(
@@ -183,7 +330,7 @@ def guidance_settings(
 class MethodInputs:
     """What every method samples a chunk from: the observation ``[B, obs_dim]``, the previous chunk ``[B, H, A]``,
     the candidate noise ``[N, B, H, A]`` (N = BID's sample count), the guidance timing and weight, and the number
-    of flow steps (BID ignores the weight)."""
+    of flow steps (BID ignores the weight); for BID's forward term, the weak policy and ``bid_k``."""
 
     obs: jax.Array
     prev_chunk: jax.Array
@@ -192,19 +339,37 @@ class MethodInputs:
     prefix_attention_horizon: int | jax.Array
     max_guidance_weight: float | jax.Array
     num_steps: int
+    weak_policy: FlowPolicy | None = None
+    bid_k: int = DEFAULT_BID_K
+
+    def weak_state(self) -> Any:
+        return None if self.weak_policy is None else nnx.split(self.weak_policy)[1]
 
 
 def compare_methods(
-    policy: FlowPolicy, inputs: MethodInputs, methods: Sequence[str] = METHODS
+    policy: FlowPolicy, inputs: MethodInputs, methods: Sequence[str] | None = None
 ) -> dict[str, np.ndarray]:
-    """Final chunks ``[B, H, A]`` of every method on the same ``inputs``. One compiled program serves all methods."""
+    """Final chunks ``[B, H, A]`` of every method (default: ``applicable_methods``) on the same ``inputs``. One
+    compiled program serves all methods; a method the policy cannot run is refused (``check_method``)."""
     run = _method_runner(policy, inputs)
-    return {method: np.asarray(run(method)) for method in methods}
+    chosen = _default_methods(policy, inputs) if methods is None else methods
+    return {method: np.asarray(run(method)) for method in chosen}
+
+
+def _default_methods(policy: FlowPolicy, inputs: MethodInputs) -> tuple[str, ...]:
+    delay = inputs.inference_delay if isinstance(inputs.inference_delay, (int, np.integer)) else None
+    return applicable_methods(policy, inputs.weak_policy, delay)
+
+
+def _check_inputs(policy: FlowPolicy, method: str, inputs: MethodInputs) -> None:
+    delay = inputs.inference_delay if isinstance(inputs.inference_delay, (int, np.integer)) else None
+    check_method(method, policy, "the policy", delay, inputs.weak_policy, inputs.bid_k, inputs.noise.shape[0])
 
 
 def _method_runner(policy: FlowPolicy, inputs: MethodInputs) -> Callable[[str], jax.Array]:
     """``run(method) -> chunk`` through the one jitted program every method shares."""
     graphdef, state = nnx.split(policy)
+    weak_state = inputs.weak_state()
     settings = guidance_settings(
         "rtc_exp",
         inputs.inference_delay,
@@ -215,15 +380,25 @@ def _method_runner(policy: FlowPolicy, inputs: MethodInputs) -> Callable[[str], 
 
     def run(method: str) -> jax.Array:
         index = method_index(method)
+        _check_inputs(policy, method, inputs)
         return _sample_method_jit(
-            graphdef, state, index, inputs.obs, inputs.noise, inputs.prev_chunk, settings, num_steps=inputs.num_steps
+            graphdef,
+            state,
+            index,
+            inputs.obs,
+            inputs.noise,
+            inputs.prev_chunk,
+            settings,
+            state if weak_state is None else weak_state,
+            jnp.asarray(inputs.bid_k, jnp.int32),
+            num_steps=inputs.num_steps,
         )
 
     return run
 
 
 def time_methods(
-    policy: FlowPolicy, inputs: MethodInputs, methods: Sequence[str] = METHODS, repeats: int = 5
+    policy: FlowPolicy, inputs: MethodInputs, methods: Sequence[str] | None = None, repeats: int = 5
 ) -> dict[str, float]:
     """Wall seconds per chunk of each method (median of ``repeats``), on the inputs of ``compare_methods``.
 
@@ -232,6 +407,7 @@ def time_methods(
     """
     if repeats < 1:
         raise SettingsError(f"repeats={repeats} must be >= 1")
+    methods = _default_methods(policy, inputs) if methods is None else methods
     run = _method_runner(policy, inputs)
     for method in methods:
         jax.block_until_ready(run(method))
@@ -244,14 +420,26 @@ def time_methods(
     return {method: float(np.median(values)) for method, values in times.items()}
 
 
-def bid_details(policy: FlowPolicy, inputs: MethodInputs) -> dict[str, np.ndarray]:
-    """BID's ``chunk``, chosen ``index [B]`` and ``distances [N, B]`` for inspection."""
+def bid_details(policy: FlowPolicy, inputs: MethodInputs, forward: bool = False) -> dict[str, np.ndarray]:
+    """BID's ``chunk``, chosen ``index [B]`` and ``distances [N, B]`` (the scores it ranks by: with ``forward``,
+    ``bid_forward_scores`` against ``inputs.weak_policy``) for inspection."""
     graphdef, state = nnx.split(policy)
     settings = guidance_settings(
         "bid", inputs.inference_delay, inputs.prefix_attention_horizon, 0.0, policy.action_chunk_size
     )
+    weak_state = inputs.weak_state() if forward else None
+    if forward and weak_state is None:
+        check_method("bid_forward", policy)
     chunk, index, distances = _bid_jit(
-        graphdef, state, inputs.obs, inputs.noise, inputs.prev_chunk, settings, num_steps=inputs.num_steps
+        graphdef,
+        state,
+        inputs.obs,
+        inputs.noise,
+        inputs.prev_chunk,
+        settings,
+        weak_state,
+        jnp.asarray(inputs.bid_k, jnp.int32) if forward else None,
+        num_steps=inputs.num_steps,
     )
     return {"chunk": np.asarray(chunk), "index": np.asarray(index), "distances": np.asarray(distances)}
 
@@ -316,11 +504,14 @@ def track_method(policy: FlowPolicy, method: str, inputs: MethodInputs) -> dict[
     """The denoising steps of one method's chunk, tracked as ``return_tracking=True`` does (numpy).
 
     RTC (with or without the Jacobian) and hard masking give the full RTC record (Jacobian-free: ``correction``
-    equals ``error``); naive gives the plain record; BID gives the plain
-    record of the chosen candidate per batch element, plus ``bid_index [B]`` and ``bid_distances [N, B]``.
-    Every record also carries ``prev_action_chunk`` and ``inference_delay`` for the chunk views.
+    equals ``error``); naive gives the plain record; BID (either variant) gives the plain
+    record of the chosen candidate per batch element, plus ``bid_index [B]`` and ``bid_distances [N, B]`` (the
+    scores it ranked by); training-time RTC gives ``sampler.training_time_sample``'s record (``x_t, v_t,
+    x_1_pred``, no correction). Every record also carries ``prev_action_chunk`` and ``inference_delay`` for the
+    chunk views.
     """
     method_index(method)
+    _check_inputs(policy, method, inputs)
     kind = _KIND[METHODS.index(method)]
     obs, noise, num_steps = inputs.obs, inputs.noise, inputs.num_steps
     if kind in (1, 3):
@@ -338,11 +529,16 @@ def track_method(policy: FlowPolicy, method: str, inputs: MethodInputs) -> dict[
             jacobian_free=kind == 3,
         )
         return jax.tree.map(np.asarray, tracked)
+    if kind == 4:
+        _, tracked = policy.training_time_action(
+            None, obs, num_steps, inputs.prev_chunk, inputs.inference_delay, return_tracking=True, noise=noise[0]
+        )
+        return jax.tree.map(np.asarray, tracked)
     if kind == 0:
         _, tracked = policy.action(None, obs, num_steps, return_tracking=True, noise=noise[0])
         extra = {}
     else:
-        details = bid_details(policy, inputs)
+        details = bid_details(policy, inputs, forward=kind == 5)
         chosen = jnp.take_along_axis(noise, jnp.asarray(details["index"])[None, :, None, None], axis=0)[0]
         _, tracked = policy.action(None, obs, num_steps, return_tracking=True, noise=chosen)
         extra = {"bid_index": details["index"], "bid_distances": details["distances"]}

@@ -17,9 +17,9 @@ from flax import nnx
 
 from rtc.errors import SettingsError
 from rtc.numerics import sampler
-from rtc.numerics.sampler import SCHEDULES, get_prefix_weights, schedule_index
+from rtc.numerics.sampler import SCHEDULES, TokenTimes, get_prefix_weights, schedule_index
 
-__all__ = ["SCHEDULES", "FlowPolicy", "ModelConfig", "get_prefix_weights", "schedule_index"]
+__all__ = ["SCHEDULES", "FlowPolicy", "ModelConfig", "TokenTimes", "get_prefix_weights", "schedule_index"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +60,14 @@ def _modulate(x: jax.Array, scale: jax.Array, shift: jax.Array) -> jax.Array:
     return x * (1 + scale) + shift
 
 
+def _per_token(modulation: jax.Array, index: jax.Array | None) -> jax.Array:
+    """An adaLN modulation as ``[B, H or 1, k C]``: one per example (``[B, k C]``, broadcast over the chunk, exactly
+    the reference's ``[:, None]``) or one per time value (``[B, K, k C]``) gathered per token by ``index [B, H]``."""
+    if index is None:
+        return modulation[:, None]
+    return jnp.take_along_axis(modulation, index[..., None], axis=1)
+
+
 class MixerBlock(nnx.Module):
     """Token mixing over the chunk, then channel mixing, both adaLN-modulated by the time embedding."""
 
@@ -75,9 +83,11 @@ class MixerBlock(nnx.Module):
         self.adaln_1 = nnx.Linear(c, 3 * c, kernel_init=zeros, rngs=rngs)
         self.adaln_2 = nnx.Linear(c, 3 * c, kernel_init=zeros, rngs=rngs)
 
-    def __call__(self, x: jax.Array, time_emb: jax.Array) -> jax.Array:
-        scale1, shift1, gate1 = jnp.split(self.adaln_1(time_emb)[:, None], 3, axis=-1)
-        scale2, shift2, gate2 = jnp.split(self.adaln_2(time_emb)[:, None], 3, axis=-1)
+    def __call__(self, x: jax.Array, time_emb: jax.Array, token_index: jax.Array | None = None) -> jax.Array:
+        """``time_emb`` is ``[B, C]`` (one flow time per example) or ``[B, K, C]`` with ``token_index [B, H]`` (per
+        token: ``TokenTimes``)."""
+        scale1, shift1, gate1 = jnp.split(_per_token(self.adaln_1(time_emb), token_index), 3, axis=-1)
+        scale2, shift2, gate2 = jnp.split(_per_token(self.adaln_2(time_emb), token_index), 3, axis=-1)
         y = _modulate(self.norm_1(x), scale1, shift1)
         y = jnp.swapaxes(y, 1, 2)
         y = self.token_mix_out(jax.nn.gelu(self.token_mix_in(y)))
@@ -103,21 +113,39 @@ class FlowPolicy(nnx.Module):
         self.final_norm = nnx.LayerNorm(c, use_scale=False, use_bias=False, rngs=rngs)
         self.final_adaln = nnx.Linear(c, 2 * c, kernel_init=nnx.initializers.zeros_init(), rngs=rngs)
         self.out_proj = nnx.Linear(c, action_dim, rngs=rngs)
+        # The largest delay this policy was trained to take as a clean prefix (training-time RTC,
+        # ``rtc.training.flow.TrainConfig.max_simulated_delay``); None: trained without it. Saved in and read from
+        # the checkpoint's training metadata (``rtc.io.checkpoints``); a paper checkpoint is never trained for it.
+        self.max_simulated_delay: int | None = None
 
     @property
     def action_chunk_size(self) -> int:
         return self.config.action_chunk_size
 
-    def __call__(self, obs: jax.Array, x_t: jax.Array, time: jax.Array | float) -> jax.Array:
-        """Velocity ``[B, H, A]`` for observations ``[B, obs_dim]``, states ``[B, H, A]``, time scalar or ``[B]``."""
-        batch = x_t.shape[0]
-        time = jnp.broadcast_to(jnp.asarray(time, dtype=x_t.dtype), (batch,))
-        time_emb = self.time_mlp(sinusoidal_time_embedding(time, self.config.channel_dim))
+    def __call__(self, obs: jax.Array, x_t: jax.Array, time: jax.Array | float | TokenTimes) -> jax.Array:
+        """Velocity ``[B, H, A]`` for observations ``[B, obs_dim]``, states ``[B, H, A]`` and flow time: a scalar or
+        ``[B]`` (one time for the whole chunk, the paper's model), or per action token, ``[B, H]`` or
+        ``TokenTimes`` (as training-time RTC feeds its frozen prefix at time 1). A scalar or ``[B]`` time computes
+        exactly what the reference does (same operations, bit-identical); a per-token time modulates each token
+        with the adaLN scale, shift and gate of its own time."""
+        batch, horizon = x_t.shape[:2]
+        index = None
+        if not isinstance(time, TokenTimes) and jnp.ndim(time) == 2:
+            time = TokenTimes(time, jnp.broadcast_to(jnp.arange(horizon), (batch, horizon)))
+        if isinstance(time, TokenTimes):
+            values = jnp.asarray(time.values, dtype=x_t.dtype)
+            values = jnp.broadcast_to(values, (batch, values.shape[-1]))
+            flat = sinusoidal_time_embedding(values.reshape(-1), self.config.channel_dim)
+            time_emb = self.time_mlp(flat).reshape(batch, values.shape[-1], -1)
+            index = jnp.broadcast_to(jnp.asarray(time.index, jnp.int32), (batch, horizon))
+        else:
+            time = jnp.broadcast_to(jnp.asarray(time, dtype=x_t.dtype), (batch,))
+            time_emb = self.time_mlp(sinusoidal_time_embedding(time, self.config.channel_dim))
         obs_tokens = jnp.broadcast_to(obs[:, None, :], (batch, x_t.shape[1], obs.shape[-1]))
         x = self.in_proj(jnp.concatenate([x_t, obs_tokens], axis=-1))
         for block in self.mlp_stack:
-            x = block(x, time_emb)
-        scale, shift = jnp.split(self.final_adaln(time_emb)[:, None], 2, axis=-1)
+            x = block(x, time_emb, index)
+        scale, shift = jnp.split(_per_token(self.final_adaln(time_emb), index), 2, axis=-1)
         return self.out_proj(_modulate(self.final_norm(x), scale, shift))
 
     # ----------------------------------------------------------------------------------------
@@ -188,6 +216,29 @@ class FlowPolicy(nnx.Module):
         )
         return (action, tracked) if return_tracking else action
 
+    def training_time_action(
+        self,
+        rng: jax.Array,
+        obs: jax.Array,
+        num_steps: int,
+        prev_action_chunk: jax.Array,
+        inference_delay: int | jax.Array,
+        return_tracking: bool = False,
+        *,
+        noise: jax.Array | None = None,
+    ) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
+        """Training-time RTC: Euler sampling with ``prev_action_chunk[:, :inference_delay]`` fed clean at flow time
+        1 and kept exactly in the result; no guidance, no backward pass (``sampler.training_time_sample``). Meant
+        for a policy trained with simulated delays (``max_simulated_delay``; ``rtc.numerics.methods.check_method``
+        refuses others). Same starting noise as ``action`` for the same ``rng`` (or ``noise``)."""
+        graphdef, state = nnx.split(self)
+        noise = self.initial_noise(rng, obs.shape[0]) if noise is None else noise
+        delay = jnp.asarray(inference_delay, jnp.int32)
+        action, tracked = _training_time_jit(
+            graphdef, state, obs, noise, prev_action_chunk, delay, num_steps=num_steps, track=return_tracking
+        )
+        return (action, tracked) if return_tracking else action
+
     def initial_noise(self, rng: jax.Array, batch: int) -> jax.Array:
         """The starting noise ``[batch, H, A]``, one ``jax.random.normal`` call as in the reference."""
         return jax.random.normal(rng, (batch, self.config.action_chunk_size, self.action_dim))
@@ -206,6 +257,12 @@ def velocity_fn(graphdef: nnx.GraphDef, state: nnx.State, obs: jax.Array) -> sam
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_steps", "track"))
 def _naive_jit(graphdef: Any, state: Any, obs: jax.Array, noise: jax.Array, *, num_steps: int, track: bool):
     return sampler.naive_sample(velocity_fn(graphdef, state, obs), noise, num_steps, track=track)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "num_steps", "track"))
+def _training_time_jit(graphdef, state, obs, noise, prev_action_chunk, inference_delay, *, num_steps, track):
+    velocity = velocity_fn(graphdef, state, obs)
+    return sampler.training_time_sample(velocity, noise, prev_action_chunk, inference_delay, num_steps, track=track)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "num_steps", "track", "jacobian_free"))

@@ -17,4 +17,6 @@ METHODS: tuple[str, ...] = (
     "rtc_exp_jacobian_free",
     "rtc_linear_jacobian_free",
     "rtc_ones_jacobian_free",
+    "training_time_rtc",
+    "bid_forward",
 )

@@ -18,7 +18,7 @@ import numpy as np
 from rtc.errors import SettingsError
 from rtc.numerics.names import SCHEDULES
 
-VelocityFn = Callable[[jax.Array, jax.Array], jax.Array]
+VelocityFn = Callable[[jax.Array, "jax.Array | TokenTimes"], jax.Array]
 Tracked = dict[str, jax.Array]
 
 
@@ -129,6 +129,78 @@ def naive_sample(
     (action, _), tracked = jax.lax.scan(step, (noise, jnp.zeros((), noise.dtype)), length=num_steps)
     if track:
         tracked["action"] = action
+    return action, tracked
+
+
+class TokenTimes(NamedTuple):
+    """Flow times per action token, given as ``values [B, K]`` (K distinct times per example) and each token's
+    ``index [B, H]`` into them: the time embedding and the adaLN modulations are computed once per value and
+    gathered per token. Training-time RTC has K = 2 (the step's time, and 1 on the frozen prefix), so its cost
+    per step stays that of one time per example; a ``[B, H]`` time array is the case K = H."""
+
+    values: jax.Array
+    index: jax.Array
+
+
+def prefix_mask(inference_delay: int | jax.Array, horizon: int) -> jax.Array:
+    """``[H]`` true at the frozen prefix ``i < d``."""
+    return jnp.arange(horizon) < inference_delay
+
+
+def training_time_sample(
+    velocity: VelocityFn,
+    noise: jax.Array,
+    prev_action_chunk: jax.Array,
+    inference_delay: int | jax.Array,
+    num_steps: int,
+    *,
+    track: bool = False,
+) -> tuple[jax.Array, Tracked | None]:
+    """Training-time RTC (Black et al. 2025, arXiv 2512.05964): Euler sampling with the frozen prefix given clean.
+
+    Every step sets the first ``d`` actions of the state to ``prev_action_chunk`` and evaluates the network with
+    flow time 1 on them and the step's time ``t`` elsewhere (``velocity`` receives ``TokenTimes``); nothing is
+    guided and no backward pass is taken. The returned chunk holds ``prev_action_chunk[:, :d]`` exactly (the
+    frozen actions are executed from the previous chunk anyway; the public Kinetix code leaves them one Euler step
+    off it) and the sampled actions from ``d`` on. A policy must have been trained with simulated delays
+    (``rtc.training.flow``) for this to mean anything. With ``d = 0`` it is plain sampling evaluated with a
+    per-token time.
+
+    Tracked: ``x_t`` (the state the network sees, prefix replaced), ``v_t``, ``x_1_pred`` (``x + (1 - t) v`` per
+    token, so the prefix's prediction is the prefix itself) ``[n, B, H, A]``, ``time`` ``[n]`` (the step's time
+    outside the prefix), ``action``, ``prefix_mask [H]``, ``prev_action_chunk``, ``inference_delay``. No
+    ``correction``, ``error`` or guidance weight: training-time RTC guides nothing.
+    """
+    dt = 1.0 / num_steps
+    batch, horizon = noise.shape[:2]
+    frozen = prefix_mask(inference_delay, horizon)
+    target = prev_action_chunk.astype(noise.dtype)
+
+    def clamp(x):
+        return jnp.where(frozen[None, :, None], target, x)
+
+    index = jnp.broadcast_to(frozen.astype(jnp.int32), (batch, horizon))  # 0: the step's time, 1: time 1
+
+    def step(carry, _):
+        x, t = carry
+        x = clamp(x)
+        values = jnp.broadcast_to(jnp.stack([t, jnp.ones((), noise.dtype)]), (batch, 2))
+        v = velocity(x, TokenTimes(values, index))
+        record = None
+        if track:
+            token_time = jnp.where(frozen, jnp.ones((), noise.dtype), t)  # [H]
+            record = {"x_t": x, "v_t": v, "x_1_pred": x + (1 - token_time)[None, :, None] * v, "time": t}
+        return (x + dt * v, t + dt), record
+
+    (action, _), tracked = jax.lax.scan(step, (noise, jnp.zeros((), noise.dtype)), length=num_steps)
+    action = clamp(action)
+    if track:
+        tracked.update(
+            action=action,
+            prefix_mask=frozen,
+            prev_action_chunk=target,
+            inference_delay=jnp.asarray(inference_delay, jnp.int32),
+        )
     return action, tracked
 
 

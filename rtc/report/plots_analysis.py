@@ -67,6 +67,7 @@ _METHOD_COLORS = dict(
         (
             *("tab:gray", "tab:blue", "tab:cyan", "tab:olive", "tab:purple", "tab:green"),
             *("tab:orange", "tab:pink", "tab:brown"),  # RTC Jacobian-free: exp, linear, ones
+            *("gold", "darkgreen"),  # training-time RTC, BID with its forward term
         ),
         strict=True,
     )

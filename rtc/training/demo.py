@@ -31,7 +31,7 @@ from rtc.experiments import protocol
 from rtc.io import levels
 from rtc.io.checkpoints import save_policy
 from rtc.numerics.model import FlowPolicy, ModelConfig
-from rtc.training.flow import TrainConfig, train
+from rtc.training.flow import TrainConfig, simulated_delay_metadata, train
 
 MODES: tuple[str, ...] = ("push", "pull", "wave")
 DEMO_LEVELS: tuple[str, ...] = ("worlds/l/grasp_easy.json", "worlds/l/hard_lunar_lander.json")
@@ -200,6 +200,11 @@ def build_demo_run(
                 "steps_done": per_epoch.steps * (epoch + 1),
                 "final_loss": losses[-1],
             }
+            conditioning = simulated_delay_metadata(train_config)
+            if conditioning is not None:
+                training["training_time_rtc"] = conditioning
+                training["command"] += f" --max-simulated-delay {train_config.max_simulated_delay}"
+                training["objective"] = f"{training['objective']}; {conditioning['objective']}"
             save_policy(policy, out / str(epoch) / "policies" / level.key, level=level_path, training=training)
         reset_obs, _ = levels.reset(level)
         summary["levels"][level.key] = {
@@ -219,12 +224,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=TrainConfig.steps, help="training steps per level")
     parser.add_argument("--episodes-per-mode", type=int, default=DemoConfig.episodes_per_mode)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-simulated-delay",
+        type=int,
+        default=None,
+        help="train for training-time RTC with delays 0..D (p(d) proportional to exp(-d)); default: plain training",
+    )
     args = parser.parse_args(argv)
     summary = build_demo_run(
         args.out,
         tuple(args.levels),
         DemoConfig(episodes_per_mode=args.episodes_per_mode, seed=args.seed),
-        TrainConfig(steps=args.steps, seed=args.seed),
+        TrainConfig(steps=args.steps, seed=args.seed, max_simulated_delay=args.max_simulated_delay),
     )
     json.dump(summary, sys.stdout, indent=2)
     print()

@@ -259,7 +259,7 @@ def test_carry_types_are_stable_so_segments_reuse_one_compilation(recorded):
     sample_keys, env_keys = (jax.device_put(k, sharding) for k in rollout.episode_keys(0, EPISODES))
     structure = rollout_program.Structure(graphdef, num_flow_steps=5, bid_samples=4, mesh=mesh)
     dyn = rollout_program.dynamic(recorded.settings, 8)
-    inputs = rollout_program.Inputs(state, level.env_params, level.state, dyn, sample_keys, env_keys)
+    inputs = rollout_program.Inputs(state, state, level.env_params, level.state, dyn, sample_keys, env_keys)
     carry, _ = rollout_program.init(structure, inputs)
     segment = rollout_program.Segment(structure, steps=16, record=True)
     after, _ = rollout_program.run_segment(segment, inputs, carry, jnp.int32(0))

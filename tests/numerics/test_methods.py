@@ -71,7 +71,9 @@ def test_rtc_methods_match_the_policy_sampler_and_share_noise(small_policy, inpu
     obs, prev = inputs
     noise = methods.candidate_noise(jax.random.key(5), (3, 8, 6), 3)
     chunks = methods.compare_methods(small_policy, methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 5))
-    assert list(chunks) == list(methods.METHODS)
+    assert list(chunks) == list(methods.applicable_methods(small_policy))
+    # the methods this policy cannot run (not trained with simulated delays, no weak policy) are left out
+    assert set(methods.METHODS) - set(chunks) == {"training_time_rtc", "bid_forward"}
     for method, schedule, free in [
         ("rtc_exp", "exp", False),
         ("rtc_linear", "linear", False),
@@ -88,7 +90,7 @@ def test_rtc_methods_match_the_policy_sampler_and_share_noise(small_policy, inpu
         np.testing.assert_array_equal(chunks[method], np.asarray(expected), err_msg=method)
     # with no guidance every method is the plain sample from the shared noise (up to float rounding: the
     # guided sampler evaluates the velocity inside a VJP)
-    guided = [m for m in methods.METHODS if m not in ("naive", "bid")]
+    guided = [m for m in methods.applicable_methods(small_policy) if m not in ("naive", "bid")]
     unguided = methods.compare_methods(
         small_policy, methods.MethodInputs(obs, prev, noise, 2, 4, 0.0, 5), methods=guided
     )

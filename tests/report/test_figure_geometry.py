@@ -89,7 +89,7 @@ def _figures(timing: str) -> dict[str, Callable[[], Figure]]:
     def method_comparison() -> Figure:
         noise = methods.candidate_noise(jax.random.key(5), rtc["action"].shape, 3)
         inputs = methods.MethodInputs(ins.obs, rtc["prev_action_chunk"], noise, d, p, 5.0, STEPS)
-        chunks = methods.compare_methods(demo_policy(), inputs, methods=methods.METHODS)
+        chunks = methods.compare_methods(demo_policy(), inputs, methods=methods.applicable_methods(demo_policy()))
         return pa.plot_method_comparison(
             chunks, rtc["prev_action_chunk"], d, methods.comparison_weights(d, p, horizon), 0, None, prev_valid=p
         )

@@ -36,6 +36,7 @@ from rtc.experiments.rollout.keys import action_noise, block_noise, episode_keys
 from rtc.experiments.rollout.results import Rollout, assemble
 from rtc.experiments.settings import RolloutSettings
 from rtc.io import levels
+from rtc.numerics import methods
 from rtc.numerics.model import FlowPolicy
 
 __all__ = [
@@ -79,16 +80,32 @@ def padded_episode_count(count: int, devices: int) -> int:
 
 
 def iterate_rollout(
-    policy: FlowPolicy, level: levels.Level, settings: RolloutSettings, record: bool = True
+    policy: FlowPolicy,
+    level: levels.Level,
+    settings: RolloutSettings,
+    record: bool = True,
+    weak_policy: FlowPolicy | None = None,
+    policy_name: str = "the policy",
 ) -> Iterator[Progress]:
     """Run the episodes segment by segment, yielding ``Progress`` after each; the last one holds the result.
 
     Stop iterating to cancel. ``record`` keeps per-block observations, chunks and environment states
     (about 3 MB per 256-step episode); sweeps leave it off. Once every episode has ended the loop stops;
     the remaining steps are filled as after an episode's end (zero actions, rewards and records, ``alive``
-    false, jumps NaN, states frozen at the last one).
+    false, jumps NaN, states frozen at the last one). ``weak_policy`` (an earlier checkpoint of the same run) serves
+    BID's forward term (``bid_forward``); a method the policy cannot run is refused naming ``policy_name``
+    (``methods.check_method``).
     """
     settings.validate(policy.action_chunk_size)
+    methods.check_method(
+        settings.method,
+        policy,
+        policy_name,
+        settings.inference_delay,
+        weak_policy,
+        settings.bid_k,
+        settings.bid_samples,
+    )
     levels.check_obs_dim(level, policy.obs_dim)
     levels.make_env()  # build (and cache) the environment outside tracing: its constructor needs concrete values
     mesh = program.make_mesh()
@@ -99,7 +116,8 @@ def iterate_rollout(
     structure = program.Structure(graphdef, settings.num_flow_steps, settings.bid_samples, mesh)
     segment = program.Segment(structure, settings.segment_steps, record)
     dyn = program.dynamic(settings, policy.action_chunk_size)
-    inputs = program.Inputs(state, level.env_params, level.state, dyn, sample_keys, env_keys)
+    weak_state = state if weak_policy is None else nnx.split(weak_policy)[1]
+    inputs = program.Inputs(state, weak_state, level.env_params, level.state, dyn, sample_keys, env_keys)
     carry, first = program.init(structure, inputs)
     total = settings.episode_steps
     pieces: list[dict[str, np.ndarray]] = []
@@ -120,10 +138,12 @@ def run_rollout(
     settings: RolloutSettings,
     record: bool = True,
     progress_callback: Callable[[Progress], bool | None] | None = None,
+    weak_policy: FlowPolicy | None = None,
+    policy_name: str = "the policy",
 ) -> Rollout:
     """Run the episodes; ``progress_callback(progress)`` is called after each segment, and returning
-    ``False`` cancels (raises ``RolloutCancelled``)."""
-    for progress in iterate_rollout(policy, level, settings, record):
+    ``False`` cancels (raises ``RolloutCancelled``). ``weak_policy``, ``policy_name``: as ``iterate_rollout``."""
+    for progress in iterate_rollout(policy, level, settings, record, weak_policy, policy_name):
         if progress.result is not None:
             if progress_callback is not None:
                 progress_callback(progress)

@@ -15,8 +15,11 @@ from rtc.numerics import methods
 from rtc.numerics.model import FlowPolicy
 
 
-def chunk_inspection(policy: FlowPolicy, rollout: Rollout, episode: int, chunk_index: int) -> dict[str, np.ndarray]:
-    """Re-run block ``chunk_index`` of ``episode`` with tracking (same observation, previous chunk, noise).
+def chunk_inspection(
+    policy: FlowPolicy, rollout: Rollout, episode: int, chunk_index: int, weak_policy: FlowPolicy | None = None
+) -> dict[str, np.ndarray]:
+    """Re-run block ``chunk_index`` of ``episode`` with tracking (same observation, previous chunk, noise; for
+    ``bid_forward`` the rollout's ``weak_policy``).
 
     The result is a tracked dict as ``return_tracking=True`` gives (batch of 1), for the step-by-step pages;
     its ``action`` reproduces ``rollout.chunks[episode, chunk_index]`` up to float rounding.
@@ -45,6 +48,8 @@ def chunk_inspection(policy: FlowPolicy, rollout: Rollout, episode: int, chunk_i
         prefix_attention_horizon=protocol.prefix_attention_horizon(settings.execute_horizon, horizon),
         max_guidance_weight=settings.max_guidance_weight,
         num_steps=settings.num_flow_steps,
+        weak_policy=weak_policy,
+        bid_k=settings.bid_k,
     )
     tracked = methods.track_method(policy, settings.method, inputs)
     tracked["chunk_start"] = np.asarray(rollout.chunk_starts[chunk_index])
@@ -67,7 +72,10 @@ def chunk_as_inspection(
         tracked = chunk_inspection(policy, rollout, episode, chunk_index)
     settings = rollout.settings
     if "error" not in tracked:
-        raise RTCError(f"method {settings.method!r} samples without guidance; only guided chunks can be inspected")
+        why = methods.NO_CORRECTION_NOTE if settings.method in methods.TRAINING_TIME_METHODS else "no guidance"
+        raise RTCError(
+            f"method {settings.method!r} samples without guidance ({why}); only guided chunks can be inspected"
+        )
     horizon = policy.action_chunk_size
     noise = block_noise(settings.seed, episode, chunk_index + 1, settings.bid_samples, horizon, policy.action_dim)
     obs = jnp.asarray(rollout.chunk_obs[episode, chunk_index])[None]

@@ -3,8 +3,9 @@
 A ``lax.cond`` on ``t % s == 0`` (the same for every episode) samples a new chunk. What the program is made of
 is static (``Structure``: the network's graph, flow steps, BID's sample count, the device mesh; ``Segment``
 adds the segment length and whether to record); everything a setting changes is traced (``Inputs``: the
-weights, the level, the method index, d, s, the guidance weight, the action noise, the episode length and the
-keys), so changing a setting never recompiles. Episodes are a batch axis split over all local JAX devices
+weights, the weak policy's weights for BID's forward term (the policy's own where none is used), the level,
+the method index, d, s, the guidance weight, BID's k, the action noise, the episode length and the keys), so
+changing a setting never recompiles. Episodes are a batch axis split over all local JAX devices
 with ``jax.shard_map`` (on one CPU device it simply runs).
 """
 
@@ -65,12 +66,14 @@ class Dynamic(NamedTuple):
     max_guidance_weight: jax.Array
     action_noise: jax.Array
     episode_steps: jax.Array
+    bid_k: jax.Array
 
 
 class Inputs(NamedTuple):
     """Traced inputs that stay the same through a rollout: weights, level, settings, keys (``[E]``, sharded)."""
 
     state: Any  # the policy's nnx.State
+    weak_state: Any  # BID's weak policy's nnx.State (same graph; the policy's own state when there is none)
     env_params: Any
     level_state: Any
     settings: Dynamic
@@ -78,7 +81,7 @@ class Inputs(NamedTuple):
     env_keys: jax.Array
 
 
-_INPUT_SPECS = Inputs(P(), P(), P(), P(), _EPISODES, _EPISODES)
+_INPUT_SPECS = Inputs(P(), P(), P(), P(), P(), _EPISODES, _EPISODES)
 
 
 class Carry(NamedTuple):
@@ -112,6 +115,7 @@ def dynamic(settings: RolloutSettings, chunk_size: int) -> Dynamic:
         max_guidance_weight=jnp.asarray(settings.max_guidance_weight, jnp.float32),
         action_noise=jnp.asarray(settings.action_noise, jnp.float32),
         episode_steps=jnp.asarray(settings.episode_steps, jnp.int32),
+        bid_k=jnp.asarray(settings.bid_k, jnp.int32),
     )
 
 
@@ -176,7 +180,16 @@ def _segment_local(segment: Segment, inputs: Inputs, carry: Carry, t0: jax.Array
             )
             noise = jnp.swapaxes(noise, 0, 1)  # [N, E, H, A]
             new = methods.sample_method(
-                graphdef, state, dyn.method, c.obs, noise, c.prev_next, guidance, structure.num_flow_steps
+                graphdef,
+                state,
+                dyn.method,
+                c.obs,
+                noise,
+                c.prev_next,
+                guidance,
+                structure.num_flow_steps,
+                inputs.weak_state,
+                dyn.bid_k,
             )
             executed = protocol.executed_actions(c.prev_next, new, d)
             return executed, protocol.next_prev_chunk(new, s), new, c.prev_next

@@ -21,6 +21,7 @@ from rtc.experiments import rollout, sweep
 from rtc.experiments.sweep import store as sweep_store
 from rtc.io import levels, roots
 from rtc.io.checkpoints import RunInfo, load_policy
+from rtc.numerics import methods
 from rtc.numerics.model import FlowPolicy
 
 # progress(episodes_done, episodes_total, note) -> False to cancel
@@ -42,14 +43,36 @@ class LevelEntry:
     level: levels.Level
     fingerprint: str
     level_sha256: str
+    weak_checkpoint: Path | None = None  # BID's weak policy (``--bid-weak-epoch``), for bid_forward
+    weak_policy: FlowPolicy | None = None
+    weak_fingerprint: str | None = None
+    # training_time_rtc's own policy (``--training-time-run``: trained with simulated delays); None: ``policy``
+    training_time_checkpoint: Path | None = None
+    training_time_policy: FlowPolicy | None = None
+    training_time_fingerprint: str | None = None
+
+    def for_method(self, method: str) -> tuple[FlowPolicy, str, Path]:
+        """The policy a method runs on, its fingerprint and checkpoint (training-time RTC may have its own)."""
+        if method in methods.TRAINING_TIME_METHODS and self.training_time_policy is not None:
+            assert self.training_time_fingerprint is not None and self.training_time_checkpoint is not None
+            return self.training_time_policy, self.training_time_fingerprint, self.training_time_checkpoint
+        return self.policy, self.fingerprint, self.checkpoint
 
     def describe(self) -> dict[str, str]:
-        return {
+        described = {
             "checkpoint": str(self.checkpoint),
             "level_file": str(self.level_path),
             "level_sha256": self.level_sha256,
             "policy_fingerprint": self.fingerprint,
         }
+        if self.weak_checkpoint is not None:
+            described.update(bid_weak_checkpoint=str(self.weak_checkpoint), bid_weak_fingerprint=self.weak_fingerprint)
+        if self.training_time_checkpoint is not None:
+            described.update(
+                training_time_checkpoint=str(self.training_time_checkpoint),
+                training_time_fingerprint=str(self.training_time_fingerprint),
+            )
+        return described
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,16 +118,56 @@ def choose_levels(run: RunInfo, epoch: int, keys: Sequence[str] | None) -> tuple
     return chosen, []
 
 
-def load_entries(run: RunInfo, epoch: int, chosen: dict[str, Path]) -> list[LevelEntry]:
-    """Load every chosen level's policy and level (checking they fit each other)."""
+def load_entries(
+    run: RunInfo,
+    epoch: int,
+    chosen: dict[str, Path],
+    weak_epoch: int | None = None,
+    training_time: tuple[RunInfo, int] | None = None,
+) -> list[LevelEntry]:
+    """Load every chosen level's policy and level (checking they fit each other); with ``weak_epoch``, also the
+    weak policy of BID's forward term from that (earlier) epoch of the same run; with ``training_time`` (a run and
+    its epoch), the policy training-time RTC runs on instead of the run's own."""
     entries = []
+    if weak_epoch is not None:
+        weak_epoch = run.resolve_epoch(weak_epoch)
+        if weak_epoch >= epoch:
+            raise SettingsError(
+                f"--bid-weak-epoch {weak_epoch} is not accepted: the weak policy must come from an epoch before the "
+                f"evaluated one ({epoch}); accepted: {', '.join(str(e) for e in sorted(run.epochs) if e < epoch)}"
+            )
     for key, path in chosen.items():
         checkpoint = run.checkpoint(epoch, key)
         policy = load_policy(checkpoint)
         level = levels.load_level(path)
         levels.check_obs_dim(level, policy.obs_dim)
         fingerprint = sweep.policy_fingerprint(policy)
-        entries.append(LevelEntry(key, checkpoint, path, policy, level, fingerprint, sweep_store.file_sha256(path)))
+        weak = {}
+        if weak_epoch is not None:
+            weak_checkpoint = run.checkpoint(weak_epoch, key)
+            weak_policy = load_policy(weak_checkpoint)
+            weak = dict(
+                weak_checkpoint=weak_checkpoint,
+                weak_policy=weak_policy,
+                weak_fingerprint=sweep.policy_fingerprint(weak_policy),
+            )
+        if training_time is not None:
+            tt_run, tt_epoch = training_time
+            if key not in tt_run.levels(tt_epoch):
+                raise RunError(
+                    f"level {key!r} has no policy in the training-time RTC run {tt_run.path} epoch {tt_epoch}; "
+                    f"accepted: {', '.join(tt_run.levels(tt_epoch))}"
+                )
+            tt_checkpoint = tt_run.checkpoint(tt_epoch, key)
+            tt_policy = load_policy(tt_checkpoint)
+            weak.update(
+                training_time_checkpoint=tt_checkpoint,
+                training_time_policy=tt_policy,
+                training_time_fingerprint=sweep.policy_fingerprint(tt_policy),
+            )
+        entries.append(
+            LevelEntry(key, checkpoint, path, policy, level, fingerprint, sweep_store.file_sha256(path), **weak)
+        )
     return entries
 
 
@@ -114,7 +177,17 @@ def plan(entries: Sequence[LevelEntry], settings: sweep.SweepSettings) -> list[T
     for entry in entries:
         points = settings.points(entry.policy.action_chunk_size)
         for point in points:
-            key = sweep_store.point_key(entry.fingerprint, entry.level_sha256, point)
+            policy, fingerprint, checkpoint = entry.for_method(point.method)
+            methods.check_method(
+                point.method,
+                policy,
+                str(checkpoint),
+                point.inference_delay,
+                entry.weak_policy,
+                point.bid_k,
+                point.bid_samples,
+            )
+            key = sweep_store.point_key(fingerprint, entry.level_sha256, point, entry.weak_fingerprint)
             tasks.append(Task(entry.key, point, tuple(key.items())))
     if not tasks:
         raise SettingsError("the grid is empty: no execute horizon satisfies max(1, d) <= s <= H for these delays")
@@ -127,11 +200,14 @@ def evaluate(
     level_key: str,
     point: rollout.RolloutSettings,
     on_segment: Callable[[rollout.Progress], bool | None] | None = None,
+    weak_policy: FlowPolicy | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], float]:
     """One point's statistics (``sweep.point_row``), its episodes (``sweep.episode_records``) and the seconds it
-    took."""
+    took; ``weak_policy`` serves BID's forward term."""
     started = time.perf_counter()
-    result = rollout.run_rollout(policy, level, point, record=False, progress_callback=on_segment)
+    result = rollout.run_rollout(
+        policy, level, point, record=False, progress_callback=on_segment, weak_policy=weak_policy
+    )
     chunk = policy.action_chunk_size
     stats = sweep.point_row(level_key, point, result, chunk)
     return stats, sweep.episode_records(level_key, point, result, chunk), time.perf_counter() - started
@@ -156,7 +232,10 @@ def run_in_process(
             return progress(done, total, f"{note} step {p.steps_done}/{p.total_steps}")
 
         try:
-            stats, episodes, seconds = evaluate(entry.policy, entry.level, entry.key, task.point, on_segment)
+            policy = entry.for_method(task.point.method)[0]
+            stats, episodes, seconds = evaluate(
+                policy, entry.level, entry.key, task.point, on_segment, entry.weak_policy
+            )
         except rollout.RolloutCancelled:
             raise SweepCancelled(f"sweep cancelled at point {index + 1}/{len(tasks)}") from None
         store.add(row_for(task, entry, stats, "in-process", seconds), episodes)

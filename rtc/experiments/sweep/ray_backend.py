@@ -25,6 +25,7 @@ from rtc.errors import RTCError
 from rtc.experiments.sweep import grid as sweep_grid
 from rtc.experiments.sweep import store as sweep_store
 from rtc.io import levels
+from rtc.numerics import methods
 
 _WORKER_CACHE: dict[str, Any] = {}  # per worker process: built policies and loaded levels by identity
 
@@ -39,8 +40,19 @@ def require_ray():
 
 
 def policy_payload(entry: sweep_grid.LevelEntry) -> dict[str, Any]:
-    """The policy's weights as a pure dict of numpy arrays (rebuilt with ``checkpoints.policy_from_pure_dict``)."""
-    return {"params": jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(entry.policy)))}
+    """The policy's weights as a pure dict of numpy arrays (rebuilt with ``checkpoints.policy_from_pure_dict``), its
+    training-time RTC delay, and the weak policy's weights where BID's forward term has one."""
+
+    def params(policy):
+        return jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(policy)))
+
+    payload = {"params": params(entry.policy), "max_simulated_delay": entry.policy.max_simulated_delay}
+    if entry.weak_policy is not None:
+        payload["weak_params"] = params(entry.weak_policy)
+    if entry.training_time_policy is not None:
+        payload["training_time_params"] = params(entry.training_time_policy)
+        payload["training_time_delay"] = entry.training_time_policy.max_simulated_delay
+    return payload
 
 
 def level_payload(entry: sweep_grid.LevelEntry) -> dict[str, Any]:
@@ -58,7 +70,16 @@ def _cached(identity: str, ref_box: list, build):
 def _build_policy(payload: dict[str, Any]):
     from rtc.io.checkpoints import policy_from_pure_dict
 
-    return policy_from_pure_dict(payload["params"], source="ray payload")
+    policy = policy_from_pure_dict(payload["params"], source="ray payload")
+    policy.max_simulated_delay = payload.get("max_simulated_delay")
+    weak = payload.get("weak_params")
+    weak_policy = None if weak is None else policy_from_pure_dict(weak, source="ray payload (weak policy)")
+    trained = payload.get("training_time_params")
+    training_time = None
+    if trained is not None:
+        training_time = policy_from_pure_dict(trained, source="ray payload (training-time RTC policy)")
+        training_time.max_simulated_delay = payload.get("training_time_delay")
+    return policy, weak_policy, training_time
 
 
 def _build_level(payload: dict[str, Any]) -> levels.Level:
@@ -79,9 +100,14 @@ def evaluate_remote(
         pipeline.enable_compilation_cache()
         _WORKER_CACHE["setup"] = True
     key = dict(task.key)
-    policy = _cached("policy:" + key["policy_fingerprint"], policy_box, _build_policy)
+    trained = task.point.method in methods.TRAINING_TIME_METHODS
+    # keyed by the weights the task runs on (the worker's cache outlives one sweep)
+    identity = f"policies:{key['policy_fingerprint']}:{key.get('bid_weak_fingerprint')}:{trained}"
+    policy, weak_policy, training_time = _cached(identity, policy_box, _build_policy)
+    if trained and training_time is not None:
+        policy = training_time
     level = _cached("level:" + key["level_sha256"], level_box, _build_level)
-    return sweep_grid.evaluate(policy, level, task.level, task.point)
+    return sweep_grid.evaluate(policy, level, task.level, task.point, weak_policy=weak_policy)
 
 
 DEFAULT_TIMEOUT_S = 15.0  # how long joining a cluster may take before the sweep gives up (--ray-timeout)

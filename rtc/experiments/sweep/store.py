@@ -100,6 +100,8 @@ KEY_FIELDS: tuple[str, ...] = (
     "action_noise",
     "max_guidance_weight",
 )
+# Keyed only where set (BID with the forward term), so every other point keeps the id it had before they existed.
+FORWARD_KEY_FIELDS: tuple[str, ...] = ("bid_k", "bid_weak_fingerprint")
 COLUMNS: tuple[str, ...] = (
     "level",
     "method",
@@ -118,6 +120,7 @@ COLUMNS: tuple[str, ...] = (
     "point_id",
     "backend",
     "seconds",
+    *FORWARD_KEY_FIELDS,  # empty except for bid_forward; absent from files written before they existed
 )
 
 
@@ -125,8 +128,15 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def point_key(policy_fingerprint: str, level_sha256: str, point: rollout.RolloutSettings) -> dict[str, Any]:
-    """Everything that determines a point's numbers (``KEY_FIELDS``)."""
+def point_key(
+    policy_fingerprint: str,
+    level_sha256: str,
+    point: rollout.RolloutSettings,
+    weak_fingerprint: str | None = None,
+) -> dict[str, Any]:
+    """Everything that determines a point's numbers (``KEY_FIELDS``; for ``bid_forward`` also ``bid_k`` and the weak
+    policy's fingerprint)."""
+    forward = point.method == "bid_forward"
     return {
         "policy_fingerprint": policy_fingerprint,
         "level_sha256": level_sha256,
@@ -140,12 +150,16 @@ def point_key(policy_fingerprint: str, level_sha256: str, point: rollout.Rollout
         "seed": int(point.seed),
         "action_noise": float(point.action_noise),
         "max_guidance_weight": float(point.max_guidance_weight),
+        "bid_k": int(point.bid_k) if forward else None,
+        "bid_weak_fingerprint": weak_fingerprint if forward else None,
     }
 
 
 def point_id(key: Mapping[str, Any]) -> str:
     """A short stable hash of a point key."""
-    text = json.dumps({name: key[name] for name in KEY_FIELDS}, sort_keys=True)
+    fields = {name: key[name] for name in KEY_FIELDS}
+    fields.update({name: key[name] for name in FORWARD_KEY_FIELDS if key.get(name) is not None})
+    text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -249,7 +263,7 @@ _EPISODE_DTYPES = {
 
 
 # Columns added after stores were first written: an older store reads with them undefined (NaN).
-_ADDED_COLUMNS = ("truncated",)
+_ADDED_COLUMNS = ("truncated", *FORWARD_KEY_FIELDS)
 
 
 def _read_parquet(path: Path, columns: Sequence[str], what: str):
@@ -378,8 +392,10 @@ def _stored_identity(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, 
         defining[name] = values[0] if len(values) == 1 else values
     levels: dict[str, dict[str, str]] = {}
     for row in rows:
-        levels.setdefault(row["level"], {"policy_fingerprint": row["policy_fingerprint"]})
-        levels[row["level"]]["level_sha256"] = row["level_sha256"]
+        identity = levels.setdefault(row["level"], {})
+        if row["method"] != "training_time_rtc":  # that one runs on the run's training-time twin
+            identity.setdefault("policy_fingerprint", row["policy_fingerprint"])
+        identity["level_sha256"] = row["level_sha256"]
     return defining, levels
 
 
