@@ -19,6 +19,7 @@ from rtc.errors import RTCError
 from rtc.experiments import analysis, pipeline
 from rtc.io import level_prep, levels, roots, traces
 from rtc.io.checkpoints import RunInfo, load_policy
+from rtc.numerics import seeds
 from rtc.numerics.model import FlowPolicy
 from rtc.report import render
 
@@ -175,6 +176,21 @@ def seed_runs(
     result = inspection(checkpoint, checkpoint_mtime, level_path, settings)
     policy_ = policy(checkpoint, checkpoint_mtime)
     return analysis.seeds_for_inspection(policy_, result, count, batch_index, jacobian_free)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def seed_behaviours(
+    checkpoint: str,
+    checkpoint_mtime: float,
+    level_path: str,
+    settings: tuple,
+    count: int,
+    batch_index: int,
+    jacobian_free: bool = False,
+) -> dict:
+    """``seeds.behaviour_membership`` of ``seed_runs`` (clustering the plain samples once per selection)."""
+    runs = seed_runs(checkpoint, checkpoint_mtime, level_path, settings, count, batch_index, jacobian_free)
+    return seeds.behaviour_membership(runs)
 
 
 @st.cache_data(ttl=30, show_spinner=False)

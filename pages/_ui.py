@@ -158,9 +158,17 @@ SUMMARY_METRICS: dict[str, SummaryMetric] = {
         SummaryMetric(
             "Guidance effect",
             "guidance_effect",
-            "1 − (weighted prefix error of RTC) / (weighted prefix error of plain sampling from the same noise), "
-            "both averaged over the batch: 1 = RTC met the previous chunk on the guided prefix, 0 = no better "
-            "than plain sampling.",
+            "Per sample 1 − (weighted prefix error of RTC) / (weighted prefix error of plain sampling from the same "
+            "noise); shown: the median over the batch with its distribution-free 95 % interval (order statistics) "
+            "and n (samples whose plain error is 0 are undefined and left out). 1 = RTC met the previous chunk on "
+            "the guided prefix, 0 = no better than plain sampling.",
+        ),
+        SummaryMetric(
+            "Guidance cost",
+            "guidance_cost",
+            "What guidance cost: per sample the mean distance per action ‖RTC_i − plain_i‖ over i ≥ d (outside the "
+            "frozen prefix) to the plain sample from the same noise at this observation; shown: the median over the "
+            "batch with its 95 % interval and n. A high effect bought with a large w_max shows here.",
         ),
         SummaryMetric(
             "Prefix error",
@@ -204,12 +212,22 @@ def number(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def interval_text(summary: Mapping[str, Any], key: str) -> str:
+    """``95 % [low, high], n = N`` of an estimate in a summary (``metrics.MedianEstimate.fields``)."""
+    n = summary[f"{key}_n"]
+    if summary.get(f"{key}_low") is None:
+        return f"n = {n}: too few for a 95 % interval"
+    return f"95 % [{summary[f'{key}_low']:.3f}, {summary[f'{key}_high']:.3f}], n = {n}"
+
+
 def summary_metrics(keys: Sequence[str], summary: Mapping[str, Any]) -> None:
-    """``SUMMARY_METRICS[key]`` for each of ``keys``, side by side."""
+    """``SUMMARY_METRICS[key]`` for each of ``keys``, side by side (an estimate with its interval and n)."""
     for slot, key in zip(st.columns(len(keys)), keys, strict=True):
         metric = SUMMARY_METRICS[key]
         beside = {}
-        if metric.beside is not None and metric.beside[1] in summary:
+        if f"{key}_n" in summary:
+            beside = {"delta": interval_text(summary, key), "delta_color": "off", "delta_arrow": "off"}
+        elif metric.beside is not None and metric.beside[1] in summary:
             label, other = metric.beside
             beside = {"delta": f"{label}: {number(summary[other])}", "delta_color": "off", "delta_arrow": "off"}
         slot.metric(metric.label, number(summary.get(key)), help=metric.help, **beside)

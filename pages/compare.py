@@ -13,6 +13,8 @@ from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, NO_CORRECTIO
 
 COLUMNS = {
     "label": "what it is",
+    "guidance_effect": "guidance effect vs naive, median [95 % CI]",
+    "guidance_cost": "guidance cost vs naive, median [95 % CI]",
     "weighted_prefix_error": "weighted prefix error",
     "boundary_jump": "jump at d",
     "frozen_max_deviation": "max deviation on frozen actions",
@@ -23,9 +25,29 @@ COLUMNS = {
 UNDEFINED = "—"
 
 
+def _estimate(row: Mapping[str, Any], key: str) -> str:
+    """``median [low, high] (n = N)`` of a ``metrics.MedianEstimate.fields`` entry of a row; "—" where undefined."""
+    if row.get(key) is None:
+        return f"{UNDEFINED} (n = {row.get(f'{key}_n', 0)})"
+    interval = "" if row[f"{key}_low"] is None else f" [{row[f'{key}_low']:.3f}, {row[f'{key}_high']:.3f}]"
+    return f"{row[key]:.3f}{interval} (n = {row[f'{key}_n']})"
+
+
+ESTIMATES = ("guidance_effect", "guidance_cost")
+
+
 def table(comparison: analysis.MethodComparison) -> pd.DataFrame:
-    """One row per method with readable column names; the jump is "—" where it is undefined."""
-    frame = pd.DataFrame(comparison.rows)
+    """One row per method with readable column names; the jump is "—" where it is undefined; the guidance effect
+    and cost as median [95 % interval] (n)."""
+    rows = [
+        {
+            "method": row["method"],
+            **{key: _estimate(row, key) for key in ESTIMATES if key in row},
+            **{k: v for k, v in row.items() if not k.startswith(ESTIMATES)},
+        }
+        for row in comparison.rows
+    ]
+    frame = pd.DataFrame(rows)
     frame.insert(1, "label", [METHOD_LABELS.get(m, m) for m in frame["method"]])
     frame["ms_per_chunk"] = frame.pop("seconds_per_chunk") * 1e3
     if comparison.jump_reason is not None:
@@ -53,6 +75,9 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
     st.subheader("Scores", help="Averaged over the batch; lower is closer to the previous chunk.")
     d = comparison.inference_delay
     st.caption(
+        "Guidance effect: per sample 1 − (weighted prefix error) / (naive's, same noise), median over the batch "
+        "with its distribution-free 95 % interval and n; guidance cost: per sample mean ‖chunk_i − naive_i‖ over "
+        "i ≥ d, summarised alike. "
         "Weighted prefix error: Σ_h W_h ‖chunk_h − previous_h‖ with exp weights (every method scored alike); "
         f"jump at d = {d}: ‖chunk[d] − e‖, e the last action executed before the switch; distances: ‖chunk − naive‖ "
         "and ‖chunk − RTC (exp)‖ over the whole chunk; wall time: median of 5 timed runs per method in this "

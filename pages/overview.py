@@ -17,13 +17,13 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> None:
     picture, numbers = st.columns([1, 3])
     picture_slot = picture.empty()  # filled last: the first render of a level takes a second or two
     with numbers:
-        shown = ("guidance_effect", "weighted_prefix_error_rtc", "final_action_difference", "mean_abs_correction")
+        shown = ("guidance_effect", "guidance_cost", "weighted_prefix_error_rtc", "mean_abs_correction")
         _ui.summary_metrics((*shown, "boundary_jump_rtc"), summary)
         reason = metrics.boundary_jump_reason(
             settings.inference_delay,
-            context.limits.chunk_size - settings.execute_horizon,
+            metrics.prev_valid_of(result.tracked),
             context.limits.chunk_size,
-            has_last_executed=True,
+            has_last_executed=result.last_executed_action is not None,
         )
         if reason:
             st.caption(f"Jump at d: — because {reason}.")

@@ -25,39 +25,32 @@ def _mean_interval(values: np.ndarray) -> str:
 LABELS = {"plain": "plain sampling", "rtc": "RTC", seeds.JACOBIAN_FREE: "RTC Jacobian-free"}
 
 
-def _median_iqr(values: np.ndarray) -> str:
-    finite = np.asarray(values, float)[np.isfinite(values)]
-    q25, median, q75 = np.percentile(finite, [25, 50, 75]) if finite.size else (np.nan,) * 3
-    return f"{median:.3f} [{q25:.3f}, {q75:.3f}]"
-
-
-def _effect_table(effects: Mapping[str, Any]) -> pd.DataFrame:
+def _effect_table(effects: Mapping[str, Any], membership: Mapping[str, Any]) -> pd.DataFrame:
     names = effects.get("names", ("plain", "rtc"))
-    rows = [{"quantity": "guidance effect, median [IQR]", "value": _median_iqr(effects["effect"])}]
-    if f"effect_{seeds.JACOBIAN_FREE}" in effects:
+    rows = []
+    for key in names[1:]:
+        suffix = "" if key == "rtc" else f"_{key}"
+        label = "" if key == "rtc" else f", {LABELS[key]}"
         rows.append(
-            {
-                "quantity": "guidance effect, RTC Jacobian-free, median [IQR]",
-                "value": _median_iqr(effects[f"effect_{seeds.JACOBIAN_FREE}"]),
-            }
+            {"quantity": f"guidance effect{label}, median [95 % CI]", "value": effects[f"effect{suffix}"].text()}
         )
+        rows.append({"quantity": f"guidance cost{label}, median [95 % CI]", "value": effects[f"cost{suffix}"].text()})
+    if membership["reason"] is None:
+        rows.append({"quantity": "behaviours among the plain samples", "value": str(membership["behaviours"])})
+        rows += [
+            {
+                "quantity": f"share of {LABELS[key]} samples in the previous chunk's behaviour [95 % Wilson]",
+                "value": f"{membership[f'stay_{key}']:.2f} [{membership[f'stay_{key}_low']:.2f}, "
+                f"{membership[f'stay_{key}_high']:.2f}] (n = {membership[f'stay_{key}_n']})",
+            }
+            for key in names
+        ]
     rows += [
-        *(
-            {
-                "quantity": f"share of seeds where {LABELS[key]} left the previous chunk's behaviour [95 % Wilson]",
-                "value": f"{effects[f'left_{key}']:.2f} [{effects[f'left_{key}_low']:.2f}, "
-                f"{effects[f'left_{key}_high']:.2f}]",
-            }
-            for key in names
-        ),
-        {"quantity": "threshold on the prefix distance", "value": f"{effects['threshold']:.3f}"},
-        *(
-            {
-                "quantity": f"boundary jump, {LABELS[key]}, mean [95 % CI]",
-                "value": _mean_interval(effects[f"jump_{key}"]),
-            }
-            for key in names
-        ),
+        {
+            "quantity": f"boundary jump, {LABELS[key]}, mean [95 % CI]",
+            "value": _mean_interval(effects[f"jump_{key}"]),
+        }
+        for key in names
     ]
     return pd.DataFrame(rows).set_index("quantity")
 
@@ -86,13 +79,18 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         runs = _data.seed_runs(*_ui.cache_args(context), int(count), view.look.batch_index, jacobian_free)
     extras = {"seeds": runs}
     effects = seeds.guidance_effects(runs)
+    membership = _data.seed_behaviours(*_ui.cache_args(context), int(count), view.batch_index, jacobian_free)
     st.subheader(f"How much guidance did, over {effects['seeds']} seeds")
-    st.dataframe(_effect_table(effects), key="seeds_effects")
+    if membership["reason"] is not None:
+        st.info(f"No behaviour share: {membership['reason']}.", icon=":material/info:")
+    st.dataframe(_effect_table(effects, membership), key="seeds_effects")
     st.caption(
-        "Guidance effect = 1 − Σ_h W_h‖RTC_h − prev_h‖ / Σ_h W_h‖plain_h − prev_h‖ per seed (same noise). "
-        "A sample left the previous chunk's behaviour when its mean distance per guided action, "
-        "Σ_h W_h‖a_h − prev_h‖ / Σ_h W_h, exceeds half the median of that distance between two plain samples: "
-        "it is then nearer to a typical other draw of the policy than to the previous chunk."
+        "Guidance effect = 1 − Σ_h W_h‖RTC_h − prev_h‖ / Σ_h W_h‖plain_h − prev_h‖ per seed (same noise), "
+        "summarised as the median with its distribution-free 95 % interval (order statistics) and n; guidance cost "
+        "= mean ‖RTC_i − plain_i‖ over i ≥ d per seed, summarised alike. Behaviours: k-means clusters of the plain "
+        "samples on the indices where the previous chunk holds planned actions, their number chosen by the gap "
+        "statistic; each sample belongs to the behaviour whose centre is nearest, and the share counts the samples "
+        "in the previous chunk's behaviour (Wilson 95 % interval). With one behaviour there is no share."
     )
     _ui.show_page_content("seeds", context, result, extras)
     return extras

@@ -4,7 +4,7 @@
         [--config.step -1] [--config.num-flow-steps 20] [--config.inference-delay D]
         [--config.execute-horizon S] [--config.max-guidance-weight 5.0]
         [--config.prefix-attention-schedule exp|linear|ones|zeros] [--config.action-dim-indices 0 1 2]
-        [--config.batch-size 1] [--situation same-observation|protocol] [--preset tracking-doc]
+        [--config.batch-size 16] [--situation same-observation|protocol] [--preset tracking-doc]
         [--output-dir rtc_plots] [--seed 0]
     python examples/visualize_flow_matching.py --trace FILE [--output-dir rtc_plots] [--config.action-dim-indices 0 1 2]
 
@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"Saved {len(summary['files'])} files to {args.output_dir}/ in {summary['seconds']} s")
     for name, value in summary["metrics"].items():
-        print(f"  {name:32s} {'undefined' if value is None else f'{value:.4f}'}")
+        shown = "undefined" if value is None else str(value) if isinstance(value, int) else f"{value:.4f}"
+        print(f"  {name:32s} {shown}")
     return 0
 
 

@@ -36,6 +36,8 @@ class MethodComparison:
     bid_samples: int
     rows: list[dict[str, Any]]
     jump_reason: str | None = None  # why the jump at d is undefined ("—" in the table); None when defined
+    prev_valid: int | None = None  # planned actions in the previous chunk (H in the first block); None: p
+    execute_horizon: int | None = None  # s: the chunk runs d <= i < s; None: not known
 
     @property
     def weights(self) -> np.ndarray:
@@ -89,9 +91,14 @@ def compare_inspection(
     chunks = methods.compare_methods(policy, inputs, chosen)
     seconds = methods.time_methods(policy, inputs, chosen, repeats=timing_repeats) if timing_repeats > 0 else None
     last = inspection.last_executed_action
-    rows = methods.comparison_table(chunks, prev, delay, prefix, last_executed=last, seconds_per_chunk=seconds)
-    reason = metrics.boundary_jump_reason(delay, prefix, prev.shape[-2], last is not None)
-    return MethodComparison(chunks, prev, delay, prefix, bid_samples, rows, reason)
+    valid = metrics.prev_valid_of(inspection.tracked)
+    rows = methods.comparison_table(
+        chunks, prev, delay, prefix, last_executed=last, seconds_per_chunk=seconds, prev_valid=valid
+    )
+    reason = metrics.boundary_jump_reason(delay, valid, prev.shape[-2], last is not None)
+    execute = inspection.tracked.get("execute_horizon")
+    execute = None if execute is None else int(execute)
+    return MethodComparison(chunks, prev, delay, prefix, bid_samples, rows, reason, valid, execute)
 
 
 def seeds_for_inspection(
@@ -116,4 +123,5 @@ def seeds_for_inspection(
         list(range(first, first + count)),
         settings.num_flow_steps,
         jacobian_free,
+        prev_valid=metrics.prev_valid_of(inspection.tracked),
     )

@@ -36,14 +36,17 @@ class Inspection:
     obs: np.ndarray
     first_chunk: np.ndarray
     warnings: tuple[str, ...]
-    last_executed: np.ndarray | None = None  # [B, A]; None: the first chunk's (s - 1)-th action
+    last_executed: np.ndarray | None = None  # [B, A]; None: from the situation (see last_executed_action)
 
     @property
     def last_executed_action(self) -> np.ndarray | None:
         """The action executed just before the new chunk starts ``[B, A]``: the first chunk's ``s - 1``-th in
-        the open-loop situations, or the one given (a rollout block); ``None`` when nothing ran before."""
+        the protocol situation, or the one given (a rollout block); ``None`` when nothing ran before (the
+        same-observation situation, the paper's first block)."""
         if self.last_executed is not None:
             return None if self.last_executed.size == 0 else self.last_executed
+        if self.settings.situation == "same-observation":
+            return None
         last = self.first_chunk[:, self.settings.execute_horizon - 1]
         return np.broadcast_to(last, (self.obs.shape[0], last.shape[-1]))
 
@@ -62,9 +65,9 @@ class Inspection:
         return protocol.SITUATIONS[self.settings.situation]
 
     def arrays(self, **meta: Any) -> dict[str, np.ndarray]:
-        """Everything as RTC trace format 1 (``rtc.io.traces``): ``rtc/<key>`` (with ``prev_valid``, H - s here, and
-        ``last_executed`` when known), ``plain/<key>``, ``obs``, ``first_chunk`` and the JSON ``meta`` (``meta``
-        adds to it)."""
+        """Everything as RTC trace format 1 (``rtc.io.traces``): ``rtc/<key>`` (with ``prev_valid``: H in the
+        same-observation situation, H - s in the protocol's; ``execute_horizon``; ``last_executed`` when known),
+        ``plain/<key>``, ``obs``, ``first_chunk`` and the JSON ``meta`` (``meta`` adds to it)."""
         tracked = {**self.tracked, "prev_valid": np.asarray(metrics.prev_valid_of(self.tracked), np.int32)}
         if self.last_executed_action is not None:
             tracked["last_executed"] = np.ascontiguousarray(self.last_executed_action)
@@ -105,6 +108,11 @@ def inspect(policy: FlowPolicy, level: levels.Level, settings: RTCSettings) -> I
         )
         arrays = _sample_situation(policy, situation, sample_rng, settings)
     arrays = jax.tree.map(np.asarray, arrays)
+    horizon = policy.action_chunk_size
+    arrays["tracked"] |= {
+        "prev_valid": np.asarray(protocol.situation_prev_valid(settings.situation, settings.execute_horizon, horizon)),
+        "execute_horizon": np.asarray(settings.execute_horizon),
+    }
     return Inspection(settings=settings, warnings=tuple(warnings), **arrays)
 
 

@@ -3,7 +3,9 @@
 Per chunk, with inference delay ``d`` and execute horizon ``s`` (``d <= s <= H``): the new chunk is
 sampled from the observation at the chunk start; the executed actions are ``prev[:d]`` then
 ``new[d:s]``; the next call's previous chunk is ``new[s:]`` padded with zeros to ``H``, and its
-prefix attention horizon is ``H - s``. The first chunk comes from plain sampling.
+prefix attention horizon is ``H - s``. The first chunk comes from plain sampling at the reset observation,
+and the first block runs the method at that same observation with the first chunk as the previous chunk,
+unshifted (all ``H`` actions planned; index i of both chunks is the same time step).
 
 The open-loop inspections look at one RTC call in one of the ``SITUATIONS``: what the sampler is given
 (an observation and a previous chunk) without running a whole episode.
@@ -32,6 +34,12 @@ from rtc.numerics.model import FlowPolicy
 def prefix_attention_horizon(execute_horizon: int, chunk_size: int) -> int:
     """The paper's choice ``p = H - s``: guide the part of the previous chunk that is still unexecuted."""
     return chunk_size - execute_horizon
+
+
+def situation_prev_valid(name: str, execute_horizon: int, chunk_size: int) -> int:
+    """Planned actions in the previous chunk of situation ``name``: all ``H`` in the same-observation situation
+    (the first chunk, unshifted), ``H - s`` in the protocol's (the rest is zero padding)."""
+    return int(chunk_size) if check_situation(name) == "same-observation" else int(chunk_size) - int(execute_horizon)
 
 
 def next_prev_chunk(chunk: jax.Array, execute_horizon: int | jax.Array) -> jax.Array:
@@ -92,7 +100,7 @@ class Situation:
     """What the sampler is given for one open-loop RTC call, and how it came about."""
 
     obs: jax.Array  # [B, obs_dim], the observation the new chunk is sampled at
-    prev_action_chunk: jax.Array  # [B, H, A], first chunk[s:] zero-padded
+    prev_action_chunk: jax.Array  # [B, H, A]: the first chunk (same-observation) or its [s:] zero-padded (protocol)
     first_chunk: jax.Array  # [1, H, A], the plain sample at the reset observation
     reset_obs: jax.Array  # [obs_dim]
     env_state: Any  # the environment state the new chunk starts from (None when nothing was executed)
@@ -108,13 +116,15 @@ def make_situation(
     rng: jax.Array,
     batch_size: int = 1,
 ) -> Situation:
-    """The situation called ``name`` (one of ``SITUATIONS``): reset ``level``, sample the first chunk plainly at
-    the reset observation (from ``rng``), and take its ``new[s:]``, zero-padded, as the previous chunk.
+    """The situation called ``name`` (one of ``SITUATIONS``): reset ``level`` and sample the first chunk plainly at
+    the reset observation (from ``rng``).
 
-    ``protocol``: execute the first ``s`` actions; the new chunk is sampled at the observation after them.
-    ``same-observation``: nothing is executed (no environment step runs); the new chunk is sampled at the reset
-    observation. Every batch element shares the observation and previous chunk, so a batch shows how the
-    sampler's output varies with its noise alone.
+    ``same-observation`` (the paper's first block): nothing is executed (no environment step runs); the new chunk
+    is sampled at the reset observation with the first chunk, unshifted, as the previous chunk (``prev_valid = H``).
+    ``protocol`` (a later block): execute the first ``s`` actions; the new chunk is sampled at the observation
+    after them, with the first chunk's ``new[s:]``, zero-padded, as the previous chunk (``prev_valid = H - s``).
+    Every batch element shares the observation and previous chunk, so a batch shows how the sampler's output varies
+    with its noise alone.
     """
     execute = check_situation(name) == "protocol"
     levels.check_obs_dim(level, policy.obs_dim)
@@ -149,9 +159,9 @@ def _after_first_chunk(
     batch_size: int,
     name: str,
 ) -> Situation:
-    """The situation once the first chunk is known: its ``new[s:]``, zero-padded, as every batch element's
-    previous chunk, and ``obs`` as every element's observation."""
-    prev = next_prev_chunk(first_chunk, execute_horizon)
+    """The situation once the first chunk is known: as every batch element's previous chunk the first chunk itself
+    (same-observation) or its ``new[s:]``, zero-padded (protocol), and ``obs`` as every element's observation."""
+    prev = first_chunk if name == "same-observation" else next_prev_chunk(first_chunk, execute_horizon)
     return Situation(
         obs=jnp.broadcast_to(obs, (batch_size, obs.shape[-1])),
         prev_action_chunk=jnp.broadcast_to(prev, (batch_size, *prev.shape[1:])),

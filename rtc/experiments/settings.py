@@ -47,12 +47,14 @@ def default_timing(chunk_size: int) -> tuple[int, int]:
 # The situations an open-loop inspection can put the sampler in, with the one sentence that labels each.
 SITUATIONS: dict[str, str] = {
     "same-observation": (
-        "Mode switch: the previous chunk is a plain sample from another seed at the same observation, "
-        "shifted by s; a multimodal policy's next plain sample may pick another behaviour, RTC should keep it."
+        "The paper's first block: the previous chunk is a plain sample (other noise) at the same observation, "
+        "unshifted (index i of both chunks is the same time step; all H actions planned, none executed yet); a "
+        "multimodal policy's next plain sample may pick another behaviour, RTC should keep it."
     ),
     "protocol": (
-        "Second chunk: the first chunk's first s actions were executed open loop (no action noise) from the "
-        "level's reset, and the new chunk is sampled at the observation reached, as rollouts and sweeps do."
+        "Second block: the first chunk's first s actions were executed open loop (no action noise) from the "
+        "level's reset, and the new chunk is sampled at the observation reached, against the first chunk's "
+        "remaining H − s actions shifted to the front and zero-padded, as later blocks of rollouts and sweeps do."
     ),
 }
 DEFAULT_SITUATION = "same-observation"
@@ -172,7 +174,7 @@ class RTCSettings:
     max_guidance_weight: float = setting(5.0, MAX_WEIGHT)
     seed: int = setting(0, SEED)
     batch_size: int = setting(
-        1,
+        16,
         Spec(
             "Batch size",
             "Samples drawn from different noise for the same situation.",

@@ -46,19 +46,21 @@ PAPER_LEVELS_IN_KINETIX = (
     "mjc_walker",
 )
 # Of those, two are other levels in kinetix-env 3.0.2 than in the paper's set (different bodies and roles):
-# reset observations differ from the paper stack's in this many of the 679 entries. The paper's files are
-# not redistributed here; a paper run's policies for them need the paper's level folder in RTC_LEVEL_DIRS.
+# reset observations differ from the paper stack's in this many of the 679 entries. ``worlds/l`` holds the
+# paper's files for these two (MIT, see worlds/NOTICE), so every project level resets as in the paper.
 KINETIX_DIFFERS_FROM_PAPER: dict[str, int] = {"car_launch": 23, "chain_lander": 6}
+# The levels ``worlds/l`` copies from kinetix-env (``export_worlds``); the others are the paper's files.
+KINETIX_COPIES = tuple(name for name in PAPER_LEVELS_IN_KINETIX if name not in KINETIX_DIFFERS_FROM_PAPER)
 
 
 def paper_level_note(key: str, path: Path | None = None) -> str | None:
     """A one-line warning when ``key``'s level file is kinetix-env's version of a level the paper defines
-    differently (``path``: the file used; a file from another folder, e.g. the paper's own set, gets none)."""
+    differently (``path``: the file used; ``None`` or a file from another folder, e.g. ``worlds/l`` or the
+    paper's own set, gets none)."""
     name = key.removeprefix("worlds_l_")
-    if name not in KINETIX_DIFFERS_FROM_PAPER:
+    if name not in KINETIX_DIFFERS_FROM_PAPER or path is None:
         return None
-    ours = {(PROJECT_WORLDS / "l").resolve(), kinetix_levels_folder().resolve()}
-    if path is not None and path.resolve().parent not in ours:
+    if path.resolve().parent != kinetix_levels_folder().resolve():
         return None
     return (
         f"{name}.json here is kinetix-env's version, a different level from the paper's "
@@ -341,10 +343,9 @@ def resolve_level_path(level: str | Path) -> Path:
     return PROJECT_ROOT / path
 
 
-def export_worlds(
-    destination: Path = PROJECT_WORLDS / "l", names: tuple[str, ...] = PAPER_LEVELS_IN_KINETIX
-) -> list[Path]:
-    """Copy the paper's levels that kinetix-env ships into ``destination`` (how ``worlds/l`` was made)."""
+def export_worlds(destination: Path = PROJECT_WORLDS / "l", names: tuple[str, ...] = KINETIX_COPIES) -> list[Path]:
+    """Copy the paper's levels that kinetix-env ships as the paper has them into ``destination`` (how ``worlds/l``
+    got them; the other six there are the paper's own files)."""
     destination.mkdir(parents=True, exist_ok=True)
     written = []
     for name in names:

@@ -10,8 +10,10 @@ noise); ``v_t`` is the velocity *before* guidance; ``x_1_pred = x_t + (1 - t) v_
 - ``rtc/time``, ``rtc/guidance_weight`` ``[n]``; ``rtc/prefix_weights`` ``[H]``
 - ``rtc/action``, ``rtc/prev_action_chunk`` ``[B, H, A]`` (the previous chunk zero-padded to ``H``)
 - ``rtc/inference_delay``, ``rtc/prefix_attention_horizon``, ``rtc/prev_valid`` (real planned actions in the
-  previous chunk; the rest is padding, never measured against) 0-d integers; ``rtc/last_executed`` ``[B, A]``
-  (optional: the action executed just before the chunk takes over, for the boundary jump at ``d = 0``)
+  previous chunk; the rest is padding, never measured against) 0-d integers; ``rtc/execute_horizon`` (optional
+  0-d integer ``s``: the new chunk runs ``d <= i < s`` before the next takes over; absent where not known, e.g.
+  LeRobot's); ``rtc/last_executed`` ``[B, A]`` (optional: the action executed just before the chunk takes over,
+  for the boundary jump at ``d = 0``)
 - ``plain/x_t``, ``plain/v_t``, ``plain/x_1_pred`` ``[n, B, H, A]``, ``plain/time`` ``[n]``, ``plain/action``
   ``[B, H, A]``: an unguided sample (optional; the only sample of a first chunk, which has no RTC)
 - further numeric ``rtc/<key>``/``plain/<key>`` arrays (e.g. a rollout block's ``chunk_start``) are carried as is
@@ -61,8 +63,8 @@ RTC_REQUIRED = (
     "inference_delay",
     "prefix_attention_horizon",
 )
-RTC_OPTIONAL = ("applied", "prev_valid", "last_executed")
-INT_KEYS = ("inference_delay", "prefix_attention_horizon", "prev_valid")
+RTC_OPTIONAL = ("applied", "prev_valid", "last_executed", "execute_horizon")
+INT_KEYS = ("inference_delay", "prefix_attention_horizon", "prev_valid", "execute_horizon")
 TOP_LEVEL = ("obs", "first_chunk", "meta")
 
 TRACE_JACOBIAN_FREE_NOTE = (

@@ -458,6 +458,7 @@ def comparison_table(
     last_executed: np.ndarray | None = None,
     reference_method: str = REFERENCE_METHOD,
     seconds_per_chunk: Mapping[str, float] | None = None,
+    prev_valid: int | None = None,
 ) -> list[dict[str, Any]]:
     """One row per method, averaged over the batch.
 
@@ -467,9 +468,13 @@ def comparison_table(
     ``frozen_max_deviation``: ``metrics.frozen_max_deviation`` over the real frozen actions (NaN if none);
     ``distance_to_plain`` / ``distance_to_rtc``: L2 distance of the whole chunk to ``chunks[plain_method]`` /
     ``chunks[reference_method]`` (RTC, exp schedule), NaN if absent; ``seconds_per_chunk``: the method's
-    measured wall time (``time_methods``), NaN if not given.
-    The previous chunk holds ``prefix_attention_horizon`` real planned actions (the protocol's ``H - s``);
-    ``last_executed`` ``[B, A]`` is the action run just before the chunk starts (for the jump at d = 0).
+    measured wall time (``time_methods``), NaN if not given; ``guidance_effect`` (with ``_low``, ``_high``, ``_n``,
+    ``_excluded``): ``metrics.guidance_effect`` of the method's prefix errors against ``chunks[plain_method]``'s
+    from the same noise; ``guidance_cost`` (same fields): ``metrics.guidance_cost`` against it (both absent
+    without the plain method).
+    The previous chunk holds ``prev_valid`` real planned actions (``H`` in the paper's first block; default the
+    protocol's ``H - s`` = ``prefix_attention_horizon``); ``last_executed`` ``[B, A]`` is the action run just
+    before the chunk starts (for the jump at d = 0).
     """
     prev = np.asarray(prev_chunk)
     horizon = prev.shape[-2]
@@ -484,8 +489,15 @@ def comparison_table(
     rows = []
     for method, chunk in chunks.items():
         chunk = np.asarray(chunk)
-        d, valid = int(inference_delay), int(prefix_attention_horizon)
+        d = int(inference_delay)
+        valid = int(prefix_attention_horizon if prev_valid is None else prev_valid)
         jump = metrics.mean_defined(metrics.boundary_jump(chunk, prev, d, valid, last_executed))
+        scores = {}
+        if plain_method in chunks:
+            plain = np.asarray(chunks[plain_method])
+            errors = (metrics.weighted_prefix_error(c, prev, weights) for c in (chunk, plain))
+            scores = metrics.guidance_effect(*errors).fields("guidance_effect")
+            scores |= metrics.guidance_cost(chunk, plain, d).fields("guidance_cost")
         rows.append(
             {
                 "method": method,
@@ -495,6 +507,7 @@ def comparison_table(
                 "distance_to_plain": distance_to(chunk, chunks.get(plain_method)),
                 "distance_to_rtc": distance_to(chunk, chunks.get(reference_method)),
                 "seconds_per_chunk": float(timings.get(method, float("nan"))),
+                **scores,
             }
         )
     return rows

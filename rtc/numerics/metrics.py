@@ -6,8 +6,10 @@ element and ``None`` once summarised (``null`` in JSON, "—" in the app), never
 against the previous chunk's zero padding:
 
 - ``prev_valid`` is how many leading entries of the previous chunk are real planned actions. In the
-  paper's protocol the previous chunk is ``new[s:]`` zero-padded to ``H``, so ``prev_valid = H - s``
-  (the prefix attention horizon); entries from ``prev_valid`` on are padding.
+  paper's protocol the previous chunk of a later block is ``new[s:]`` zero-padded to ``H``, so
+  ``prev_valid = H - s`` (the prefix attention horizon); entries from ``prev_valid`` on are padding. In the
+  first block (the same-observation situation) the previous chunk is the plain first chunk, unshifted:
+  ``prev_valid = H``.
 - **Boundary jump** ``||new[d] - e||``, where ``e`` is the last action executed before the new chunk
   takes over: ``prev[d - 1]`` for ``d >= 1``; for ``d = 0`` the previous chunk's last executed action
   (which the previous chunk itself does not hold: pass it as ``last_executed``). Undefined where ``e``
@@ -15,10 +17,17 @@ against the previous chunk's zero padding:
   and where no new action is executed (``d >= H``).
 - **Frozen max deviation** ``max |new[i] - prev[i]|`` over the frozen actions that are real planned
   actions, ``i < min(d, prev_valid)``; undefined when there is none.
+- **Guidance effect** per sample ``1 - e_rtc / e_plain`` with ``e`` the weighted prefix error of the RTC sample
+  and of the plain sample from the same noise (undefined where ``e_plain = 0``: excluded and counted); summarised
+  by ``median_interval`` (the median with its distribution-free 95 % interval and the count).
+- **Guidance cost** per sample: the mean distance per action ``||rtc_i - plain_i||`` over ``i >= d`` (outside the
+  frozen prefix) between the RTC sample and the plain sample from the same noise: how far guidance moved the chunk
+  from what the policy samples unguided at that observation; summarised by ``median_interval`` too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -44,7 +53,7 @@ def boundary_jump_reason(
     if d >= 1 and d - 1 >= valid:
         return (
             f"the action before the switch, prev[d - 1] = prev[{d - 1}], is zero padding: the previous chunk "
-            f"holds {valid} planned actions (H - s), fewer than d = {d}"
+            f"holds {valid} planned actions, fewer than d = {d}"
         )
     return None
 
@@ -82,7 +91,7 @@ def frozen_reason(inference_delay: int, prev_valid: int) -> str | None:
     if int(inference_delay) == 0:
         return "d = 0: no action is frozen"
     if int(prev_valid) == 0:
-        return "the previous chunk holds no planned action (H - s = 0)"
+        return "the previous chunk holds no planned action"
     return None
 
 
@@ -112,11 +121,12 @@ def summarize(
     tracked: Mapping[str, Any],
     plain_action: np.ndarray | None = None,
     last_executed: np.ndarray | None = None,
-) -> dict[str, float | None]:
+) -> dict[str, float | int | None]:
     """Averages over the batch of an RTC run: weighted prefix error (RTC and, if given, plain), boundary
     jump (``None`` where undefined), final-action difference to the plain sample, mean |correction| and
-    mean |applied term|. ``last_executed`` ``[B, A]`` is the action executed just before the chunk starts
-    (needed for the jump at d = 0)."""
+    mean |applied term|; with the plain sample also the guidance effect and the guidance cost, each as
+    ``MedianEstimate.fields`` (median, ``_low``, ``_high``, ``_n``, ``_excluded``). ``last_executed`` ``[B, A]``
+    is the action executed just before the chunk starts (needed for the jump at d = 0)."""
     action = np.asarray(tracked["action"])
     prev = np.asarray(tracked["prev_action_chunk"])
     weights = np.asarray(tracked["prefix_weights"])
@@ -137,25 +147,92 @@ def summarize(
         result["final_action_difference"] = float(
             np.linalg.norm((action - plain).reshape(len(action), -1), axis=-1).mean()
         )
-        result["guidance_effect"] = guidance_effect(
-            result["weighted_prefix_error_rtc"], result["weighted_prefix_error_plain"]
-        )
+        errors = weighted_prefix_error(action, prev, weights), weighted_prefix_error(plain, prev, weights)
+        result |= guidance_effect(*errors).fields("guidance_effect")
+        result |= guidance_cost(action, plain, delay).fields("guidance_cost")
     return result
 
 
-def guidance_effect(error_rtc: float | np.ndarray, error_plain: float | np.ndarray) -> float | np.ndarray | None:
-    """How much guidance did: ``1 - weighted_prefix_error_rtc / weighted_prefix_error_plain``.
+@dataclasses.dataclass(frozen=True, eq=False)
+class MedianEstimate:
+    """A per-sample quantity summarised: ``samples`` (NaN where undefined), the median over the defined ones with
+    its distribution-free interval ``[low, high]`` (``median_interval``), ``n`` defined samples and ``excluded``
+    undefined ones. ``None`` where undefined: no defined sample, or too few for the interval (n < 6 at 95 %)."""
 
-    1 means RTC met the previous chunk exactly on the guided prefix, 0 that it did no better than plain
-    sampling from the same noise, negative that it did worse. Given batch means it returns a float (``None``
-    when the plain error is 0: undefined); given per-seed arrays it returns an array (NaN where undefined).
-    """
-    if np.ndim(error_rtc) == 0 and np.ndim(error_plain) == 0:
-        plain = float(error_plain)
-        return None if plain <= 0 or not math.isfinite(plain) else 1.0 - float(error_rtc) / plain
-    rtc, plain = np.asarray(error_rtc, float), np.asarray(error_plain, float)
+    samples: np.ndarray
+    median: float | None
+    low: float | None
+    high: float | None
+    n: int
+    excluded: int
+
+    def fields(self, name: str) -> dict[str, float | int | None]:
+        """``{name, name_low, name_high, name_n, name_excluded}`` as ``summary.json`` and the pages carry them."""
+        return {
+            name: self.median,
+            f"{name}_low": self.low,
+            f"{name}_high": self.high,
+            f"{name}_n": self.n,
+            f"{name}_excluded": self.excluded,
+        }
+
+    def text(self, digits: int = 3) -> str:
+        """``0.812 [0.75, 0.9] (n = 16)``; "—" parts where undefined."""
+        if self.median is None:
+            return f"— (n = {self.n})"
+        interval = "" if self.low is None else f" [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        return f"{self.median:.{digits}f}{interval} (n = {self.n})"
+
+
+def median_ranks(count: int, confidence: float = 0.95) -> tuple[int, int] | None:
+    """0-based ranks ``(j, count - 1 - j)`` of the order statistics that bound the median with at least
+    ``confidence``: the largest ``j`` with ``P(Binomial(count, 1/2) <= j) <= (1 - confidence) / 2``, so that
+    ``P(x_(j) <= median <= x_(count-1-j)) = 1 - 2 P(Binomial <= j) >= confidence`` for any continuous
+    distribution. ``None`` when even ``[min, max]`` covers less (``count < 6`` at 95 %)."""
+    tail = (1.0 - confidence) / 2.0
+    total, cdf, rank = 2.0**count, 0.0, None
+    for j in range((count + 1) // 2):
+        cdf += math.comb(count, j) / total
+        if cdf > tail:
+            break
+        rank = j
+    return None if rank is None else (rank, count - 1 - rank)
+
+
+def median_interval(samples: np.ndarray, confidence: float = 0.95) -> MedianEstimate:
+    """The median of the finite entries of ``samples`` with its order-statistic interval (``median_ranks``);
+    non-finite entries are undefined samples: excluded and counted."""
+    values = np.asarray(samples, dtype=float).ravel()
+    finite = np.sort(values[np.isfinite(values)])
+    count = int(finite.size)
+    median = float(np.median(finite)) if count else None
+    ranks = median_ranks(count, confidence) if count else None
+    low, high = (None, None) if ranks is None else (float(finite[ranks[0]]), float(finite[ranks[1]]))
+    return MedianEstimate(values, median, low, high, count, int(values.size - count))
+
+
+def guidance_effect(error_rtc: np.ndarray, error_plain: np.ndarray) -> MedianEstimate:
+    """How much guidance did, the one estimator every page and ``summary.json`` use: per sample
+    ``1 - e_rtc / e_plain`` (``e`` the weighted prefix error of the RTC sample and of the plain sample from the
+    same noise; undefined where ``e_plain = 0``), summarised by ``median_interval``.
+
+    1 means RTC met the previous chunk exactly on the guided prefix, 0 that it did no better than plain sampling
+    from the same noise, negative that it did worse."""
+    rtc, plain = np.atleast_1d(np.asarray(error_rtc, float)), np.atleast_1d(np.asarray(error_plain, float))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(plain > 0, 1.0 - rtc / plain, np.nan)
+        effect = np.where((plain > 0) & np.isfinite(plain), 1.0 - rtc / plain, np.nan)
+    return median_interval(effect)
+
+
+def guidance_cost(chunk_rtc: np.ndarray, chunk_plain: np.ndarray, inference_delay: int) -> MedianEstimate:
+    """What guidance cost: per sample the mean distance per action ``||rtc_i - plain_i||`` over ``i >= d`` (outside
+    the frozen prefix) to the plain sample from the same noise at that observation, summarised by
+    ``median_interval``. Undefined for every sample when ``d >= H``."""
+    rtc, plain = np.asarray(chunk_rtc, float), np.asarray(chunk_plain, float)
+    d = int(inference_delay)
+    if d >= rtc.shape[-2]:
+        return median_interval(np.full(rtc.shape[0], np.nan))
+    return median_interval(np.linalg.norm(rtc[:, d:] - plain[:, d:], axis=-1).mean(axis=-1))
 
 
 def wilson_interval(successes: int | np.ndarray, trials: int | np.ndarray, z: float = 1.959964) -> tuple:
@@ -171,27 +248,3 @@ def wilson_interval(successes: int | np.ndarray, trials: int | np.ndarray, z: fl
     if low.ndim == 0:
         return float(low), float(high)
     return low, high
-
-
-def prefix_distance(chunks: np.ndarray, reference: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Mean distance per guided action ``sum_h W_h ||a_h - y_h|| / sum_h W_h`` per batch element (NaN if W = 0)."""
-    total = float(np.sum(weights))
-    if total <= 0:
-        return np.full(np.asarray(chunks).shape[0], np.nan)
-    return weighted_prefix_error(chunks, np.broadcast_to(reference, np.shape(chunks)), weights) / total
-
-
-def left_behaviour_threshold(plain_chunks: np.ndarray, weights: np.ndarray) -> float:
-    """Half the median prefix distance between two independent plain samples ``[S, H, A]`` (NaN for S < 2).
-
-    A sample farther than this from the previous chunk is nearer to a typical other plain sample than to the
-    previous chunk: the midpoint between "the same behaviour" (distance 0) and the typical distance between
-    two draws of the policy, which for a multimodal policy is dominated by pairs in different behaviours.
-    """
-    chunks = np.asarray(plain_chunks)
-    count = chunks.shape[0]
-    if count < 2 or float(np.sum(weights)) <= 0:
-        return float("nan")
-    first, second = np.triu_indices(count, k=1)
-    distances = np.linalg.norm(chunks[first] - chunks[second], axis=-1) @ np.asarray(weights) / np.sum(weights)
-    return 0.5 * float(np.median(distances))

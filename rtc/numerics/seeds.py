@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtc.errors import SettingsError
-from rtc.numerics import metrics
+from rtc.numerics import behaviours, metrics
 from rtc.numerics.model import FlowPolicy
 from rtc.numerics.sampler import GuidanceSettings
 
@@ -36,12 +36,15 @@ def seed_batch(
     seeds: Sequence[int],
     num_steps: int,
     jacobian_free: bool = False,
+    prev_valid: int | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Tracked RTC and plain runs for every seed, each method in one batched call.
 
     ``obs`` is ``[obs_dim]`` or ``[1, obs_dim]``; ``prev_chunk`` ``[H, A]`` or ``[1, H, A]``; both are
     shared by every seed. Returns ``{"rtc": tracked, "naive": tracked}`` (numpy, batch axis = seed), plus
     ``"rtc_jacobian_free"`` (RTC with ``correction = error``, same settings and noise) when ``jacobian_free``.
+    ``prev_valid`` (the previous chunk's planned actions: ``H`` in the first block, ``H - s`` later; default: the
+    prefix horizon) is recorded in the RTC runs for the metrics (``metrics.prev_valid_of``).
     """
     if len(seeds) == 0:
         raise SettingsError("seeds is empty; give at least one seed")
@@ -61,6 +64,9 @@ def seed_batch(
             None, batch_obs, num_steps, batch_prev, *settings, return_tracking=True, noise=noise, jacobian_free=True
         )
         out[JACOBIAN_FREE] = jax.tree.map(np.asarray, free)
+    if prev_valid is not None:
+        for name in (n for n in out if n != "naive"):
+            out[name]["prev_valid"] = np.asarray(int(prev_valid), np.int32)
     return out
 
 
@@ -106,40 +112,41 @@ def band_series(
 
 
 def guidance_effects(result: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
-    """How much guidance did per seed, and how often each method left the previous chunk's behaviour.
+    """How much guidance did over the seeds, what it cost, and the boundary jumps.
 
-    ``effect [S]``: ``metrics.guidance_effect`` of each seed's final chunks (RTC against plain from the same
-    noise, on RTC's prefix weights); ``threshold``: ``metrics.left_behaviour_threshold`` of the plain samples;
-    ``left_plain`` / ``left_rtc``: share of seeds whose prefix distance to the previous chunk exceeds it, each
-    with its Wilson 95 % interval (``*_low``, ``*_high``); ``jump_plain`` / ``jump_rtc`` ``[S]``: the boundary
-    jump per seed (NaN where undefined; at d = 0 the last executed action is not part of a seed batch);
-    ``seeds``: the sample size; ``names``: the runs summarised. With Jacobian-free runs in ``result`` the same
-    keys exist for ``rtc_jacobian_free``, plus ``effect_rtc_jacobian_free [S]``.
+    ``effect``: ``metrics.guidance_effect`` of the seeds' final chunks (RTC against plain from the same noise, on
+    RTC's prefix weights; ``effect.samples [S]`` per seed); ``cost``: ``metrics.guidance_cost`` (distance to the
+    plain chunk outside the frozen prefix); ``jump_plain`` / ``jump_rtc`` ``[S]``: the boundary jump per seed (NaN
+    where undefined; the last action executed before the chunk is not part of a seed batch, so d = 0 is undefined);
+    ``seeds``: the sample size; ``names``: the runs summarised. With Jacobian-free runs in ``result`` the same keys
+    exist for ``rtc_jacobian_free``, plus ``effect_rtc_jacobian_free`` and ``cost_rtc_jacobian_free``.
     """
     rtc, naive = result["rtc"], result["naive"]
     prev, weights = np.asarray(rtc["prev_action_chunk"]), np.asarray(rtc["prefix_weights"])
-    error_rtc = metrics.weighted_prefix_error(rtc["action"], prev, weights)
+    delay, valid = int(np.asarray(rtc["inference_delay"])), metrics.prev_valid_of(rtc)
     error_plain = metrics.weighted_prefix_error(naive["action"], prev, weights)
-    threshold = metrics.left_behaviour_threshold(naive["action"], weights)
-    out: dict[str, Any] = {
-        "seeds": len(error_rtc),
-        "effect": metrics.guidance_effect(error_rtc, error_plain),
-        "threshold": threshold,
-    }
     runs = {"plain": naive, "rtc": rtc}
     if JACOBIAN_FREE in result:
         runs[JACOBIAN_FREE] = result[JACOBIAN_FREE]
-        error_free = metrics.weighted_prefix_error(result[JACOBIAN_FREE]["action"], prev, weights)
-        out[f"effect_{JACOBIAN_FREE}"] = metrics.guidance_effect(error_free, error_plain)
-    out["names"] = tuple(runs)
-    delay, valid = int(np.asarray(rtc["inference_delay"])), metrics.prev_valid_of(rtc)
+    out: dict[str, Any] = {"seeds": len(error_plain), "names": tuple(runs)}
     for name, tracked in runs.items():
-        jump = metrics.boundary_jump(tracked["action"], prev, delay, valid)  # NaN where undefined (and at d = 0)
-        out[f"jump_{name}"] = jump
-        distance = metrics.prefix_distance(tracked["action"], prev, weights)
-        left = int(np.sum(distance > threshold)) if np.isfinite(threshold) else 0
-        trials = len(distance) if np.isfinite(threshold) else 0
-        low, high = metrics.wilson_interval(left, trials)
-        out[f"left_{name}"] = left / trials if trials else float("nan")
-        out[f"left_{name}_low"], out[f"left_{name}_high"] = low, high
+        out[f"jump_{name}"] = metrics.boundary_jump(tracked["action"], prev, delay, valid)
+        if name == "plain":
+            continue
+        suffix = "" if name == "rtc" else f"_{name}"
+        error = metrics.weighted_prefix_error(tracked["action"], prev, weights)
+        out[f"effect{suffix}"] = metrics.guidance_effect(error, error_plain)
+        out[f"cost{suffix}"] = metrics.guidance_cost(tracked["action"], naive["action"], delay)
     return out
+
+
+def behaviour_membership(result: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+    """Behaviours among the plain seeds and the share of each run's seeds in the previous chunk's behaviour
+    (``rtc.numerics.behaviours.stay_shares``; runs named ``plain``, ``rtc`` and, when present,
+    ``rtc_jacobian_free``). No share where the policy shows one behaviour."""
+    rtc, naive = result["rtc"], result["naive"]
+    runs = {"plain": naive["action"], "rtc": rtc["action"]}
+    if JACOBIAN_FREE in result:
+        runs[JACOBIAN_FREE] = result[JACOBIAN_FREE]["action"]
+    prev = np.asarray(rtc["prev_action_chunk"])[0]
+    return behaviours.stay_shares(naive["action"], prev, metrics.prev_valid_of(rtc), runs)

@@ -372,15 +372,15 @@ def chunk_chart(
     (``rtc.report.plots.chunk_regions``: frozen, frozen on zero padding, guided, the previous chunk's zero padding)
     and the executed window ``d <= i < s`` as a bar along the top.
 
-    The previous chunk is drawn where it holds planned actions (i < H - s, ``metrics.prev_valid_of``), not
-    over its zero padding.
+    The previous chunk is drawn where it holds planned actions (i < prev_valid: ``H`` in the first block,
+    ``H - s`` later; ``metrics.prev_valid_of``), not over its zero padding.
     """
     action = _array(tracked, "action")
     prev = _array(tracked, "prev_action_chunk")
     weights = _array(tracked, "prefix_weights")
     delay = int(_array(tracked, "inference_delay"))
     _array(tracked, "prefix_attention_horizon")  # a clear message when the run lacks it
-    known = prev_valid_of(tracked)  # H - s: entries of the previous chunk that are planned actions
+    known = prev_valid_of(tracked)  # entries of the previous chunk that are planned actions
     b = plots.check_index("batch_index", batch_index, action.shape[0])
     horizon = action.shape[1]
     index = np.arange(horizon)
@@ -445,11 +445,12 @@ def methods_chart(
     inference_delay: int | None = None,
     prefix_weights: np.ndarray | None = None,
     colors: Mapping[str, str] | None = None,
+    execute_horizon: int | None = None,
 ) -> alt.FacetChart:
     """Final chunk of every method over the horizon against the previous chunk (its first ``prev_valid``
     entries, the rest being zero padding), one panel per action dimension. With ``inference_delay`` the
-    regions are shaded as in ``rtc.report.plots_analysis.plot_method_comparison`` and the executed window
-    ``d <= i < s = H - prev_valid`` is a bar along the top. ``colors`` (method -> matplotlib colour) gives each
+    regions are shaded as in ``rtc.report.plots_analysis.plot_method_comparison`` and, with ``execute_horizon``,
+    the executed window ``d <= i < s`` is a bar along the top. ``colors`` (method -> matplotlib colour) gives each
     method the colour it has in the figures; the previous chunk is red."""
     from matplotlib.colors import to_hex
 
@@ -460,7 +461,7 @@ def methods_chart(
     regions, executed = [], None
     if inference_delay is not None:
         regions = plots.chunk_regions(inference_delay, prev_valid, horizon, prefix_weights)
-        executed = plots.executed_window(inference_delay, prev_valid, horizon)
+        executed = None if execute_horizon is None else plots.executed_window(inference_delay, execute_horizon)
     color_scale = alt.Undefined
     if colors is not None:
         domain = ["previous chunk (target)", *(labels.get(m, m) for m in chunks)]
@@ -579,8 +580,10 @@ def seed_band_chart(series: Mapping[str, Mapping[str, np.ndarray]], horizon_inde
 
 
 def guidance_effect_chart(effects: Mapping[str, Any]) -> alt.LayerChart:
-    """Histogram over seeds of ``seeds.guidance_effects(...)["effect"]``, with the median as a rule."""
-    values = np.asarray(effects["effect"], float)
+    """Histogram over seeds of the per-seed guidance effect (``seeds.guidance_effects(...)["effect"]``, a
+    ``metrics.MedianEstimate``), with its median as a rule and the median's 95 % interval as a band."""
+    estimate = effects["effect"]
+    values = np.asarray(estimate.samples, float)
     finite = values[np.isfinite(values)]
     frame = pd.DataFrame({"guidance effect": finite})
     bars = (
@@ -594,7 +597,12 @@ def guidance_effect_chart(effects: Mapping[str, Any]) -> alt.LayerChart:
             tooltip=[alt.Tooltip("count():Q", title="seeds")],
         )
     )
-    median = pd.DataFrame({"median": [float(np.median(finite))] if finite.size else []})
+    median = pd.DataFrame({"median": [estimate.median] if estimate.median is not None else []})
+    interval = pd.DataFrame(
+        {"low": [estimate.low], "high": [estimate.high]} if estimate.low is not None else {"low": [], "high": []}
+    )
+    band = alt.Chart(interval).mark_rect(color="black", opacity=0.12).encode(x="low:Q", x2="high:Q")
     rule = alt.Chart(median).mark_rule(color="black", strokeDash=[4, 3]).encode(x="median:Q")
-    title = f"Guidance effect per seed (n = {len(finite)} seeds; dashed: median)"
-    return (bars + rule).properties(width=2 * WIDTH, height=HEIGHT - 40, title=title)
+    excluded = f", {estimate.excluded} undefined" if estimate.excluded else ""
+    title = f"Guidance effect per seed (n = {estimate.n} seeds{excluded}; dashed: median, band: its 95 % interval)"
+    return (bars + band + rule).properties(width=2 * WIDTH, height=HEIGHT - 40, title=title)

@@ -133,6 +133,11 @@ def error_charts(a: PageArgs) -> Charts:
 # Analysis pages
 
 
+def _comparison_valid(comparison: Any) -> int:
+    """Planned actions in the comparison's previous chunk (H in the first block, the prefix horizon later)."""
+    return comparison.prefix_attention_horizon if comparison.prev_valid is None else comparison.prev_valid
+
+
 def compare_figures(a: PageArgs) -> Makers:
     comparison = a.extra()
     figure = analysis_plots.plot_method_comparison(
@@ -142,7 +147,8 @@ def compare_figures(a: PageArgs) -> Makers:
         comparison.weights,
         a.b,
         list(a.dims),
-        prev_valid=comparison.prefix_attention_horizon,
+        prev_valid=_comparison_valid(comparison),
+        execute_horizon=comparison.execute_horizon,
     )
     return _built({f"methods_b{a.b}": figure})
 
@@ -155,11 +161,12 @@ def compare_charts(a: PageArgs) -> Charts:
         comparison.prev_chunk,
         a.b,
         list(a.dims),
-        comparison.prefix_attention_horizon,
+        _comparison_valid(comparison),
         METHOD_LABELS,
         inference_delay=comparison.inference_delay,
         prefix_weights=comparison.weights,
         colors=colors,
+        execute_horizon=comparison.execute_horizon,
     )
     return {f"methods_b{a.b}": chart}
 

@@ -216,7 +216,7 @@ def chunk_regions(
     inference_delay: int, prev_valid: int, horizon: int, prefix_weights: np.ndarray | None = None
 ) -> list[Region]:
     """The roles of the horizon indices of a new chunk, against a previous chunk with ``prev_valid`` planned
-    actions (``H - s`` in the protocol; the rest is zero padding).
+    actions (``H`` in the paper's first block, ``H - s`` in later ones; the rest is zero padding).
 
     Frozen on planned actions ``i < min(d, prev_valid)``; frozen on zero padding ``prev_valid <= i < d``;
     guided but not frozen (``prefix_weights > 0`` at ``i >= d``); the previous chunk's padding
@@ -237,10 +237,10 @@ def chunk_regions(
     return regions
 
 
-def executed_window(inference_delay: int, prev_valid: int, horizon: int) -> Region | None:
-    """Indices ``d <= i < s`` the new chunk executes before the next one takes over (``s = H - prev_valid``,
-    the protocol's execute horizon); ``None`` when that is empty (``s <= d``)."""
-    d, s = int(inference_delay), int(horizon) - int(prev_valid)
+def executed_window(inference_delay: int, execute_horizon: int) -> Region | None:
+    """Indices ``d <= i < s`` the new chunk executes before the next one takes over; ``None`` when that is empty
+    (``s <= d``)."""
+    d, s = int(inference_delay), int(execute_horizon)
     return Region(EXECUTED_LABEL, d, s) if d < s else None
 
 
@@ -273,15 +273,19 @@ def mark_executed(ax: Axes, window: Region | None, label: bool = True) -> None:
 
 
 def tracked_executed_window(tracked: Tracked, horizon: int) -> Region | None:
-    """The executed window of a record, when its execute horizon is known: in the protocol the previous chunk
-    holds ``H - s`` planned actions and the prefix horizon is ``H - s`` too, so ``s = H - prev_valid``. A
-    record where they differ (e.g. LeRobot's, whose "execution horizon" is the prefix horizon and whose executed
-    count is not recorded) gets no window rather than a guessed one."""
+    """The executed window of a record, when its execute horizon ``s`` is known: recorded as ``execute_horizon``
+    (inspections, rollout blocks), or, in a record without it, ``H - prev_valid`` where the previous chunk holds
+    ``H - s`` planned actions and the prefix horizon is ``H - s`` too (a protocol block). A record where they
+    differ (e.g. LeRobot's, whose "execution horizon" is the prefix horizon and whose executed count is not
+    recorded) gets no window rather than a guessed one."""
+    delay = int(np.asarray(tracked["inference_delay"]))
+    if "execute_horizon" in tracked:
+        return executed_window(delay, int(np.asarray(tracked["execute_horizon"])))
     valid = prev_valid_of(tracked)
     prefix = int(np.asarray(tracked.get("prefix_attention_horizon", valid)))
     if prefix != valid:
         return None
-    return executed_window(int(np.asarray(tracked["inference_delay"])), valid, horizon)
+    return executed_window(delay, int(horizon) - valid)
 
 
 def _tracked_regions(tracked: Tracked, horizon: int) -> tuple[list[Region], Region | None]:
@@ -430,7 +434,8 @@ def plot_chunk_overview(
 
     ``action_dim_indices`` defaults to the first (up to) three dims, 0, 1, 2.
     RTC runs shade the regions of ``chunk_regions`` (frozen on planned actions, frozen on zero padding,
-    guided, the previous chunk's zero padding from ``prev_valid = H - s`` on, where its line stops), mark
+    guided, the previous chunk's zero padding from ``prev_valid`` on (``H - s`` in a later block; none in the
+    first), where its line stops), mark
     the executed window ``d <= i < s`` along the top and show the prefix weights in a bottom panel.
     """
     (action,) = _numpy(tracked, "action", what="plot_chunk_overview")
@@ -453,7 +458,7 @@ def plot_chunk_overview(
         if rtc:
             shade_regions(ax, regions, label=k == 0)
             mark_executed(ax, executed, label=k == 0)
-            # From prev_valid (H - s) on the previous chunk is zero padding: not drawn, it is no plan.
+            # From prev_valid on (H - s in a later block) the previous chunk is zero padding: not drawn, no plan.
             (target,) = _numpy(tracked, "prev_action_chunk", what="plot_chunk_overview")
             valid = prev_valid_of(tracked)
             ax.plot(

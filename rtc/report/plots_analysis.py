@@ -94,13 +94,15 @@ def plot_method_comparison(
     batch_idx: int = 0,
     action_dim_indices: Sequence[int] | None = None,
     prev_valid: int | None = None,
+    execute_horizon: int | None = None,
 ) -> Figure:
     """Final chunks of every method over the horizon, one panel per action dim, against the previous chunk.
 
-    Lines are labelled with ``METHOD_LABELS`` (or the key) and ``TARGET_LABEL``. ``prev_valid`` (``H - s``
-    in the protocol) is where the previous chunk turns into zero padding: its line stops there, the
-    padding is shaded (``PADDING_LABEL``) and the executed window ``d <= i < s`` is marked. The regions
-    are those of ``rtc.report.plots.chunk_regions`` (frozen on planned actions, frozen on padding, guided).
+    Lines are labelled with ``METHOD_LABELS`` (or the key) and ``TARGET_LABEL``. ``prev_valid`` (``H`` in the
+    paper's first block, ``H - s`` in later ones; default ``H``) is where the previous chunk turns into zero
+    padding: its line stops there and the padding is shaded (``PADDING_LABEL``); with ``execute_horizon`` the
+    executed window ``d <= i < s`` is marked. The regions are those of ``rtc.report.plots.chunk_regions`` (frozen
+    on planned actions, frozen on padding, guided).
     """
     prev = np.asarray(prev_chunk)
     _, horizon, action_dim = prev.shape
@@ -110,7 +112,7 @@ def plot_method_comparison(
     axes = fig.subplots(len(dims), 1, sharex=True, squeeze=False)[:, 0]
     valid = horizon if prev_valid is None else int(prev_valid)
     regions = chunk_regions(inference_delay, valid, horizon, prefix_weights)
-    executed = None if prev_valid is None else executed_window(inference_delay, valid, horizon)
+    executed = None if execute_horizon is None else executed_window(inference_delay, execute_horizon)
     for k, (ax, a) in enumerate(zip(axes, dims, strict=True)):
         ax.set_label(f"methods a={a}")
         shade_regions(ax, regions, label=k == 0)
@@ -153,7 +155,7 @@ def plot_schedule_weights(
     horizon = len(next(iter(table.values())))
     index = np.arange(horizon)
     shade_regions(ax, chunk_regions(inference_delay, prefix_attention_horizon, horizon))
-    mark_executed(ax, executed_window(inference_delay, prefix_attention_horizon, horizon))
+    mark_executed(ax, executed_window(inference_delay, horizon - prefix_attention_horizon))
     for schedule, weights in table.items():
         width = 3.0 if schedule == current else 1.5
         ax.plot(index, weights, marker="o", linewidth=width, color=_SCHEDULE_COLORS.get(schedule), label=schedule)

@@ -217,19 +217,26 @@ def test_landing_view_is_valid_and_the_preset_is_one_click_away(demo_roots):
     )
     assert not at.sidebar.warning and not at.sidebar.info  # no warning, no "schedules coincide" note
     labels = [m.label for m in at.main.get("metric")]
-    assert labels[0] == "Guidance effect"
-    effect = float(at.main.get("metric")[0].value)
-    assert 0 < effect <= 1
-    assert any("Mode switch" in i.value for i in at.main.info)
+    assert labels[:2] == ["Guidance effect", "Guidance cost"]
+    effect = at.main.get("metric")[0]
+    assert 0 < float(effect.value) <= 1
+    # the default batch gives the effect an interval: 16 samples, the median's 95 % interval beside it
+    assert at.sidebar.number_input(key="w_batch_size").value == 16
+    low, high = (float(x) for x in effect.proto.delta.split("[")[1].split("]")[0].split(","))
+    assert low <= float(effect.value) <= high and "n = 16" in effect.proto.delta
+    assert any("first block" in i.value and "unshifted" in i.value for i in at.main.info)
     at.sidebar.button(key="w_preset_1").click().run()
     assert at.query_params["d"] == "3" and at.query_params["s"] == "6" and at.query_params["steps"] == "20"
     assert any("get no guidance" in w.value for w in at.sidebar.warning)
+    # the first block's previous chunk is unshifted: prev[d - 1] is a planned action, the jump is defined
     jump = next(m for m in at.main.get("metric") if m.label == "Jump at d")
-    assert jump.value == "—"
-    assert any("zero padding" in c.value for c in at.main.caption)
+    assert jump.value != "—"
     at.sidebar.radio(key="w_situation").set_value("protocol").run()
     assert at.query_params["situation"] == "protocol"
-    assert any("Second chunk" in i.value for i in at.main.info)
+    assert any("Second block" in i.value for i in at.main.info)
+    jump = next(m for m in at.main.get("metric") if m.label == "Jump at d")
+    assert jump.value == "—"  # a later block: prev[2] is zero padding (H - s = 2 planned actions)
+    assert any("zero padding" in c.value for c in at.main.caption)
     at.sidebar.button(key="w_preset_0").click().run()
     assert at.query_params["d"] == "2" and at.query_params["s"] == "4"
 

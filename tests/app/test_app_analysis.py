@@ -56,11 +56,18 @@ def test_compare_page_scores_every_method_and_bid_of_one_is_naive():
 
 
 def test_compare_page_marks_an_undefined_jump_with_its_reason():
-    # d = 3, s = 6: the previous chunk holds H - s = 2 planned actions, so prev[d - 1] is zero padding
-    at = _page("pages/compare.py", "Compare methods", {"d": "3", "s": "6"})
+    # protocol, d = 3, s = 6: the previous chunk holds H - s = 2 planned actions, so prev[d - 1] is zero padding
+    at = _page("pages/compare.py", "Compare methods", {"d": "3", "s": "6", "situation": "protocol"})
     frame = at.main.dataframe[0].value
     assert set(frame["jump at d"]) == {"—"}
     assert any("undefined" in c.value and "zero padding" in c.value for c in at.main.caption)
+    # the first block: the previous chunk is the whole first chunk, so the same jump is defined
+    at = _page("pages/compare.py", "Compare methods", {"d": "3", "s": "6"})
+    frame = at.main.dataframe[0].value
+    assert (frame["jump at d"].astype(float) > 0).all()
+    # the guidance effect against naive, with its interval and n (the default batch of 16)
+    effect = frame.set_index("method")["guidance effect vs naive, median [95 % CI]"]
+    assert effect["naive"].startswith("0.000") and "(n = 16)" in effect["rtc_exp"] and "[" in effect["rtc_exp"]
 
 
 def test_diagnostics_page_draws_and_warns_when_guidance_is_off():
@@ -76,13 +83,24 @@ def test_seeds_page_draws_bands():
     assert at.number_input(key="seeds_count").value == 16
     assert len(at.get("vega_lite_chart")) == 2 and len(at.main.get("image")) == 1  # bands, guidance effect
     table = at.main.dataframe[0].value
-    assert "guidance effect, median [IQR]" in table.index
+    assert "(n = 16)" in table.loc["guidance effect, median [95 % CI]", "value"]
+    assert "guidance cost, median [95 % CI]" in table.index
     assert any("over 16 seeds" in h.value for h in at.main.subheader)
+    # the multimodal demo policy: behaviours found among the plain seeds, and the share that stays in the
+    # previous chunk's, with its interval and n
+    assert int(table.loc["behaviours among the plain samples", "value"]) >= 2
+    stay = table.loc["share of RTC samples in the previous chunk's behaviour [95 % Wilson]", "value"]
+    assert "(n = 16)" in stay
+    assert not any("left the previous" in q for q in table.index)
     assert "rtc_jacobian_free" not in str(at.get("vega_lite_chart")[0].proto)
     at.number_input(key="seeds_count").set_value(4)
     at.checkbox(key="seeds_jacobian_free").check().run()
     _assert_clean(at, "Many seeds")
     assert "rtc_jacobian_free" in str(at.get("vega_lite_chart")[0].proto)  # the third method's bands
+    # 4 seeds are too few to find behaviours: the page says so and gives no share
+    assert any("No behaviour share" in i.value and "too few" in i.value for i in at.main.info)
+    table = at.main.dataframe[0].value
+    assert not any(q.startswith("share of") for q in table.index)
 
 
 def test_rollout_page_runs_on_its_button_and_keeps_the_result():

@@ -21,7 +21,7 @@ def test_documented_defaults():
     assert args.action_dim_indices == [0, 1, 2]
     assert str(args.output_dir) == "rtc_plots" and args.seed == 0
     assert args.level_path == "worlds/l/grasp_easy.json"
-    assert args.batch_size == 1 and args.situation == "same-observation" and args.preset is None
+    assert args.batch_size == 16 and args.situation == "same-observation" and args.preset is None
     settings = cli.settings_from_args(args, 8)  # d and s come from the policy's chunk size
     assert (settings.num_flow_steps, settings.inference_delay, settings.execute_horizon) == (20, 2, 4)
     assert settings.max_guidance_weight == 5.0
@@ -58,6 +58,10 @@ def test_summary_boundary_jump_is_null_where_it_would_meet_padding(tmp_path, cap
         assert any("shorter than the delay" in w for w in summary["warnings"])
 
 
+def _refuse(name: str) -> None:
+    raise ValueError(f"summary.json holds {name}, which is not JSON")
+
+
 def test_cli_on_the_demo_run_saves_plots_and_arrays(tmp_path, capsys):
     out = tmp_path / "plots"
     code = cli.main(
@@ -73,7 +77,7 @@ def test_cli_on_the_demo_run_saves_plots_and_arrays(tmp_path, capsys):
             "--config.prefix-attention-schedule",
             "linear",
             "--config.batch-size",
-            "4",
+            "8",
         ]
     )
     assert code == 0, capsys.readouterr().err
@@ -82,12 +86,21 @@ def test_cli_on_the_demo_run_saves_plots_and_arrays(tmp_path, capsys):
     assert summary["settings"]["prefix_attention_schedule"] == "linear"
     assert summary["warnings"] == []  # the default d=2, s=4 is inside the paper's range
     assert summary["situation"]["name"] == "same-observation"
-    assert 0 < summary["metrics"]["guidance_effect"] <= 1
+    assert "first block" in summary["situation"]["description"]
+    # one estimator: the median of the per-sample effect with its distribution-free interval and n
+    found = summary["metrics"]
+    assert 0 < found["guidance_effect"] <= 1 and found["guidance_effect_n"] == 8
+    assert found["guidance_effect_low"] <= found["guidance_effect"] <= found["guidance_effect_high"]
+    assert found["guidance_cost_low"] <= found["guidance_cost"] <= found["guidance_cost_high"]
+    json.loads((out / "summary.json").read_text(), parse_constant=_refuse)  # strict JSON: no NaN or Infinity
     for name in summary["files"]:
         assert (out / name).is_file(), name
     assert "rtc_flow_steps_b0_h0_a4.png" in summary["files"]
     data = np.load(out / "rtc_tracked.npz")
-    assert data["rtc/x_t"].shape == (8, 4, 8, 6)
+    assert data["rtc/x_t"].shape == (8, 8, 8, 6)
+    # the paper's first block: the previous chunk is the first chunk, unshifted and unpadded
+    np.testing.assert_array_equal(data["rtc/prev_action_chunk"], np.broadcast_to(data["first_chunk"], (8, 8, 6)))
+    assert int(data["rtc/prev_valid"]) == 8 and int(data["rtc/execute_horizon"]) == 4
     np.testing.assert_array_equal(data["rtc/x_t"][0], data["plain/x_t"][0])
     assert summary["metrics"]["weighted_prefix_error_rtc"] < summary["metrics"]["weighted_prefix_error_plain"]
 

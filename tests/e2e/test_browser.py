@@ -78,10 +78,10 @@ def test_cold_start_to_first_page_drawn(browser, app_server, timings):
     page.goto(f"{app_server}/?steps=5")
     _wait_drawn(page, "Overview", FIRST_DRAW_MS)
     timings["cold_start_to_first_page_drawn_s"] = round(time.perf_counter() - timings["_server_started"], 2)
-    # the landing view: the mode-switch situation, how much guidance did, no warning about the settings
+    # the landing view: the paper's first block, how much guidance did, no warning about the settings
     main = page.locator('[data-testid="stMain"]')
     assert main.get_by_text("Guidance effect").first.is_visible()
-    assert main.get_by_text("Mode switch").first.is_visible()
+    assert main.get_by_text("first block", exact=False).first.is_visible()
     assert page.locator('[data-testid="stSidebar"] [data-testid="stAlertContentWarning"]').count() == 0
     # every metric's label is shown whole (none cut to an ellipsis at this width)
     labels = page.evaluate(

@@ -72,9 +72,14 @@ def test_inspection_follows_the_protocol(shared_worlds):
     summary = result.summary
     assert summary["weighted_prefix_error_rtc"] < summary["weighted_prefix_error_plain"]
     np.testing.assert_array_equal(result.last_executed_action, np.broadcast_to(result.first_chunk[:, 4], (3, 6)))
+    # a later block: the previous chunk holds H - s planned actions, and the chunk runs d <= i < s
+    assert int(result.tracked["prev_valid"]) == 3 and int(result.tracked["execute_horizon"]) == 5
+    assert "zero-padded" in result.situation_label
 
 
-def test_same_observation_situation_samples_at_the_reset_observation(shared_worlds):
+def test_same_observation_situation_is_the_papers_first_block(shared_worlds):
+    """The previous chunk is the plain first chunk at the same observation, unshifted and unpadded (prev_valid = H),
+    with the RTC call's prefix weights those of section 3 (d, p = H - s) and nothing executed before it."""
     policy = random_policy(obs_dim=levels.OBS_DIM, seed=4)
     level = levels.load_level(shared_worlds / "grasp_easy.json")
     result = inspect(policy, level, RTCSettings(num_flow_steps=5, batch_size=2, seed=1))
@@ -83,14 +88,30 @@ def test_same_observation_situation_samples_at_the_reset_observation(shared_worl
     reset_obs, _ = levels.reset(level)
     np.testing.assert_array_equal(result.obs, np.broadcast_to(reset_obs, result.obs.shape))
     prev = result.tracked["prev_action_chunk"]
-    np.testing.assert_array_equal(prev[:, :4], np.broadcast_to(result.first_chunk[:, 4:], (2, 4, 6)))
-    np.testing.assert_array_equal(prev[:, 4:], 0)
+    np.testing.assert_array_equal(prev, np.broadcast_to(result.first_chunk, (2, 8, 6)))  # unshifted, no padding
+    assert np.all(np.abs(prev[:, 4:]) > 0)
+    assert int(result.tracked["prev_valid"]) == 8 and int(result.tracked["execute_horizon"]) == 4
+    assert int(result.tracked["prefix_attention_horizon"]) == 4
+    np.testing.assert_allclose(result.tracked["prefix_weights"], get_prefix_weights(2, 4, 8, "exp"))
+    assert result.last_executed_action is None  # nothing ran before the first block
     # the previous chunk comes from another seed than the new chunk's noise
     assert not np.allclose(result.first_chunk[0], result.plain["action"][0])
-    assert "Mode switch" in result.situation_label
-    assert result.summary["guidance_effect"] == pytest.approx(
-        1 - result.summary["weighted_prefix_error_rtc"] / result.summary["weighted_prefix_error_plain"]
+    assert "first block" in result.situation_label and "unshifted" in result.situation_label
+    summary = result.summary
+    # the jump at d is against prev[d - 1], a planned action of the first chunk
+    np.testing.assert_allclose(
+        summary["boundary_jump_rtc"], np.linalg.norm(result.tracked["action"][:, 2] - prev[:, 1], axis=-1).mean()
     )
+    arrays = result.arrays()
+    np.testing.assert_array_equal(arrays["rtc/prev_action_chunk"], np.broadcast_to(arrays["first_chunk"], (2, 8, 6)))
+    assert int(arrays["rtc/prev_valid"]) == 8 and "rtc/last_executed" not in arrays
+
+
+def test_situation_prev_valid():
+    assert protocol.situation_prev_valid("same-observation", 4, 8) == 8
+    assert protocol.situation_prev_valid("protocol", 4, 8) == 4
+    with pytest.raises(SettingsError, match="situation='x'"):
+        protocol.situation_prev_valid("x", 4, 8)
 
 
 @pytest.mark.parametrize("horizon", [1, 2, 3, 4, 8, 10, 16, 50])

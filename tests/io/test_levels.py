@@ -48,35 +48,49 @@ def test_observations_match_the_paper_stack(upstream_obs, shared_worlds, name):
     np.testing.assert_allclose(_ten_steps(state, level.env_params), expected[1:], rtol=0, atol=2e-5)
 
 
-@pytest.mark.parametrize("name", PAPER_LEVELS)
-def test_project_worlds_hold_all_twelve_paper_levels_and_reset_exactly(upstream_obs, name):
-    """Every level resets to the paper stack's observation, except the two whose kinetix-env version is
-    another level than the paper's (pinned here, so a kinetix-env change is noticed)."""
-    level = levels.load_level(levels.PROJECT_WORLDS / "l" / f"{name}.json")
-    assert level.key == f"worlds_l_{name}"
-    obs, _ = levels.reset(level, jax.random.key(0))
-    expected = upstream_obs[level.key][0]
-    if name in levels.KINETIX_DIFFERS_FROM_PAPER:
-        assert int((np.asarray(obs) != expected).sum()) == levels.KINETIX_DIFFERS_FROM_PAPER[name]
-        assert levels.paper_level_note(level.key) is not None
-    else:
-        np.testing.assert_array_equal(obs, expected)
-        assert levels.paper_level_note(level.key) is None
-    # the committed copy (worlds/prepared) is what kinetix gives, bit for bit
-    np.testing.assert_array_equal(levels._load_cached(levels._prepared_file(level.path, "reset_obs")), obs)
+def test_project_worlds_hold_all_twelve_paper_levels_and_reset_exactly(upstream_obs):
+    """Every one of the 12 project levels resets to the paper stack's observation bit for bit (the fixture's
+    first row), and the committed copy (worlds/prepared) is what kinetix gives."""
+    shipped = sorted(p.stem for p in (levels.PROJECT_WORLDS / "l").glob("*.json"))
+    assert shipped == PAPER_LEVELS and len(shipped) == 12
+    assert sorted(upstream_obs.files) == [f"worlds_l_{name}" for name in PAPER_LEVELS]
+    for name in shipped:
+        level = levels.load_level(levels.PROJECT_WORLDS / "l" / f"{name}.json")
+        assert level.key == f"worlds_l_{name}"
+        obs, _ = levels.reset(level, jax.random.key(0))
+        expected = upstream_obs[level.key][0]
+        assert np.asarray(obs).dtype == expected.dtype and obs.shape == expected.shape
+        np.testing.assert_array_equal(np.asarray(obs), expected, err_msg=name)
+        assert levels.paper_level_note(level.key, level.path) is None
+        np.testing.assert_array_equal(levels._load_cached(levels._prepared_file(level.path, "reset_obs")), obs)
 
 
-def test_project_worlds_are_kinetix_levels_or_the_paper_only_files_with_their_notice():
+def test_kinetix_versions_of_two_levels_differ_from_the_papers_and_are_noted(upstream_obs):
+    """kinetix-env's car_launch and chain_lander are other levels (pinned: a kinetix-env change is noticed); the
+    project ships the paper's files for them, and a warning names kinetix's when it is used."""
+    for name, count in levels.KINETIX_DIFFERS_FROM_PAPER.items():
+        path = levels.kinetix_levels_folder() / f"{name}.json"
+        obs, _ = levels.reset(levels.load_level(path), jax.random.key(0))
+        assert int((np.asarray(obs) != upstream_obs[f"worlds_l_{name}"][0]).sum()) == count
+        assert levels.paper_level_note(f"worlds_l_{name}", path) is not None
+        assert levels.paper_level_note(f"worlds_l_{name}", levels.PROJECT_WORLDS / "l" / f"{name}.json") is None
+
+
+def test_project_worlds_are_kinetix_levels_or_the_paper_files_with_their_notice():
     shipped = sorted(p.stem for p in (levels.PROJECT_WORLDS / "l").glob("*.json"))
     assert shipped == PAPER_LEVELS
-    for name in shipped:
-        ours = (levels.PROJECT_WORLDS / "l" / f"{name}.json").read_bytes()
-        if name in levels.PAPER_LEVELS_IN_KINETIX:
-            assert ours == (levels.kinetix_levels_folder() / f"{name}.json").read_bytes()
-        else:
-            assert ours == shared_path("worlds", "l", f"{name}.json").read_bytes()
     notice = (levels.PROJECT_WORLDS / "NOTICE").read_text()
     assert "MIT License, Copyright (c) 2025 Physical Intelligence" in notice
+    assert "MIT License, Copyright (c) 2024 Michael Matthews" in notice
+    paper_part, kinetix_part = notice.split("Physical Intelligence.", 1)
+    for name in shipped:
+        ours = (levels.PROJECT_WORLDS / "l" / f"{name}.json").read_bytes()
+        if name in levels.KINETIX_COPIES:
+            assert ours == (levels.kinetix_levels_folder() / f"{name}.json").read_bytes()
+            assert f"{name}.json" in kinetix_part.split("Michael Matthews")[0]
+        else:
+            assert ours == shared_path("worlds", "l", f"{name}.json").read_bytes()
+            assert f"{name}.json" in paper_part
 
 
 def test_level_candidates_offer_configured_then_project_then_kinetix_levels(tmp_path):

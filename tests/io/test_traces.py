@@ -400,7 +400,8 @@ def test_round_trip_cli_trace_gives_identical_figure_data(demo_trace, tmp_path):
         original = {k: raw[k] for k in raw.files}
     assert (meta["format"], meta["version"], meta["source"]) == ("rtc-trace", 1, "rtc-inspector")
     assert meta["jacobian_free"] is False and meta["action_names"][4] == "thruster 0"
-    assert int(original["rtc/prev_valid"]) == int(original["rtc/prefix_attention_horizon"])
+    # the same-observation situation is the paper's first block: the whole first chunk is the previous chunk
+    assert int(original["rtc/prev_valid"]) == 8 and int(original["rtc/execute_horizon"]) == 4
     out = tmp_path / "again"
     assert cli.main(["--trace", str(written), "--output-dir", str(out)]) == 0
     second = json.loads((out / "summary.json").read_text())
@@ -413,6 +414,7 @@ def test_round_trip_cli_trace_gives_identical_figure_data(demo_trace, tmp_path):
     after = plots.tracking_figures(trace.tracked, 1, [0, 4], 2, plain_action=trace.plain["action"])
     lines_before, lines_after = _line_data(before), _line_data(after)
     assert lines_before.keys() == lines_after.keys() and len(lines_before) > 20
+    assert int(trace.tracked["execute_horizon"]) == 4  # carried through the round trip
     for key, data in lines_before.items():
         np.testing.assert_array_equal(lines_after[key], data, err_msg=key)
     chart = charts.x_t_chart(rtc, plain, 1, [0, 4], 2).to_dict()
@@ -622,3 +624,7 @@ def test_a_lerobot_trace_gets_no_guessed_executed_window():
     ours = {**tracked, "prefix_attention_horizon": tracked["prev_valid"]}
     window = plots.tracked_executed_window(ours, horizon)
     assert (window.start, window.stop) == (int(tracked["inference_delay"]), horizon - int(tracked["prev_valid"]))
+    # a record that states its execute horizon (an inspection, a rollout block; the first block has prev_valid = H)
+    first_block = {**tracked, "prev_valid": np.asarray(horizon), "execute_horizon": np.asarray(5)}
+    window = plots.tracked_executed_window(first_block, horizon)
+    assert (window.start, window.stop) == (int(tracked["inference_delay"]), 5)

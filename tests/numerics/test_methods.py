@@ -137,6 +137,20 @@ def test_comparison_table_values(inputs):
         to_plain = np.sqrt(((chunk - chunks["naive"]) ** 2).sum((1, 2))).mean()
         assert row["distance_to_plain"] == pytest.approx(to_plain, rel=1e-5, abs=1e-9)
     assert rows["naive"]["distance_to_plain"] == 0.0
+    # the guidance effect and cost against naive: metrics' one estimator, per sample then the median
+    error = {m: (np.sqrt(((c - prev) ** 2).sum(-1)) * weights).sum(-1) for m, c in chunks.items()}
+    effect = metrics.guidance_effect(error["rtc_exp"], error["naive"])
+    assert rows["rtc_exp"]["guidance_effect"] == pytest.approx(effect.median)
+    assert rows["rtc_exp"]["guidance_effect_n"] == len(prev)
+    cost = np.sqrt(((chunks["rtc_exp"] - chunks["naive"])[:, d:] ** 2).sum(-1)).mean(-1)
+    assert rows["rtc_exp"]["guidance_cost"] == pytest.approx(float(np.median(cost)))
+    assert rows["naive"]["guidance_effect"] == 0.0 and rows["naive"]["guidance_cost"] == 0.0
+    # the first block: an unshifted previous chunk (prev_valid = H) makes the jump at d = 6 > p defined
+    first = {row["method"]: row for row in methods.comparison_table(chunks, prev, 6, p, prev_valid=8)}
+    jump = np.sqrt(((chunks["naive"][:, 6] - prev[:, 5]) ** 2).sum(-1)).mean()
+    assert first["naive"]["boundary_jump"] == pytest.approx(jump, rel=1e-5)
+    later = {row["method"]: row for row in methods.comparison_table(chunks, prev, 6, p)}  # prev_valid = p = 5
+    assert np.isnan(later["naive"]["boundary_jump"])  # prev[5] is zero padding there
 
 
 def test_track_method_reproduces_the_compared_chunks(small_policy, inputs):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import numpy as np
 import pytest
 
@@ -72,17 +75,82 @@ def test_summarize_gives_null_not_zero_for_undefined_values():
         "correction": np.ones((2, B, H, A)),
         "applied": np.ones((2, B, H, A)),
     }
-    summary = metrics.summarize(tracked, plain_action=new + 1.0)
+    plain = new + 1.0
+    summary = metrics.summarize(tracked, plain_action=plain)
     assert summary["boundary_jump_rtc"] is None and summary["boundary_jump_plain"] is None
-    assert summary["guidance_effect"] == pytest.approx(
-        1 - summary["weighted_prefix_error_rtc"] / summary["weighted_prefix_error_plain"]
+    # the guidance effect: the median of the per-sample ratio, with its n (B = 5: too few for a 95 % interval)
+    weights = tracked["prefix_weights"]
+    per_sample = 1 - metrics.weighted_prefix_error(new, prev, weights) / metrics.weighted_prefix_error(
+        plain, prev, weights
     )
+    assert summary["guidance_effect"] == pytest.approx(float(np.median(per_sample)))
+    assert summary["guidance_effect_n"] == B and summary["guidance_effect_excluded"] == 0
+    assert summary["guidance_effect_low"] is None and summary["guidance_effect_high"] is None
+    # the guidance cost: mean distance per action to the plain chunk over i >= d = 3 (here exactly sqrt(A))
+    assert summary["guidance_cost"] == pytest.approx(np.sqrt(A)) and summary["guidance_cost_n"] == B
+    json.dumps(summary, allow_nan=False)  # strict JSON
 
 
-def test_guidance_effect_is_undefined_without_a_plain_error():
-    assert metrics.guidance_effect(0.1, 0.0) is None
-    assert metrics.guidance_effect(0.25, 1.0) == pytest.approx(0.75)
-    np.testing.assert_allclose(metrics.guidance_effect(np.array([0.5, 1.0]), np.array([1.0, 0.0])), [0.5, np.nan])
+def test_guidance_effect_by_hand_with_an_undefined_sample():
+    """Per sample 1 - e_rtc / e_plain; e_plain = 0 is undefined: excluded and counted, never 0 or infinity."""
+    estimate = metrics.guidance_effect(np.array([0.5, 0.25, 0.1]), np.array([1.0, 1.0, 0.0]))
+    np.testing.assert_allclose(estimate.samples, [0.5, 0.75, np.nan])
+    assert estimate.median == pytest.approx(0.625) and estimate.n == 2 and estimate.excluded == 1
+    assert estimate.low is None and estimate.high is None  # 2 samples cannot give a 95 % interval
+    assert estimate.fields("guidance_effect") == {
+        "guidance_effect": pytest.approx(0.625),
+        "guidance_effect_low": None,
+        "guidance_effect_high": None,
+        "guidance_effect_n": 2,
+        "guidance_effect_excluded": 1,
+    }
+    # seven samples: effects 0.9, 0.8, ..., 0.3; median 0.6; the 95 % interval is [min, max] (coverage 1 - 2/128)
+    seven = metrics.guidance_effect(np.arange(1, 8) / 10, np.ones(7))
+    assert seven.median == pytest.approx(0.6) and (seven.low, seven.high) == pytest.approx((0.3, 0.9))
+    assert seven.low <= seven.median <= seven.high
+    nothing = metrics.guidance_effect(np.array([0.1, 0.2]), np.zeros(2))
+    assert nothing.median is None and nothing.n == 0 and nothing.excluded == 2
+    assert metrics.guidance_effect(0.25, 1.0).median == pytest.approx(0.75)  # one sample given as scalars
+
+
+@pytest.mark.parametrize(("count", "ranks"), [(5, None), (6, (0, 5)), (10, (1, 8)), (16, (3, 12)), (30, (9, 20))])
+def test_median_ranks_are_the_binomial_order_statistics(count, ranks):
+    """The tabulated distribution-free 95 % intervals for the median (e.g. n = 10: 2nd and 9th smallest)."""
+    assert metrics.median_ranks(count) == ranks
+    if ranks is not None:
+        j = ranks[0]
+        coverage = 1 - 2 * sum(math.comb(count, i) for i in range(j + 1)) / 2**count
+        assert coverage >= 0.95
+        wider = 1 - 2 * sum(math.comb(count, i) for i in range(j + 2)) / 2**count
+        assert wider < 0.95  # the narrowest such interval
+
+
+@pytest.mark.parametrize("count", [16, 40])
+def test_median_interval_covers_the_true_median_at_its_level(count):
+    """Coverage sanity: over 4000 draws from a skewed and a heavy-tailed distribution, the interval holds the
+    true median at least 95 % of the time (binomial: its exact level is 1 - 2 P(Bin <= j))."""
+    rng = np.random.default_rng(3)
+    j = metrics.median_ranks(count)[0]
+    exact = 1 - 2 * sum(math.comb(count, i) for i in range(j + 1)) / 2**count
+    for draw, median in ((lambda: rng.exponential(size=count), np.log(2)), (lambda: rng.standard_cauchy(count), 0)):
+        hits = 0
+        for _ in range(4000):
+            estimate = metrics.median_interval(draw())
+            hits += estimate.low <= median <= estimate.high
+        assert hits / 4000 == pytest.approx(exact, abs=0.01)
+        assert hits / 4000 >= 0.94
+
+
+def test_guidance_cost_is_the_distance_outside_the_frozen_prefix():
+    plain = np.zeros((3, H, A))
+    rtc = plain.copy()
+    rtc[:, :2] = 5.0  # inside the frozen prefix (d = 2): no cost
+    rtc[0, 2:] = 1.0  # every later action moved by sqrt(A)
+    rtc[1, H - 1] = 2.0  # one action moved by 2 sqrt(A): mean over the H - 2 later ones
+    estimate = metrics.guidance_cost(rtc, plain, 2)
+    np.testing.assert_allclose(estimate.samples, [np.sqrt(A), 2 * np.sqrt(A) / (H - 2), 0.0])
+    assert estimate.median == pytest.approx(2 * np.sqrt(A) / (H - 2)) and estimate.n == 3
+    assert metrics.guidance_cost(rtc, plain, H).median is None  # d = H: nothing outside the frozen prefix
 
 
 @pytest.mark.parametrize(
@@ -93,14 +161,3 @@ def test_wilson_interval_known_values(k, n, low, high):
     lo, hi = metrics.wilson_interval(k, n)
     assert lo == pytest.approx(low, abs=1e-4) and hi == pytest.approx(high, abs=1e-4)
     assert np.isnan(metrics.wilson_interval(0, 0)[0])
-
-
-def test_left_behaviour_threshold_separates_modes():
-    weights = np.r_[np.ones(4), np.zeros(H - 4)]
-    modes = np.stack([np.full((H, A), -1.0), np.full((H, A), 1.0), np.full((H, A), 3.0)])
-    plain = modes[np.arange(30) % 3] + 0.05 * RNG.normal(size=(30, H, A))
-    threshold = metrics.left_behaviour_threshold(plain, weights)
-    # between the within-mode spread (~0.05 * sqrt(A)) and the distance between modes (2 * sqrt(A))
-    assert 0.5 < threshold < 2 * np.sqrt(A)
-    distance = metrics.prefix_distance(plain, modes[0], weights)
-    np.testing.assert_array_equal(distance > threshold, (np.arange(30) % 3) != 0)

@@ -61,7 +61,8 @@ def test_band_series_error_is_the_tracked_error_norm(batch):
 
 
 def test_guidance_effects_over_seeds_on_the_demo_policy():
-    """Same observation, a previous chunk in one behaviour: plain samples often leave it, RTC rarely does."""
+    """The paper's first block on the demo policy: one estimator (metrics.guidance_effect) over the seeds, its cost,
+    and the jump at d against the first chunk's planned action prev[d - 1]."""
     import jax
 
     from rtc.experiments import protocol
@@ -75,17 +76,24 @@ def test_guidance_effects_over_seeds_on_the_demo_policy():
     level = levels.load_level(levels.resolve_level_path("worlds/l/grasp_easy.json"))
     situation = protocol.make_situation("same-observation", policy, level, 10, 4, jax.random.key(7))
     guidance = GuidanceSettings.create(2, 4, "exp", 5.0, 8)
-    result = seeds.seed_batch(policy, situation.obs, situation.prev_action_chunk, guidance, list(range(48)), 10)
+    result = seeds.seed_batch(
+        policy, situation.obs, situation.prev_action_chunk, guidance, list(range(48)), 10, prev_valid=8
+    )
     effects = seeds.guidance_effects(result)
-    assert effects["seeds"] == 48 and effects["effect"].shape == (48,)
+    assert effects["seeds"] == 48 and effects["effect"].samples.shape == (48,) and effects["effect"].n == 48
     prev, weights = result["rtc"]["prev_action_chunk"], result["rtc"]["prefix_weights"]
     expected = 1 - metrics.weighted_prefix_error(result["rtc"]["action"], prev, weights) / (
         metrics.weighted_prefix_error(result["naive"]["action"], prev, weights)
     )
-    np.testing.assert_allclose(effects["effect"], expected, rtol=1e-6)
-    assert effects["left_plain"] > effects["left_rtc"]
-    assert effects["left_plain_low"] <= effects["left_plain"] <= effects["left_plain_high"]
-    assert np.median(effects["effect"]) > 0.3
+    np.testing.assert_allclose(effects["effect"].samples, expected, rtol=1e-4, atol=1e-6)  # float64 ratio
+    assert effects["effect"].median == pytest.approx(float(np.median(expected)), rel=1e-4)
+    assert effects["effect"].low <= effects["effect"].median <= effects["effect"].high
+    assert effects["effect"].median > 0.3
+    cost = metrics.guidance_cost(result["rtc"]["action"], result["naive"]["action"], 2)
+    np.testing.assert_allclose(effects["cost"].samples, cost.samples)
+    # unshifted previous chunk (prev_valid = H): the jump at d = 2 is defined, against prev[1]
+    jump = np.linalg.norm(result["rtc"]["action"][:, 2] - prev[:, 1], axis=-1)
+    np.testing.assert_allclose(effects["jump_rtc"], jump, rtol=1e-6)
 
 
 def test_guidance_effects_include_jacobian_free_runs_when_asked(small_policy):
@@ -104,7 +112,18 @@ def test_guidance_effects_include_jacobian_free_runs_when_asked(small_policy):
     expected = 1 - metrics.weighted_prefix_error(free["action"], prev[None], weights) / (
         metrics.weighted_prefix_error(result["naive"]["action"], prev[None], weights)
     )
-    np.testing.assert_allclose(effects[f"effect_{seeds.JACOBIAN_FREE}"], expected, rtol=1e-6)
+    np.testing.assert_allclose(effects[f"effect_{seeds.JACOBIAN_FREE}"].samples, expected, rtol=1e-4, atol=1e-6)
+    assert effects[f"cost_{seeds.JACOBIAN_FREE}"].n == 6
     assert effects[f"jump_{seeds.JACOBIAN_FREE}"].shape == (6,)
     assert "names" in seeds.guidance_effects({k: result[k] for k in ("rtc", "naive")})
     assert f"effect_{seeds.JACOBIAN_FREE}" not in seeds.guidance_effects({k: result[k] for k in ("rtc", "naive")})
+    membership = seeds.behaviour_membership(result)
+    assert membership["reason"] is not None  # 6 seeds are too few to find behaviours: no share
+    assert not any(key.startswith("stay_") for key in membership)
+
+
+def test_seed_batch_records_the_previous_chunks_planned_actions(small_policy):
+    guidance = GuidanceSettings.create(2, 4, "exp", 5.0, 8)
+    obs, prev = np.linspace(-1, 1, 10, dtype=np.float32), np.full((8, 6), 0.5, np.float32)
+    result = seeds.seed_batch(small_policy, obs, prev, guidance, list(range(6)), 4, prev_valid=8)
+    assert int(result["rtc"]["prev_valid"]) == 8 and "prev_valid" not in result["naive"]

@@ -134,6 +134,7 @@ def test_methods_chart_shades_like_the_figure(runs):
             PREFIX,
             inference_delay=DELAY,
             prefix_weights=rtc["prefix_weights"],
+            execute_horizon=8 - PREFIX,
         )
     )
     for dim in ("dim 0", "dim 2"):

@@ -91,7 +91,14 @@ def _figures(timing: str) -> dict[str, Callable[[], Figure]]:
         inputs = methods.MethodInputs(ins.obs, rtc["prev_action_chunk"], noise, d, p, 5.0, STEPS)
         chunks = methods.compare_methods(demo_policy(), inputs, methods=methods.applicable_methods(demo_policy()))
         return pa.plot_method_comparison(
-            chunks, rtc["prev_action_chunk"], d, methods.comparison_weights(d, p, horizon), 0, None, prev_valid=p
+            chunks,
+            rtc["prev_action_chunk"],
+            d,
+            methods.comparison_weights(d, p, horizon),
+            0,
+            None,
+            prev_valid=int(rtc["prev_valid"]),
+            execute_horizon=int(rtc["execute_horizon"]),
         )
 
     def seed_bands() -> Figure:

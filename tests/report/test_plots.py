@@ -273,7 +273,7 @@ def test_chunk_regions_cover_the_cases() -> None:
         (plots.GUIDED_LABEL, 2, 4),
         (plots.PADDING_LABEL, 4, 8),
     ]
-    assert plots.executed_window(2, 4, 8) == plots.Region(plots.EXECUTED_LABEL, 2, 4)
+    assert plots.executed_window(2, 4) == plots.Region(plots.EXECUTED_LABEL, 2, 4)
     assert [(r.label, r.start, r.stop) for r in plots.chunk_regions(3, 2, 8)] == [
         (plots.FROZEN_LABEL, 0, 2),
         (plots.FROZEN_PADDING_LABEL, 2, 3),
@@ -284,7 +284,7 @@ def test_chunk_regions_cover_the_cases() -> None:
         (plots.FROZEN_PADDING_LABEL, 0, 2),
         (plots.PADDING_LABEL, 0, 8),
     ]
-    assert plots.executed_window(3, 5, 8) is None  # s = 3 = d: nothing of this chunk runs
+    assert plots.executed_window(3, 3) is None  # s = 3 = d: nothing of this chunk runs
 
 
 def test_chunk_overview_plain_run_shows_only_the_action(plain_run: dict) -> None:

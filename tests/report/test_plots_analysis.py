@@ -37,7 +37,9 @@ def test_method_comparison_overlay():
     prev = RNG.normal(size=(2, 8, 6))
     chunks = {m: RNG.normal(size=(2, 8, 6)) for m in methods.METHODS}
     weights = methods.comparison_weights(2, 4, 8)
-    fig = pa.plot_method_comparison(chunks, prev, 2, weights, batch_idx=1, action_dim_indices=[0, 4], prev_valid=4)
+    fig = pa.plot_method_comparison(
+        chunks, prev, 2, weights, batch_idx=1, action_dim_indices=[0, 4], prev_valid=4, execute_horizon=4
+    )
     panels = axes_by_label(fig)
     for a in (0, 4):
         ax = panels[f"methods a={a}"]
@@ -59,6 +61,19 @@ def test_method_comparison_overlay():
     colors = [pa.method_color(m) for m in methods.METHODS]
     assert len(set(colors)) == len(colors) and "tab:red" not in colors  # own colour each; red is the target
     renders(fig)
+
+
+def test_method_comparison_in_the_first_block_draws_the_whole_previous_chunk():
+    """The paper's first block: the previous chunk is unshifted (prev_valid = H), no padding; the chunk runs d..s."""
+    prev = RNG.normal(size=(1, 8, 6))
+    chunks = {"naive": RNG.normal(size=(1, 8, 6))}
+    weights = methods.comparison_weights(2, 4, 8)
+    fig = pa.plot_method_comparison(chunks, prev, 2, weights, 0, [0], prev_valid=8, execute_horizon=4)
+    ax = axes_by_label(fig)["methods a=0"]
+    np.testing.assert_array_equal(line(ax, TARGET_LABEL).get_ydata(), prev[0, :, 0])
+    assert PADDING_LABEL not in [p.get_label() for p in ax.patches]
+    executed = [ln for ln in ax.get_lines() if ln.get_label() == EXECUTED_LABEL]
+    np.testing.assert_array_equal(executed[0].get_xdata(), [1.5, 3.5])
 
 
 def test_schedule_weights_and_guidance_curves():

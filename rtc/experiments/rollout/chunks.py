@@ -96,6 +96,7 @@ def chunk_as_inspection(
     tracked = dict(tracked)
     # block 0's previous chunk is the whole plain first chunk; later ones hold H - s planned actions
     tracked["prev_valid"] = np.asarray(horizon if chunk_index == 0 else horizon - settings.execute_horizon)
+    tracked["execute_horizon"] = np.asarray(settings.execute_horizon)
     return Inspection(
         settings=inspection_settings,
         tracked=tracked,
