@@ -183,7 +183,7 @@ def seed_behaviours(
     checkpoint: str,
     checkpoint_mtime: float,
     level_path: str,
-    settings: tuple,
+    settings: pipeline.RTCSettings,
     count: int,
     batch_index: int,
     jacobian_free: bool = False,

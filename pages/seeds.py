@@ -79,7 +79,7 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         runs = _data.seed_runs(*_ui.cache_args(context), int(count), view.look.batch_index, jacobian_free)
     extras = {"seeds": runs}
     effects = seeds.guidance_effects(runs)
-    membership = _data.seed_behaviours(*_ui.cache_args(context), int(count), view.batch_index, jacobian_free)
+    membership = _data.seed_behaviours(*_ui.cache_args(context), int(count), view.look.batch_index, jacobian_free)
     st.subheader(f"How much guidance did, over {effects['seeds']} seeds")
     if membership["reason"] is not None:
         st.info(f"No behaviour share: {membership['reason']}.", icon=":material/info:")

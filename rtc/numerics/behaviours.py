@@ -6,9 +6,14 @@ previous chunk's. Whether it does is only a question where the policy has more t
 - **Behaviours**: k-means (k-means++ starts, best of several restarts, a fixed generator so the answer is
   reproducible) on the plain samples' chunks, restricted to the indices where the previous chunk holds planned
   actions (``i < prev_valid``: the whole chunk in the paper's first block, ``H - s`` actions later). The number
-  of behaviours ``k`` is chosen by the gap statistic (Tibshirani, Walther and Hastie, 2001): the smallest ``k``
-  with ``Gap(k) >= Gap(k + 1) - s(k + 1)``, the reference being uniform over the box of the samples' principal
-  axes. Unlike a silhouette threshold, it can answer ``k = 1``, also for an elongated single behaviour.
+  of behaviours ``k`` is chosen by the gap statistic (Tibshirani, Walther and Hastie, 2001; reference: uniform
+  over the box of the samples' principal axes) with the "global max, one standard error" rule: the smallest
+  ``k`` whose gap is within one standard error of the largest gap. (The "first k with Gap(k) >= Gap(k + 1) -
+  s(k + 1)" rule stops at k = 1 when three equidistant behaviours make k = 2 no better than k = 1.) A ``k > 1``
+  is kept only when its gap exceeds that of ``k = 1`` by more than twice their standard errors together, so a
+  single behaviour, even one spread evenly along a line, is not split by chance: where it is unclear the answer
+  is one behaviour and no share. Unlike a silhouette threshold, it can answer ``k = 1``, also for an elongated
+  single behaviour.
 - **Membership**: each chunk belongs to the behaviour whose centre is nearest (Euclidean, same indices).
 - **Stayed**: a sample stayed in the previous chunk's behaviour when it belongs to the behaviour the previous
   chunk belongs to. The share of samples that stayed comes with its Wilson 95 % interval and ``n``; plain samples
@@ -31,6 +36,7 @@ MIN_SAMPLES = 8  # fewer plain samples cannot show distinct behaviours
 MAX_BEHAVIOURS = 6
 REFERENCES = 20  # reference data sets of the gap statistic
 RESTARTS = 6
+SEPARATION = 2.0  # k > 1 needs a gap above k = 1's by this many times their standard errors together
 
 
 def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, restarts: int = RESTARTS) -> tuple:
@@ -69,15 +75,16 @@ def gap_statistic_count(points: np.ndarray, max_k: int, rng: np.random.Generator
     low, high = projected.min(axis=0), projected.max(axis=0)
     references = [rng.uniform(low, high, size=projected.shape) @ axes for _ in range(REFERENCES)]
     gaps, spreads = [], []
-    for k in range(1, max_k + 2):
+    for k in range(1, max_k + 1):
         log_within = np.log(max(kmeans(points, k, rng)[0], 1e-300))
         log_reference = np.log([max(kmeans(ref, k, rng, restarts=2)[0], 1e-300) for ref in references])
         gaps.append(float(log_reference.mean() - log_within))
         spreads.append(float(log_reference.std() * np.sqrt(1 + 1 / REFERENCES)))
-    for k in range(1, max_k + 1):
-        if gaps[k - 1] >= gaps[k] - spreads[k]:
-            return k
-    return max_k
+    best = int(np.argmax(gaps))
+    k = next(k for k in range(1, max_k + 1) if gaps[k - 1] >= gaps[best] - spreads[best])
+    if gaps[k - 1] - gaps[0] <= SEPARATION * (spreads[k - 1] + spreads[0]):
+        return 1  # not clearly better than one behaviour
+    return k
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -86,12 +86,15 @@ def test_seeds_page_draws_bands():
     assert "(n = 16)" in table.loc["guidance effect, median [95 % CI]", "value"]
     assert "guidance cost, median [95 % CI]" in table.index
     assert any("over 16 seeds" in h.value for h in at.main.subheader)
-    # the multimodal demo policy: behaviours found among the plain seeds, and the share that stays in the
-    # previous chunk's, with its interval and n
+    assert not any("left the previous" in q for q in table.index)
+    # the multimodal demo policy (32 seeds, to be clear at 4 flow steps): behaviours found among the plain seeds,
+    # and the share that stays in the previous chunk's, with its interval and n
+    at.number_input(key="seeds_count").set_value(32).run()
+    _assert_clean(at, "Many seeds")
+    table = at.main.dataframe[0].value
     assert int(table.loc["behaviours among the plain samples", "value"]) >= 2
     stay = table.loc["share of RTC samples in the previous chunk's behaviour [95 % Wilson]", "value"]
-    assert "(n = 16)" in stay
-    assert not any("left the previous" in q for q in table.index)
+    assert "(n = 32)" in stay and not any("No behaviour share" in i.value for i in at.main.info)
     assert "rtc_jacobian_free" not in str(at.get("vega_lite_chart")[0].proto)
     at.number_input(key="seeds_count").set_value(4)
     at.checkbox(key="seeds_jacobian_free").check().run()

@@ -36,6 +36,18 @@ def test_two_separated_behaviours_are_found_and_shares_counted_by_nearest_behavi
     assert sorted(shares["behaviour_counts_rtc"]) == [3, 17]
 
 
+def test_three_equidistant_behaviours_in_sixteen_samples_are_three():
+    """Where k = 2 is no better than k = 1 (three behaviours at similar distances), the global-max rule still finds
+    three (Tibshirani's first-k rule stops at one here)."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, H, A))
+    labels = rng.integers(3, size=16)
+    chunks = centres[labels] + 0.2 * rng.normal(size=(16, H, A))
+    found = behaviours.find_behaviours(chunks, H)
+    assert found.count == 3
+    assert sorted(np.bincount(found.membership(chunks))) == sorted(np.bincount(labels))
+
+
 def test_only_the_previous_chunks_planned_actions_decide_membership():
     """Behaviours that differ only after prev_valid (the previous chunk's zero padding) are one behaviour there."""
     centres = np.zeros((2, H, A))
