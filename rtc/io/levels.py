@@ -33,6 +33,7 @@ RENDER_SIZE = 512  # the paper renders at 512x512
 # machine shows them without importing kinetix; keyed like the cache, written by ``python -m rtc.io.levels
 # --prepare``; tests/test_levels.py recomputes them and fails on a stale file.
 PREPARED = PROJECT_WORLDS / "prepared"
+PROJECT_LEVEL_FOLDERS = (PROJECT_WORLDS / "l", PROJECT_WORLDS / "designed")
 
 # The paper's levels that kinetix-env also ships (the other four exist only in the paper's set).
 PAPER_LEVELS_IN_KINETIX = (
@@ -355,12 +356,18 @@ def export_worlds(destination: Path = PROJECT_WORLDS / "l", names: tuple[str, ..
     return written
 
 
-def prepare_worlds(folder: Path = PROJECT_WORLDS / "l") -> list[Path]:
-    """Write ``worlds/prepared``: each level's reset observation and picture as kinetix gives them (replacing
-    what was there, so no stale file stays)."""
+def project_level_files() -> list[Path]:
+    """The levels the project ships: the paper's 12 (``worlds/l``) and the worlds designed here
+    (``worlds/designed``, e.g. the mode-switch world)."""
+    return [path for folder in PROJECT_LEVEL_FOLDERS for path in sorted(folder.glob("*.json"))]
+
+
+def prepare_worlds() -> list[Path]:
+    """Write ``worlds/prepared``: each project level's reset observation and picture as kinetix gives them
+    (replacing what was there, so no stale file stays)."""
     shutil.rmtree(PREPARED, ignore_errors=True)
     written = []
-    for path in sorted(folder.glob("*.json")):
+    for path in project_level_files():
         level = load_level(path)
         obs, _ = reset(level)
         for (kind, extra), array in ((_OBS, np.asarray(obs)), (_PICTURE, render_level(level))):

@@ -99,7 +99,7 @@ def test_level_candidates_offer_configured_then_project_then_kinetix_levels(tmp_
     shutil.copy(shared_path("worlds", "l", "catapult.json"), tmp_path / "catapult.json")
     candidates = roots.level_candidates([tmp_path, levels.PROJECT_WORLDS])
     assert candidates[0] == (tmp_path / "catapult.json").resolve()
-    assert candidates[1].parent == (levels.PROJECT_WORLDS / "l").resolve()
+    assert candidates[1].parent in {folder.resolve() for folder in levels.PROJECT_LEVEL_FOLDERS}
     assert levels.kinetix_levels_folder() / "h4_cartpole.json" in candidates
 
 
@@ -195,18 +195,19 @@ def test_level_picture_is_kept_on_disk_and_prepare_stores_both(tmp_path, monkeyp
 
 
 def test_prepared_worlds_cover_every_project_level_and_nothing_stale():
-    """worlds/prepared holds, for each worlds/l level, its reset observation and picture keyed by the file's
+    """worlds/prepared holds, for each project level (worlds/l and worlds/designed), its reset observation and
+    picture keyed by the file's
     current sha256 and the installed kinetix-env/jax; an edited level or a version bump fails here (rerun
     ``python -m rtc.io.levels --prepare``)."""
     expected = set()
-    for path in sorted((levels.PROJECT_WORLDS / "l").glob("*.json")):
+    for path in levels.project_level_files():
         expected |= {
             levels._prepared_file(path, "reset_obs"),
             levels._prepared_file(path, "level_picture", f"-{levels.RENDER_SIZE}px"),
         }
-    assert len(expected) == 24
+    assert len(expected) == 2 * 13  # the paper's 12 and the mode-switch world
     assert set(levels.PREPARED.rglob("*.npz")) == expected
-    for path in (levels.PROJECT_WORLDS / "l").glob("*.json"):
+    for path in levels.project_level_files():
         assert levels.is_prepared(path)
 
 
