@@ -42,11 +42,18 @@ from tqdm.auto import tqdm
 from rtc.io import levels
 from rtc.io.checkpoints import save_policy
 from rtc.numerics.model import FlowPolicy, ModelConfig
-from rtc.training.flow import TrainConfig, train
+from rtc.training.flow import (
+    DEFAULT_MAX_SIMULATED_DELAY,
+    TrainConfig,
+    simulated_delay_metadata,
+    train,
+    train_training_time_rtc,
+)
 
 LEVEL_PATH = levels.PROJECT_ROOT / "worlds" / "designed" / "mode_switch.json"
 LEVEL_FILE = "worlds/designed/mode_switch.json"
 RUN_PATH = levels.PROJECT_ROOT / "runs" / "mode_switch"
+TWIN_FOLDER = "training_time"  # the training-time-RTC twin: a run nested in the run (rtc-sweep looks there)
 ROUTES: tuple[str, ...] = ("over", "under")
 AGENT = 4  # polygon index of the green box (0-3 are the floor, walls and ceiling)
 THRUSTER_TILT = math.radians(35.0)  # each thruster leans this far from vertical, one each way
@@ -336,6 +343,48 @@ def reset_route_shares(
     }
 
 
+def _train_epochs(
+    policy: FlowPolicy,
+    obs: np.ndarray,
+    chunks: np.ndarray,
+    train_config: TrainConfig,
+    epochs: int,
+    folder: Path,
+    key: str,
+    training_time_rtc: bool,
+) -> list[float]:
+    """Train ``policy`` in ``epochs`` cosine cycles and save each epoch's checkpoint under ``folder``: plain flow
+    matching, or training-time RTC (simulated delays, ``rtc.training.flow.train_training_time_rtc``)."""
+    per_epoch = dataclasses.replace(train_config, steps=train_config.steps // epochs)
+    losses: list[float] = []
+    for epoch in range(epochs):
+        # one cosine cycle per epoch keeps each saved epoch a settled model
+        config = dataclasses.replace(per_epoch, seed=train_config.seed + epoch)
+        extra: dict = {}
+        if training_time_rtc:
+            epoch_losses, extra["training_time_rtc"] = train_training_time_rtc(
+                policy, obs, chunks, config, description=f"training-time RTC epoch {epoch}"
+            )
+        else:
+            epoch_losses = train(policy, obs, chunks, config, description=f"training epoch {epoch}")
+        losses += epoch_losses
+        training = {
+            "command": "python -m rtc.training.mode_switch --out runs/mode_switch",
+            "objective": "flow matching (t ~ U(0, 1), x_t = (1 - t) noise + t action, target action - noise)"
+            + (
+                "; training-time RTC: the first d tokens clean at t = 1 and out of the loss"
+                if training_time_rtc
+                else ""
+            ),
+            "data": f"{len(obs)} (obs, chunk) pairs from scripted expert episodes, routes {list(ROUTES)}",
+            "steps_done": per_epoch.steps * (epoch + 1),
+            "final_loss": losses[-1],
+            **extra,
+        }
+        save_policy(policy, folder / str(epoch) / "policies" / key, level=LEVEL_FILE, training=training)
+    return losses
+
+
 def build_run(
     out: Path,
     level_path: Path = LEVEL_PATH,
@@ -345,58 +394,59 @@ def build_run(
     train_config: TrainConfig = TrainConfig(steps=TRAIN_STEPS, seed=TUNING_SEEDS["training"]),
     model: ModelConfig = MODEL,
     epochs: int = 2,
+    plain: bool = True,
 ) -> dict:
-    """Write the level, generate demonstrations, train, save ``epochs`` checkpoints and ``summary.json``."""
+    """Write the level, generate demonstrations, train the plain policy (``plain``; its ``epochs`` checkpoints under
+    ``out``) and its training-time-RTC twin from the same demonstrations and seed (under ``out/training_time``,
+    where ``rtc-sweep`` finds it for ``training_time_rtc``), and write ``summary.json``. With ``plain`` false only
+    the twin is (re)trained and ``summary.json`` gains its figures; the plain policy stays as it is."""
     started = time.time()
     out = Path(out)
-    if out.exists():
+    if plain and out.exists():
         shutil.rmtree(out)
+    shutil.rmtree(out / TWIN_FOLDER, ignore_errors=True)
     build_level(level_path, world)
     level = levels.load_level(level_path)
     with tqdm(total=1, desc="demonstrations", unit="batch") as bar:
         obs, chunks, demo_figures = generate_demonstrations(level, demo, model.action_chunk_size, world, expert)
         bar.update()
     demo_seconds = time.time() - started
-    policy = FlowPolicy(obs.shape[-1], chunks.shape[-1], model, rngs=nnx.Rngs(train_config.seed))
-    per_epoch = dataclasses.replace(train_config, steps=train_config.steps // epochs)
-    losses: list[float] = []
     key = levels.Level(level_path).key
-    train_started = time.time()
-    training: dict = {}
-    for epoch in range(epochs):
-        # one cosine cycle per epoch keeps each saved epoch a settled model
-        config = dataclasses.replace(per_epoch, seed=train_config.seed + epoch)
-        losses += train(policy, obs, chunks, config, description=f"training epoch {epoch}")
-        training = {
-            "command": "python -m rtc.training.mode_switch --out runs/mode_switch",
-            "objective": "flow matching (t ~ U(0, 1), x_t = (1 - t) noise + t action, target action - noise)",
-            "data": f"{len(obs)} (obs, chunk) pairs from scripted expert episodes, routes {list(ROUTES)}",
-            "steps_done": per_epoch.steps * (epoch + 1),
-            "final_loss": losses[-1],
-        }
-        save_policy(policy, out / str(epoch) / "policies" / key, level=LEVEL_FILE, training=training)
-    train_seconds = time.time() - train_started
     reset_obs, _ = levels.reset(level)
-    summary = {
-        "level": LEVEL_FILE,
-        "level_key": key,
-        "command": training["command"],
-        "world": world.to_dict(),
-        "expert": expert.to_dict(),
-        "demonstrations": {**demo.to_dict(), **demo_figures},
-        "model": model.to_dict(),
-        "train_config": train_config.to_dict(),
-        "epochs": epochs,
-        "losses": {"every_50_steps": [round(x, 5) for x in losses], "first": losses[0], "final": losses[-1]},
-        "seconds": {
-            "demonstrations": round(demo_seconds, 1),
-            "training": round(train_seconds, 1),
-            "total": round(time.time() - started, 1),
-        },
-        "reset_route_shares": reset_route_shares(policy, reset_obs),
-        "seeds": {"tuning": TUNING_SEEDS, "evaluation": EVALUATION_SEED},
-        "tuning_measurements": TUNING_MEASUREMENTS,
+    summary = json.loads((out / "summary.json").read_text()) if not plain else {}
+    if plain:
+        train_started = time.time()
+        policy = FlowPolicy(obs.shape[-1], chunks.shape[-1], model, rngs=nnx.Rngs(train_config.seed))
+        losses = _train_epochs(policy, obs, chunks, train_config, epochs, out, key, training_time_rtc=False)
+        summary = {
+            "level": LEVEL_FILE,
+            "level_key": key,
+            "command": "python -m rtc.training.mode_switch --out runs/mode_switch",
+            "world": world.to_dict(),
+            "expert": expert.to_dict(),
+            "demonstrations": {**demo.to_dict(), **demo_figures},
+            "model": model.to_dict(),
+            "train_config": train_config.to_dict(),
+            "epochs": epochs,
+            "losses": {"every_50_steps": [round(x, 5) for x in losses], "first": losses[0], "final": losses[-1]},
+            "seconds": {"demonstrations": round(demo_seconds, 1), "training": round(time.time() - train_started, 1)},
+            "reset_route_shares": reset_route_shares(policy, reset_obs),
+            "seeds": {"tuning": TUNING_SEEDS, "evaluation": EVALUATION_SEED},
+            "tuning_measurements": TUNING_MEASUREMENTS,
+        }
+    twin_started = time.time()
+    twin = FlowPolicy(obs.shape[-1], chunks.shape[-1], model, rngs=nnx.Rngs(train_config.seed))
+    twin_losses = _train_epochs(twin, obs, chunks, train_config, epochs, out / TWIN_FOLDER, key, training_time_rtc=True)
+    summary["training_time"] = {
+        "folder": TWIN_FOLDER,
+        "simulated_delay": simulated_delay_metadata(
+            dataclasses.replace(train_config, max_simulated_delay=DEFAULT_MAX_SIMULATED_DELAY)
+        ),
+        "same_demonstrations_and_seed": True,
+        "losses": {"first": twin_losses[0], "final": twin_losses[-1]},
+        "seconds": round(time.time() - twin_started, 1),
     }
+    summary["seconds"]["total"] = round(time.time() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -465,6 +515,11 @@ def main(argv: list[str] | None = None) -> int:
         help="instead of training: print a stored sweep (e.g. runs/mode_switch/sweeps/paper_seed0, written by "
         f"`{SWEEP_COMMAND}`) as the README's Markdown table",
     )
+    parser.add_argument(
+        "--training-time-only",
+        action="store_true",
+        help="train only the training-time-RTC twin into an existing run (the plain policy stays as it is)",
+    )
     args = parser.parse_args(argv)
     if args.table is not None:
         sys.stdout.write(markdown_table(args.table))
@@ -474,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         args.level,
         demo=DemoConfig(episodes_per_route=args.episodes_per_route),
         train_config=TrainConfig(steps=args.steps, seed=TUNING_SEEDS["training"]),
+        plain=not args.training_time_only,
     )
     json.dump({k: v for k, v in summary.items() if k != "losses"}, sys.stdout, indent=2)
     print()
