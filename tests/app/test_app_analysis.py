@@ -10,7 +10,7 @@ from rtc.io import roots
 from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHODS
 from tests.app.test_app import DEMO_RUN, FAST, _app
 
-CHUNK_KEY, ROLLOUTS_KEY = "rtc_open_chunk", "rtc_rollouts"  # pages.CHUNK_KEY, pages.rollout.RESULTS_KEY
+CHUNK_KEY, ROLLOUTS_KEY = "rtc_open_chunk", "rtc_rollouts"  # pages._frame.CHUNK_KEY, pages.rollout.RESULTS_KEY
 SHORT_STEPS = 16  # one 32-step segment: rollout and sweep share the compiled segment length
 
 
@@ -112,8 +112,15 @@ def test_rollout_page_runs_on_its_button_and_keeps_the_result():
     at.number_input(key="rollout_steps").set_value(SHORT_STEPS)
     at.button(key="rollout_run").click().run()
     _assert_clean(at, "Closed-loop rollout")
+    assert "Cancel" not in [b.label for b in at.main.button]  # the job ended: its Cancel button is gone
     table = at.main.dataframe[0].value
     assert list(table.columns[:2]) == ["return", "solved"] and len(table) == 1
+    # n and the Wilson 95 % interval beside the solve rate: one episode, 0 or 1 solved (worked out by hand)
+    expected = {
+        False: "solve rate 0.00 (n = 1 episode, Wilson 95 % [0.00, 0.79])",
+        True: "solve rate 1.00 (n = 1 episode, Wilson 95 % [0.21, 1.00])",
+    }[bool(table["solved"].iloc[0])]
+    assert any(expected in c.value for c in at.main.caption), [c.value for c in at.main.caption]
     assert len(at.main.get("image")) >= 3  # trace, animation, chunk figure(s)
     at.number_input(key="rollout_chunk").set_value(1).run()  # a rerun shows the kept result
     _assert_clean(at, "Closed-loop rollout")

@@ -121,6 +121,7 @@ def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, capsys, extra, mess
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_example_script_on_the_paper_run_with_an_absolute_level_path(tmp_path, fixture_run, shared_worlds):
     level = shared_worlds / "hard_lunar_lander.json"
     result = subprocess.run(
