@@ -106,6 +106,7 @@ def test_seeds_page_draws_bands():
     assert not any(q.startswith("share of") for q in table.index)
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_rollout_page_runs_on_its_button_and_keeps_the_result():
     at = _page("pages/rollout.py", "Closed-loop rollout", {"d": "2", "s": "4"})
     assert not at.main.get("image") and any("Press Run rollout" in i.value for i in at.main.info)
@@ -134,6 +135,7 @@ def test_rollout_page_runs_on_its_button_and_keeps_the_result():
     assert not at.button(key="rollout_open_chunk").disabled  # guided: its chunks open in the step pages
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_sweep_page_runs_one_point():
     from rtc.experiments.settings import SWEEP_PRESETS
 

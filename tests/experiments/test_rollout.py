@@ -61,6 +61,7 @@ def recorded():
     return rollout.run_rollout(policy, level, settings, record=True)
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_zero_delay_full_horizon_is_plain_chunked_execution():
     policy, level = demo_setup()
     horizon, steps = policy.action_chunk_size, 24

@@ -179,6 +179,7 @@ def test_every_tracked_array_is_finite(
             assert np.all(np.isfinite(np.asarray(value))), f"{key} holds NaN or infinity ({schedule})"
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 @EQUIVALENCE_SETTINGS
 @given(schedule=st.sampled_from(SCHEDULES), timing=timings(), num_steps=FLOW_STEPS, seed=SEEDS)
 def test_zero_guidance_weight_is_plain_sampling(
@@ -197,6 +198,7 @@ UNGUIDED = st.one_of(
 )
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 @EQUIVALENCE_SETTINGS
 @given(case=UNGUIDED, num_steps=FLOW_STEPS, max_guidance_weight=MAX_WEIGHTS, seed=SEEDS)
 def test_all_zero_prefix_weights_give_plain_sampling(
@@ -210,6 +212,7 @@ def test_all_zero_prefix_weights_give_plain_sampling(
     _assert_same_chunk(action, plain())
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 @EQUIVALENCE_SETTINGS
 @given(timing=timings(), num_steps=FLOW_STEPS, max_guidance_weight=MAX_WEIGHTS, seed=SEEDS)
 def test_tracking_does_not_change_the_action(
