@@ -217,6 +217,7 @@ def _x_t_chart_values(at: AppTest) -> bytes:
     return proto.spec.encode() + datasets + proto.data.SerializeToString()
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_a_rollout_chunk_opens_in_the_step_pages_until_closed():
     at = _page("pages/rollout.py", "Closed-loop rollout", {"d": "2", "s": "4"})
     at.number_input(key="rollout_steps").set_value(SHORT_STEPS)

@@ -40,6 +40,7 @@ def test_tracking_doc_preset_and_flags_over_it():
     assert any("shorter than the delay" in w for w in settings.validate(8))
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 @pytest.mark.parametrize(("timing", "defined"), [((["--preset", "tracking-doc"]), False), ([], True)])
 def test_summary_boundary_jump_is_null_where_it_would_meet_padding(tmp_path, capsys, timing, defined):
     out = tmp_path / "out"

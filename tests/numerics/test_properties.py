@@ -162,6 +162,7 @@ def _assert_same_chunk(actual: jax.Array, expected: jax.Array) -> None:
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6 * scale)
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 @SAMPLER_SETTINGS
 @given(timing=timings(), num_steps=FLOW_STEPS, max_guidance_weight=MAX_WEIGHTS, seed=SEEDS)
 @example(timing=(0, 0), num_steps=1, max_guidance_weight=100.0, seed=0)
