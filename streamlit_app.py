@@ -36,33 +36,29 @@ def _starting():
 
 STARTING = _starting()
 
-from pages import _data, _traces, _ui, _widgets  # noqa: E402
+from pages import _data, _frame, _selection, _traces, _widgets  # noqa: E402
 from rtc.app import state as app_state  # noqa: E402
 from rtc.app.state import Limits, Target, View  # noqa: E402
 from rtc.errors import RTCError  # noqa: E402
 from rtc.experiments.fields import Bounds, by_name  # noqa: E402
 from rtc.experiments.settings import SECTIONS, RTCSettings  # noqa: E402
 from rtc.io import levels, roots  # noqa: E402
-from rtc.report import pages_registry  # noqa: E402
+from rtc.report import page_content  # noqa: E402
 
 
-def _page(spec: pages_registry.PageSpec) -> st.Page:
-    """The navigation entry of one page of the table (rtc.report.pages_registry)."""
+def _page(spec: page_content.PageSpec) -> st.Page:
+    """The navigation entry of one declared page (rtc.report.page_content)."""
     if spec.default:
         return st.Page(spec.file, title=spec.title, icon=spec.icon, default=True)
     return st.Page(spec.file, title=spec.title, icon=spec.icon, url_path=spec.url_path)
 
 
 PAGES = {
-    section: [_page(spec) for spec in pages_registry.REGISTRY if spec.section == section]
-    for section in pages_registry.SECTIONS
+    section: [_page(spec) for spec in page_content.REGISTRY if spec.section == section]
+    for section in page_content.SECTIONS
 }
 
 NOTICES_KEY = "rtc_notices"
-
-
-def _query() -> dict[str, str]:
-    return {key: st.query_params[key] for key in st.query_params}
 
 
 def _level_file(key: str, candidates: list[Path]) -> Path | None:
@@ -74,7 +70,7 @@ def _select_target(runs: dict, candidates: list[Path]) -> Target:
     state = st.session_state
     has_file = lambda key: _level_file(key, candidates) is not None  # noqa: E731
     if "w_run" not in state:
-        target, notices = app_state.parse_target(_query(), runs, has_file)
+        target, notices = app_state.parse_target(_selection.query(), runs, has_file)
         state[NOTICES_KEY] = state.get(NOTICES_KEY, []) + notices
         state.update(w_run=target.run, w_epoch=target.epoch, w_level=target.level)
     if state["w_run"] not in runs:
@@ -115,7 +111,7 @@ def _select_view(limits: Limits) -> View:
     a widget's range are clamped with a notice."""
     state = st.session_state
     if _widgets.key(app_state.VIEW[0]) not in state:
-        view, notices = app_state.parse_view(_query(), limits)
+        view, notices = app_state.parse_view(_selection.query(), limits)
         state[NOTICES_KEY] = state.get(NOTICES_KEY, []) + notices
         _widgets.store(view.values(), app_state.VIEW)
     clamped: list[str] = []
@@ -141,7 +137,7 @@ def _select_view(limits: Limits) -> View:
     return app_state.view_of(_widgets.read(app_state.VIEW))
 
 
-def sidebar() -> _ui.Context | _ui.TraceContext | None:
+def sidebar() -> _selection.Context | _selection.TraceContext | None:
     """Every selector; returns the resolved selection (or None when there is nothing to show). The title is drawn
     first, by ``_starting``."""
     if _traces.choose_source() == "Traces":
@@ -150,8 +146,9 @@ def sidebar() -> _ui.Context | _ui.TraceContext | None:
     runs = _data.runs_under(tuple(str(r) for r in dirs))
     if not runs:
         st.error(
-            f"No training runs found under {', '.join(map(str, dirs)) or 'the configured roots'}. "
-            f"Set {roots.RUNS_ROOTS_ENV} to folders that hold <run>/<epoch>/policies/<level_key>."
+            _selection.nothing_found(
+                "training runs found", dirs, roots.RUNS_ROOTS_ENV, "<run>/<epoch>/policies/<level_key>."
+            )
         )
         return None
     candidates = _data.level_candidates(tuple(str(d) for d in roots.level_dirs()))
@@ -189,7 +186,7 @@ def sidebar() -> _ui.Context | _ui.TraceContext | None:
         st.info(schedule_note)
     st.session_state["rtc_picture_slot"] = (picture, level_path)
     st.query_params.from_dict(app_state.to_query(target, view))
-    return _ui.Context(target, view, run, checkpoint, level_path, note, limits, tuple(warnings), error)
+    return _selection.Context(target, view, run, checkpoint, level_path, note, limits, tuple(warnings), error)
 
 
 def _display_level(path: Path) -> str:
@@ -220,15 +217,15 @@ def main() -> None:
         try:
             context = sidebar()
         except (RTCError, OSError) as err:
-            _ui.user_error(err)
+            _frame.user_error(err)
             context = None
         except Exception as err:
-            _ui.unexpected(err)
+            _frame.unexpected(err)
             context = None
-    _ui.set_context(context)
+    _selection.set_context(context)
     for notice in st.session_state.pop(NOTICES_KEY, []):
         st.warning(f"From the link: {notice}", icon=":material/link_off:")
-    _ui.mark_entrypoint_run()
+    _frame.mark_entrypoint_run()
     if STARTING is not None:
         STARTING[0].empty()  # the page shows its own progress from here
     navigation.run()

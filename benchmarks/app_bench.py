@@ -94,14 +94,14 @@ def bundle_time() -> list[dict]:
     from rtc.experiments import pipeline
     from rtc.io import levels
     from rtc.io.checkpoints import load_policy, read_run
-    from rtc.report import bundle, render
+    from rtc.report import bundle, page_content, render
 
     policy = load_policy(read_run(ROOT / "runs" / "demo").checkpoint(-1, "worlds_l_grasp_easy"))
     level = levels.load_level(levels.resolve_level_path("worlds/l/grasp_easy.json"))
     result = pipeline.inspect(policy, level, pipeline.RTCSettings())
 
     def build(executor=None) -> bytes:
-        figures, charts, sections = bundle.report_content(result, 0, 0, (0, 1, 2))
+        figures, charts, sections = page_content.report_content(result, 0, 0, (0, 1, 2))
         return bundle.build_bundle(
             result, bundle.BundleContent(figures, charts, {"run": "demo"}, sections), executor=executor
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import _data, _ui, _widgets
+from pages import _data, _display, _selection, _widgets
 from rtc.app import state as app_state
 from rtc.app.state import Limits, View
 from rtc.experiments.fields import Bounds
@@ -23,15 +23,11 @@ UPLOAD_KEY = "w_trace_upload"
 WIDGET_PREFIX = "wt"  # the trace view's widgets' session-state keys (apart from the run sidebar's): wt_batch_index, ...
 
 
-def _query() -> dict[str, str]:
-    return {key: st.query_params[key] for key in st.query_params}
-
-
 def choose_source() -> str:
     """Runs (policies sampled here) or Traces (recorded files); a link with ``trace=`` opens on Traces."""
     state = st.session_state
     if SOURCE_KEY not in state:
-        state[SOURCE_KEY] = "Traces" if "trace" in _query() else "Runs"
+        state[SOURCE_KEY] = "Traces" if "trace" in _selection.query() else "Runs"
     return st.radio(
         "Source",
         SOURCES,
@@ -59,13 +55,10 @@ def _pick_trace(notices: list[str]) -> tuple[traces.Trace, str | None, str] | No
     dirs = roots.trace_roots()
     found = _data.traces_under(tuple(str(r) for r in dirs))
     if not found:
-        st.info(
-            f"No trace files (*.npz) under {', '.join(map(str, dirs)) or 'the configured roots'}. "
-            f"Set {roots.TRACES_ROOTS_ENV} to folders that hold them, or upload one."
-        )
+        st.info(_selection.nothing_found("trace files (*.npz)", dirs, roots.TRACES_ROOTS_ENV, "them, or upload one."))
         return None
     if TRACE_KEY not in state:
-        trace_id, link_notices = app_state.parse_trace_id(_query(), found, dirs)
+        trace_id, link_notices = app_state.parse_trace_id(_selection.query(), found, dirs)
         notices += link_notices
         state[TRACE_KEY] = trace_id
     if state[TRACE_KEY] not in found:
@@ -82,7 +75,7 @@ def _select_view(trace: traces.Trace, limits: Limits, notices: list[str]) -> Vie
     state = st.session_state
     batch = trace.shape[1]
     if _widgets.key(app_state.LOOK[0], WIDGET_PREFIX) not in state:
-        view, link_notices = app_state.parse_trace_view(_query(), limits, batch)
+        view, link_notices = app_state.parse_trace_view(_selection.query(), limits, batch)
         notices += link_notices
         _widgets.store(view.values(), app_state.LOOK, WIDGET_PREFIX)
     names = trace.action_names
@@ -96,7 +89,7 @@ def _select_view(trace: traces.Trace, limits: Limits, notices: list[str]) -> Vie
     return app_state.trace_view(LookSettings(**_widgets.read(app_state.LOOK, WIDGET_PREFIX)), batch)
 
 
-def sidebar() -> _ui.TraceContext | None:
+def sidebar() -> _selection.TraceContext | None:
     """The trace source's selectors; returns the selection (or None when there is nothing to show)."""
     st.session_state["rtc_picture_slot"] = None  # no level picture for a trace
     notices: list[str] = []
@@ -115,13 +108,13 @@ def sidebar() -> _ui.TraceContext | None:
     if not view.look.action_dim_indices:
         error = f"no action dimension chosen; pick at least one of 0..{action_dim - 1}"
     st.query_params.from_dict(app_state.trace_query(trace_id, view))
-    return _ui.TraceContext(trace, trace_id, name, view, limits, trace.warnings, error)
+    return _selection.TraceContext(trace, trace_id, name, view, limits, trace.warnings, error)
 
 
-def overview(context: _ui.TraceContext, trace: traces.Trace) -> None:
+def overview(context: _selection.TraceContext, trace: traces.Trace) -> None:
     """The overview page of a trace: what was recorded, the metrics that need no policy, the chunk figure."""
     summary, settings = trace.summary, trace.settings
-    _ui.summary_metrics(
+    _display.summary_metrics(
         ("weighted_prefix_error_rtc", "boundary_jump_rtc", "frozen_max_deviation_rtc", "mean_abs_correction"), summary
     )
     tracked = trace.tracked
@@ -145,7 +138,7 @@ def overview(context: _ui.TraceContext, trace: traces.Trace) -> None:
     if trace.plain is None:
         described.append(" No plain sample was recorded, so nothing is compared with unguided sampling.")
     st.markdown("".join(described))
-    _ui.show_page_content(
+    _display.show_page_content(
         "overview",
         context,
         trace,

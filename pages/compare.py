@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages import _data, _ui, _widgets
+from pages import _data, _display, _frame, _selection, _widgets
 from rtc.experiments import analysis, pipeline
 from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, NO_CORRECTION_NOTE
 
@@ -23,6 +23,11 @@ COLUMNS = {
     "ms_per_chunk": "wall time per chunk (ms)",
 }
 UNDEFINED = "—"
+BID_HELP = (
+    "Plain samples BID draws and ranks by distance to the previous chunk (bid: backward coherence only, as in the "
+    "paper's sweep; bid_forward: plus the forward contrast with a weak policy, below); sample 0 is the shared "
+    "noise, so N = 1 gives the naive chunk. A new N compiles once."
+)
 
 
 def _estimate(row: Mapping[str, Any], key: str) -> str:
@@ -55,22 +60,12 @@ def table(comparison: analysis.MethodComparison) -> pd.DataFrame:
     return frame.rename(columns=COLUMNS)
 
 
-def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]:
-    samples = st.number_input(
-        "BID samples N",
-        1,
-        analysis.MAX_BID_SAMPLES,
-        value=8,
-        step=1,
-        key="compare_bid_samples",
-        help="Plain samples BID draws and ranks by distance to the previous chunk (bid: backward coherence "
-        "only, as in the paper's sweep; bid_forward: plus the forward contrast with a weak policy, below); "
-        "sample 0 is the shared noise, so N = 1 gives the naive chunk. A new N compiles once.",
-    )
+def body(context: _selection.Context, result: pipeline.Inspection) -> Mapping[str, Any]:
+    samples = st.number_input("BID samples N", 1, analysis.MAX_BID_SAMPLES, 8, key="compare_bid_samples", help=BID_HELP)
     weak, bid_k = _widgets.bid_forward(context, st, "compare", int(samples))
     weak_args = (str(weak), _data.mtime(weak)) if weak is not None else ("", 0.0)
     with st.spinner("Sampling every method from the same noise…"):
-        comparison = _data.comparison(*_ui.cache_args(context), int(samples), *weak_args, bid_k)
+        comparison = _data.comparison(*_frame.cache_args(context), int(samples), *weak_args, bid_k)
     extras = {"compare": comparison}
     st.subheader("Scores", help="Averaged over the batch; lower is closer to the previous chunk.")
     d = comparison.inference_delay
@@ -99,8 +94,8 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
     if weak is None:
         st.caption("BID with the forward term (bid_forward) is not shown: choose a weak policy epoch above.")
     st.dataframe(table(comparison), key="compare_table", hide_index=True)
-    _ui.show_page_content("compare", context, result, extras)
+    _display.show_page_content("compare", context, result, extras)
     return extras
 
 
-_ui.page("compare", body)
+_frame.page("compare", body)

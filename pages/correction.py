@@ -1,12 +1,5 @@
 """RTC correction: the guidance term per step, per horizon index, for the chosen action dimensions."""
 
-from pages import _ui
+from pages import _frame
 
-_ui.page(
-    "correction",
-    lambda context, result: _ui.show_page_content(
-        "correction",
-        context,
-        result,
-    ),
-)
+_frame.declared_page("correction")

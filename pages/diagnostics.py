@@ -5,12 +5,12 @@ from typing import Any
 
 import streamlit as st
 
-from pages import _ui
+from pages import _display, _frame, _selection
 from rtc.experiments import pipeline
 from rtc.numerics import diagnostics
 
 
-def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]:
+def body(context: _selection.Context, result: pipeline.Inspection) -> Mapping[str, Any]:
     tracked, settings = result.tracked, result.settings
     d, p = int(tracked["inference_delay"]), int(tracked["prefix_attention_horizon"])
     inert = diagnostics.inert_guidance_warnings(
@@ -25,8 +25,8 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         "per chosen action dimension."
     )
     extras = {"diagnostics": True}
-    _ui.show_page_content("diagnostics", context, result, extras)
+    _display.show_page_content("diagnostics", context, result, extras)
     return extras
 
 
-_ui.page("diagnostics", body)
+_frame.page("diagnostics", body)

@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from pages import _data, _traces, _ui
+from pages import _data, _display, _frame, _selection, _traces
 from rtc.experiments import pipeline
 from rtc.numerics import metrics
 
 
-def body(context: _ui.Context, result: pipeline.Inspection) -> None:
-    if isinstance(context, _ui.TraceContext):  # a recorded trace: no policy, level or plain twin
+def body(context: _selection.Context, result: pipeline.Inspection) -> None:
+    if isinstance(context, _selection.TraceContext):  # a recorded trace: no policy, level or plain twin
         _traces.overview(context, result)
         return
     summary = result.summary
@@ -18,7 +18,7 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> None:
     picture_slot = picture.empty()  # filled last: the first render of a level takes a second or two
     with numbers:
         shown = ("guidance_effect", "guidance_cost", "weighted_prefix_error_rtc", "mean_abs_correction")
-        _ui.summary_metrics((*shown, "boundary_jump_rtc"), summary)
+        _display.summary_metrics((*shown, "boundary_jump_rtc"), summary)
         reason = metrics.boundary_jump_reason(
             settings.inference_delay,
             metrics.prev_valid_of(result.tracked),
@@ -37,7 +37,7 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> None:
         )
         for warning in result.warnings:
             st.warning(warning)
-    _ui.show_page_content(
+    _display.show_page_content(
         "overview",
         context,
         result,
@@ -45,4 +45,4 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> None:
     picture_slot.image(_data.level_picture(str(context.level_path)), caption=context.level_note, width="stretch")
 
 
-_ui.page("overview", body)
+_frame.page("overview", body)

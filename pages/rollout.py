@@ -8,21 +8,21 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _data, _ui, _widgets
+from pages import _data, _display, _frame, _jobs, _selection, _widgets
 from rtc.app import jobs
 from rtc.errors import RTCError
 from rtc.experiments import pipeline, rollout
 from rtc.experiments.fields import Bounds, by_name
-from rtc.numerics import methods
+from rtc.numerics import methods, metrics
 from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, METHODS, NO_CORRECTION_NOTE, is_jacobian_free
-from rtc.report import animation, bundle, plots
+from rtc.report import animation, page_content, plots
 
 RESULTS_KEY = "rtc_rollouts"  # {(checkpoint, level, settings): (Rollout, seconds)}
 GIFS_KEY = "rtc_rollout_gifs"
 KEEP = 4
 
 
-def _settings(context: _ui.Context) -> tuple[rollout.RolloutSettings, Any]:
+def _settings(context: _selection.Context) -> tuple[rollout.RolloutSettings, Any]:
     view, h_max = context.view, context.limits.chunk_size
     first, second, third = st.columns(3)
     method = first.selectbox(
@@ -91,6 +91,14 @@ def _episode_table(result: rollout.Rollout) -> pd.DataFrame:
     ).rename_axis("episode")
 
 
+def solve_rate(solved: np.ndarray) -> str:
+    """The solve rate with its sample size and Wilson 95 % interval (``rtc.numerics.metrics.wilson_interval``)."""
+    n, successes = len(solved), int(np.sum(solved))
+    low, high = metrics.wilson_interval(successes, n)
+    episodes = "episode" if n == 1 else "episodes"
+    return f"solve rate {successes / n:.2f} (n = {n} {episodes}, Wilson 95 % [{low:.2f}, {high:.2f}])"
+
+
 def _fmt(value: float) -> str:
     return "—" if not np.isfinite(value) else f"{value:.3f}"
 
@@ -103,7 +111,7 @@ def _gif(key: tuple, result: rollout.Rollout, episode: int) -> bytes:
     return gifs[(key, episode)]
 
 
-def _chunk(context: _ui.Context, result: rollout.Rollout, episode: int, weak_policy=None) -> None:
+def _chunk(context: _selection.Context, result: rollout.Rollout, episode: int, weak_policy=None) -> None:
     st.subheader("One chunk's denoising steps")
     s, length = result.settings.execute_horizon, int(result.lengths[episode])
     last = (length - 1) // s
@@ -127,7 +135,7 @@ def _chunk(context: _ui.Context, result: rollout.Rollout, episode: int, weak_pol
         f"rollout chunk {int(index)} of episode {episode} ({METHOD_LABELS.get(settings.method, settings.method)}, "
         f"d = {settings.inference_delay}, s = {s})"
     )
-    st.button(  # pressed is kept by a callback (a plain button's value is lost on the rerun ``_ui.page`` may make)
+    st.button(  # pressed is kept by a callback (a plain button's value is lost on the rerun ``_frame.page`` may make)
         "Open this chunk in the x_t / v_t / correction / error pages",
         key="rollout_open_chunk",
         icon=":material/open_in_new:",
@@ -138,21 +146,23 @@ def _chunk(context: _ui.Context, result: rollout.Rollout, episode: int, weak_pol
         kwargs={"rollout_open_chunk_pressed": True},
     )
     if st.session_state.pop("rollout_open_chunk_pressed", False):
-        _ui.open_chunk(context, rollout.chunk_as_inspection(policy, result, episode, int(index), tracked), description)
-    opened = _ui.opened_chunk(context)
+        _frame.open_chunk(
+            context, rollout.chunk_as_inspection(policy, result, episode, int(index), tracked), description
+        )
+    opened = _frame.opened_chunk(context)
     if opened is not None:
         st.success(f"The x_t, v_t, correction and error pages show {opened['description']}.")
     view = context.view
-    _ui.figure(plots.plot_comparison_grid(tracked, 0, list(view.look.action_dim_indices), view.look.horizon_index))
+    _display.figure(plots.plot_comparison_grid(tracked, 0, list(view.look.action_dim_indices), view.look.horizon_index))
     if "error" in tracked:
-        _ui.figure(plots.plot_error_over_steps(tracked, 0))
+        _display.figure(plots.plot_error_over_steps(tracked, 0))
     elif settings.method in methods.TRAINING_TIME_METHODS:
         st.info(f"{NO_CORRECTION_NOTE[0].upper()}{NO_CORRECTION_NOTE[1:]}: no error or correction to show.")
     else:
         st.info("This method samples without guidance, so there is no error or correction to show.")
 
 
-def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any] | None:
+def body(context: _selection.Context, result: pipeline.Inspection) -> Mapping[str, Any] | None:
     settings, weak = _settings(context)
     for warning in settings.validate(context.limits.chunk_size):
         st.warning(warning)
@@ -177,7 +187,7 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         f"{settings.num_flow_steps} flow steps, w_max = {settings.max_guidance_weight:g} and seed {settings.seed} "
         f"(from the sidebar), action noise {settings.action_noise:g}."
     )
-    finished = _ui.run_job(
+    finished = _jobs.run_job(
         context,
         "rollout",
         (settings, str(weak)),  # the job's key: the settings and the weak policy's checkpoint
@@ -195,7 +205,7 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
     done, seconds = results[key]
     summary = done.summary()
     st.caption(
-        f"Ran in {seconds:.1f} s: solve rate {summary['solve_rate']:.2f}, mean return {summary['mean_return']:.2f}, "
+        f"Ran in {seconds:.1f} s: {solve_rate(done.solved)}, mean return {summary['mean_return']:.2f}, "
         f"mean boundary jump {_fmt(summary['mean_boundary_jump'])} against a mean step of "
         f"{_fmt(summary['mean_step_size'])} away from switches (ratio {_fmt(summary['jump_to_step_ratio'])})."
         + (
@@ -211,8 +221,8 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         episode = int(st.number_input("Episode", 0, settings.num_episodes - 1, value=0, key="rollout_episode"))
     trace, picture = st.columns([3, 1])
     with trace:
-        _ui.figure(
-            bundle.page_figures(
+        _display.figure(
+            page_content.page_figures(
                 "rollout", result, 0, 0, context.view.look.action_dim_indices, {"rollout": done}
             ).popitem()[1]
         )
@@ -222,4 +232,4 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
     return {"rollout": done, "animations": {f"rollout_episode{episode}": gif}}
 
 
-_ui.page("rollout", body)
+_frame.page("rollout", body)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import _data, _ui
+from pages import _data, _display, _frame, _selection
 from rtc.experiments import analysis, pipeline
 from rtc.numerics import seeds
 from rtc.numerics.methods import JACOBIAN_FREE_NOTE
@@ -55,18 +55,11 @@ def _effect_table(effects: Mapping[str, Any], membership: Mapping[str, Any]) -> 
     return pd.DataFrame(rows).set_index("quantity")
 
 
-def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]:
+def body(context: _selection.Context, result: pipeline.Inspection) -> Mapping[str, Any]:
     view = context.view
-    count = st.number_input(
-        "Number of seeds",
-        1,
-        analysis.MAX_SEEDS,
-        value=16,
-        step=1,
-        key="seeds_count",
-        help=f"Seeds {view.rtc.seed}.. sampled in one batched call (each new count compiles once). "
-        f"Accepted: 1..{analysis.MAX_SEEDS}.",
-    )
+    what = f"Seeds {view.rtc.seed}.. sampled in one batched call (each new count compiles once). "
+    what += f"Accepted: 1..{analysis.MAX_SEEDS}."
+    count = st.number_input("Number of seeds", 1, analysis.MAX_SEEDS, 16, key="seeds_count", help=what)
     jacobian_free = st.checkbox(
         "Add RTC Jacobian-free", value=False, key="seeds_jacobian_free", help=JACOBIAN_FREE_NOTE
     )
@@ -76,10 +69,10 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         "one chart per chosen dimension."
     )
     with st.spinner(f"Sampling {int(count)} seeds…"):
-        runs = _data.seed_runs(*_ui.cache_args(context), int(count), view.look.batch_index, jacobian_free)
+        runs = _data.seed_runs(*_frame.cache_args(context), int(count), view.look.batch_index, jacobian_free)
     extras = {"seeds": runs}
     effects = seeds.guidance_effects(runs)
-    membership = _data.seed_behaviours(*_ui.cache_args(context), int(count), view.look.batch_index, jacobian_free)
+    membership = _data.seed_behaviours(*_frame.cache_args(context), int(count), view.look.batch_index, jacobian_free)
     st.subheader(f"How much guidance did, over {effects['seeds']} seeds")
     if membership["reason"] is not None:
         st.info(f"No behaviour share: {membership['reason']}.", icon=":material/info:")
@@ -92,8 +85,8 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
         "statistic; each sample belongs to the behaviour whose centre is nearest, and the share counts the samples "
         "in the previous chunk's behaviour (Wilson 95 % interval). With one behaviour there is no share."
     )
-    _ui.show_page_content("seeds", context, result, extras)
+    _display.show_page_content("seeds", context, result, extras)
     return extras
 
 
-_ui.page("seeds", body)
+_frame.page("seeds", body)

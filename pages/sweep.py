@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages import _data, _ui, _widgets
+from pages import _data, _display, _frame, _jobs, _selection, _widgets
 from rtc.app import jobs
 from rtc.experiments import pipeline, rollout, sweep
 from rtc.experiments.fields import Bounds, settings_of
@@ -30,7 +30,7 @@ def _store(settings: SweepSettings) -> None:
     _widgets.store(settings.template.__dict__, POINT, PREFIX)
 
 
-def _settings(context: _ui.Context) -> tuple[sweep.SweepSettings, str]:
+def _settings(context: _selection.Context) -> tuple[sweep.SweepSettings, str]:
     if _widgets.key(GRID[0], PREFIX) not in st.session_state:
         _store(SweepSettings())
     columns = st.columns(len(SWEEP_PRESETS))
@@ -72,15 +72,15 @@ def _work(policy, level, settings: sweep.SweepSettings):
 def _stored_figures(frame: pd.DataFrame, comparisons: pd.DataFrame | None = None) -> None:
     """The paper's summary, each method minus the baseline (paired), per-level panels of every metric (in tabs)
     and the per-level table."""
-    _ui.figure(plots_sweep.plot_sweep_summary(frame))
+    _display.figure(plots_sweep.plot_sweep_summary(frame))
     if comparisons is not None and not comparisons.empty:
-        _ui.figure(plots_sweep.plot_sweep_differences(comparisons))
+        _display.figure(plots_sweep.plot_sweep_differences(comparisons))
     elif comparisons is None:
         st.caption("No comparisons.parquet here (an older rtc-sweep wrote this sweep): rerun it for paired results.")
     tabs = st.tabs([sweep.METRICS[m] for m in sweep.METRICS])
     for tab, name in zip(tabs, sweep.METRICS, strict=True):
         with tab:
-            _ui.figure(plots_sweep.plot_sweep_levels(frame, name))
+            _display.figure(plots_sweep.plot_sweep_levels(frame, name))
     st.dataframe(plots_sweep.level_table(frame), key="sweep_stored_table", hide_index=True)
 
 
@@ -117,7 +117,7 @@ def _stored() -> None:
     )
 
 
-def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any] | None:
+def body(context: _selection.Context, result: pipeline.Inspection) -> Mapping[str, Any] | None:
     settings, metric = _settings(context)
     template = settings.template
     st.caption(
@@ -134,7 +134,7 @@ def body(context: _ui.Context, result: pipeline.Inspection) -> Mapping[str, Any]
 
 
 def _run_section(
-    context: _ui.Context, result: pipeline.Inspection, settings: sweep.SweepSettings, metric: str
+    context: _selection.Context, result: pipeline.Inspection, settings: sweep.SweepSettings, metric: str
 ) -> Mapping[str, Any] | None:
     points = settings.points(context.limits.chunk_size)
     seconds = sweep.expected_seconds(points)
@@ -145,8 +145,8 @@ def _run_section(
         "first time.",
         help=sweep.EXPECTED_SECONDS_HELP,
     )
-    rows_key = _ui.job_key("rtc_sweep_rows", context, settings)
-    finished = _ui.run_job(context, "sweep", settings, "Run sweep", _work, f"sweep {len(points)} points")
+    rows_key = _jobs.job_key("rtc_sweep_rows", context, settings)
+    finished = _jobs.run_job(context, "sweep", settings, "Run sweep", _work, f"sweep {len(points)} points")
     if finished is not None:
         st.session_state[rows_key] = finished
     rows = st.session_state.get(rows_key)
@@ -154,7 +154,7 @@ def _run_section(
         st.info(f"Press Run sweep to evaluate {len(points)} points × {settings.template.num_episodes} episodes.")
         return None
     extras = {"sweep": (rows, metric)}
-    _ui.show_page_content("sweep", context, result, extras)
+    _display.show_page_content("sweep", context, result, extras)
     st.caption(_truncated_note(pd.DataFrame(rows)))
     st.dataframe(plots_sweep.level_table(rows), key="sweep_level_table", hide_index=True)
     st.dataframe(pd.DataFrame(rows), key="sweep_table", hide_index=True)
@@ -187,4 +187,4 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-_ui.page("sweep", body)
+_frame.page("sweep", body)

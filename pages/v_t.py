@@ -1,12 +1,5 @@
 """Velocity v_t: the network's velocity at every step, before guidance, for RTC and plain sampling."""
 
-from pages import _ui
+from pages import _frame
 
-_ui.page(
-    "v_t",
-    lambda context, result: _ui.show_page_content(
-        "v_t",
-        context,
-        result,
-    ),
-)
+_frame.declared_page("v_t")

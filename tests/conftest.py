@@ -24,6 +24,18 @@ SMALL_CONFIG = ModelConfig(
 )
 
 
+# Derived once here rather than spelled on each test: what starts a server, a browser or Ray is slow.
+SLOW_FIXTURES = frozenset({"ray_local"})  # fixtures that start Ray
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every end-to-end test (a server and a browser) and every test that uses a Ray fixture, so
+    ``pytest -m "not slow"`` is the fast set. Tests that start a subprocess carry ``@pytest.mark.slow`` themselves."""
+    for item in items:
+        if item.get_closest_marker("e2e") or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared, failing (not skipping) when the reference material is missing."""
     path = SHARED.joinpath(*parts)

@@ -348,6 +348,7 @@ def test_every_app_cache_is_bounded():
             assert func._info.max_entries or func._info.ttl, f"pages/_data.{name} has an unbounded cache"
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_memory_stays_flat_over_many_selections(monkeypatch):
     import resource
 

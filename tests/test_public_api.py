@@ -29,6 +29,7 @@ def test_public_names_are_the_objects_of_their_modules():
         rtc.nope  # noqa: B018
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_import_rtc_imports_neither_jax_nor_kinetix():
     code = (
         "import sys, rtc; print(sorted(m for m in ('jax', 'kinetix', 'matplotlib', 'streamlit') if m in sys.modules))"

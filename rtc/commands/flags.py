@@ -3,7 +3,7 @@ or help text is retyped here.
 
 ``rtc-visualize`` has one flag per field of ``RTCSettings`` / ``LookSettings`` with a ``Spec.flag``; ``rtc-sweep``
 one per field of ``SweepSettings`` and of its ``RolloutSettings`` template with a ``Spec.sweep_flag``. Why argparse
-and not tyro: see the README ("Contributing").
+and not tyro: see docs/cli.md ("Why argparse").
 """
 
 from __future__ import annotations

@@ -73,14 +73,14 @@ TRACE_JACOBIAN_FREE_NOTE = (
     "step then moves only the entries with a prefix weight > 0, straight towards the previous chunk, instead of "
     "the paper's vector-Jacobian product through the network, which also steers the rest of the chunk to fit "
     "them. What that costs can be measured on a policy this tool can run: the methods rtc_*_jacobian_free on "
-    "Compare methods, Many seeds, rollouts and sweeps (README, Analysis pages)."
+    "Compare methods, Many seeds, rollouts and sweeps (docs/app.md, Analysis pages)."
 )
 FIRST_CHUNK_NOTE = (
     "This trace is a first chunk: there was no previous chunk, so RTC did not run and only the plain sample's "
     "x_t and v_t were recorded. The overview, correction and error pages need an RTC call."
 )
 
-# LeRobot's debug tracker, stacked one array per DebugStep field (see the README).
+# LeRobot's debug tracker, stacked one array per DebugStep field (see docs/traces.md).
 LEROBOT_RTC_KEYS = ("x1_t", "correction", "err", "weights", "guidance_weight", "prev_chunk_left_over")
 LEROBOT_SOURCE = "lerobot"
 KINETIX_ACTION_NAMES = ("motor 0", "motor 1", "motor 2", "motor 3", "thruster 0", "thruster 1")

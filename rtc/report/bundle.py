@@ -10,7 +10,8 @@ Layout of a bundle::
     report.html                  self-contained: inline JavaScript, specs and images; opens offline
     manifest.json                selection, settings, package versions, time and sha256 of every other file
 
-``page_figures``/``page_charts`` run the builders that ``rtc.report.pages_registry`` names for each page, so a page's
+The bundle only packs: what a page holds (its figures, charts and data files) comes from the page's declaration in
+``rtc.report.page_content`` (``page_figure_makers``, ``page_charts``, ``report_content``, ``extra_data``), so a page's
 bundle holds exactly what the page draws. Nothing here imports streamlit.
 """
 
@@ -31,143 +32,17 @@ from typing import Any
 
 import altair as alt
 import numpy as np
-from matplotlib.figure import Figure
 
-from rtc.errors import RTCError
-from rtc.experiments import sweep
 from rtc.experiments.pipeline import Inspection
-from rtc.io import traces
 from rtc.io.files import package_versions, strict_json
 from rtc.io.traces import Trace
-from rtc.report import pages_registry
-from rtc.report.page_content import PageArgs
+from rtc.report.page_content import PAGES
 from rtc.report.render import FORMATS, FigureSource, render_figures
 
 REPORT_META = ("selection", "run", "epoch", "level", "level_file", "checkpoint", "view", "link_query")
 BUNDLE_FORMAT = "rtc-inspector-bundle"
 
-# Every page of the app, from the one table (rtc.report.pages_registry): title and what it shows.
-PAGES: dict[str, tuple[str, str]] = {s.key: (s.title, s.description) for s in pages_registry.REGISTRY}
-INSPECTION_PAGES: tuple[str, ...] = tuple(s.key for s in pages_registry.REGISTRY if s.section == "Inspection")
-# Analysis pages and whether they need data beyond the inspection (passed as ``extras[page]``).
-ANALYSIS_PAGES: dict[str, bool] = {s.key: s.needs_extras for s in pages_registry.REGISTRY if s.section == "Analysis"}
-# Inspection pages that show guidance, so need an RTC call (a first-chunk trace has none).
-RTC_PAGES: tuple[str, ...] = tuple(s.key for s in pages_registry.REGISTRY if s.needs_rtc)
 Record = Inspection | Trace  # an inspection sampled here, or a recorded trace (rtc.io.traces)
-
-
-# ---------------------------------------------------------------------------------------------
-# What each page shows
-
-
-def _spec(page: str) -> pages_registry.PageSpec:
-    if page not in pages_registry.SPECS:
-        raise RTCError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")
-    return pages_registry.SPECS[page]
-
-
-def _args(
-    page: str,
-    inspection: Record,
-    batch_index: int,
-    horizon_index: int,
-    dims: Sequence[int],
-    extras: Mapping[str, Any] | None,
-) -> PageArgs:
-    spec = _spec(page)
-    if spec.needs_rtc:
-        _needs_rtc(page, inspection)
-    return PageArgs(page, inspection, int(batch_index), int(horizon_index), tuple(int(a) for a in dims), extras)
-
-
-def page_figures(
-    page: str,
-    inspection: Record,
-    batch_index: int,
-    horizon_index: int,
-    dims: Sequence[int],
-    extras: Mapping[str, Any] | None = None,
-) -> dict[str, Figure]:
-    """The matplotlib figures of ``page`` by file-name stem (``rtc_…``/``plain_…`` say which sample).
-
-    Analysis pages other than ``diagnostics`` need their results in ``extras[page]``: a
-    ``rtc.experiments.analysis.MethodComparison`` (compare), a ``seeds.seed_batch`` result (seeds), a
-    ``rtc.experiments.rollout.Rollout`` (rollout, episode 0 drawn) or ``(rows, metric)`` (sweep).
-    """
-    makers = page_figure_makers(page, inspection, batch_index, horizon_index, dims, extras)
-    return {name: make() for name, make in makers.items()}
-
-
-def page_figure_makers(
-    page: str,
-    inspection: Record,
-    batch_index: int,
-    horizon_index: int,
-    dims: Sequence[int],
-    extras: Mapping[str, Any] | None = None,
-) -> dict[str, Callable[[], Figure]]:
-    """Like ``page_figures`` but each figure is built only when its function is called (for tabs)."""
-    args = _args(page, inspection, batch_index, horizon_index, dims, extras)
-    return _spec(page).figures(args)
-
-
-def page_charts(
-    page: str,
-    inspection: Record,
-    batch_index: int,
-    horizon_index: int,
-    dims: Sequence[int],
-    extras: Mapping[str, Any] | None = None,
-) -> dict[str, alt.TopLevelMixin]:
-    """The Altair charts of ``page`` by file-name stem (``extras`` as for ``page_figures``)."""
-    args = _args(page, inspection, batch_index, horizon_index, dims, extras)
-    return _spec(page).charts(args)
-
-
-def _needs_rtc(page: str, inspection: Record) -> None:
-    """Refuse a page that shows guidance for a record without an RTC call (a first-chunk trace)."""
-    if page in RTC_PAGES and not inspection.tracked:
-        raise RTCError(f"the {PAGES[page][0]} page needs an RTC call; {traces.FIRST_CHUNK_NOTE}")
-
-
-def available_pages(inspection: Record) -> tuple[str, ...]:
-    """The inspection pages that can be drawn for ``inspection`` (a first-chunk trace: x_t and v_t only)."""
-    return INSPECTION_PAGES if inspection.tracked else tuple(p for p in INSPECTION_PAGES if p not in RTC_PAGES)
-
-
-def extra_data(extras: Mapping[str, Any] | None) -> dict[str, bytes]:
-    """Data files of the analysis results in ``extras`` by name under ``data/`` (the sweep as ``sweep.csv``)."""
-    out: dict[str, bytes] = {}
-    if extras and extras.get("sweep") is not None:
-        rows, _ = extras["sweep"]
-        out["sweep.csv"] = sweep.to_csv(rows).encode()
-    return out
-
-
-def report_content(
-    inspection: Record,
-    batch_index: int,
-    horizon_index: int,
-    dims: Sequence[int],
-    pages: Sequence[str] | None = None,
-    extras: Mapping[str, Any] | None = None,
-) -> tuple[dict[str, Callable[[], Figure]], dict[str, alt.TopLevelMixin], dict[str, list[str]]]:
-    """Figure makers (see ``page_figure_makers``) and charts of several pages, and which names belong to which page.
-
-    Default pages: the inspection pages, then the analysis pages whose key is in ``extras``.
-    """
-    if pages is None:
-        pages = [*available_pages(inspection), *(p for p in ANALYSIS_PAGES if extras and p in extras)]
-    figures: dict[str, Callable[[], Figure]] = {}
-    chart_specs: dict[str, alt.TopLevelMixin] = {}
-    sections: dict[str, list[str]] = {}
-    for page in pages:
-        page_figs = page_figure_makers(page, inspection, batch_index, horizon_index, dims, extras)
-        page_chs = page_charts(page, inspection, batch_index, horizon_index, dims, extras)
-        figures.update(page_figs)
-        chart_specs.update(page_chs)
-        sections[page] = [*page_chs, *page_figs]
-    return figures, chart_specs, sections
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +91,7 @@ class BundleContent:
     ``sections`` groups names by page for the report (default: one section with everything); ``pictures`` are
     PNG images (e.g. the level) stored under ``images/`` and shown at the top of the report; ``animations`` are
     GIFs stored under ``animations/`` and shown where ``sections`` names them; ``data`` are further data files
-    (e.g. ``sweep.csv``, see ``extra_data``) stored under ``data/``.
+    (e.g. ``sweep.csv``, see ``rtc.report.page_content.extra_data``) stored under ``data/``.
     """
 
     figures: Mapping[str, FigureSource] = dataclasses.field(default_factory=dict)

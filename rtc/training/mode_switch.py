@@ -18,7 +18,7 @@ Regenerate the committed run and level (progress bars on stderr; 11 to 15 minute
 
 The reported closed-loop result is ``rtc-sweep``'s on the committed run (``SWEEP_COMMAND``; seed 0 is the
 reported one, the design used only ``TUNING_SEEDS``), stored in ``runs/mode_switch/sweeps/paper_seed0``; the
-README's table is ``python -m rtc.training.mode_switch --table runs/mode_switch/sweeps/paper_seed0``.
+docs/mode_switch.md's table is ``python -m rtc.training.mode_switch --table runs/mode_switch/sweeps/paper_seed0``.
 """
 
 from __future__ import annotations
@@ -464,7 +464,7 @@ SWEEP_COMMAND = (
 
 
 def markdown_table(folder: Path = SWEEP_FOLDER) -> str:
-    """A stored sweep's closed-loop curve as a Markdown table (the README's): per delay and method the solve
+    """A stored sweep's closed-loop curve as a Markdown table (docs/mode_switch.md's): per delay and method the solve
     rate [Wilson 95 %] from ``results.parquet``, the paired difference to the baseline [paired 95 %] and its
     Holm-adjusted exact McNemar p from ``comparisons.parquet``, and the mean boundary jump."""
     from rtc.experiments.sweep import store as sweep_store
@@ -513,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="SWEEP_DIR",
         help="instead of training: print a stored sweep (e.g. runs/mode_switch/sweeps/paper_seed0, written by "
-        f"`{SWEEP_COMMAND}`) as the README's Markdown table",
+        f"`{SWEEP_COMMAND}`) as docs/mode_switch.md's Markdown table",
     )
     parser.add_argument(
         "--training-time-only",

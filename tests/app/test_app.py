@@ -341,7 +341,7 @@ def test_settings_changes_reuse_the_compiled_sampler(demo_roots):
 
 
 def test_the_one_streamlit_internal_the_app_touches_still_exists():
-    """``pages/_ui._through_entrypoint`` (the only place) sets ``PagesManager.uses_pages_directory`` so that a
+    """``pages/_frame._through_entrypoint`` (the only place) sets ``PagesManager.uses_pages_directory`` so that a
     shared page link on a fresh server gets the sidebar. If a Streamlit upgrade renames or drops it, this fails
     here, naming the version, instead of the app silently losing its sidebar on deep links."""
     import inspect
@@ -349,16 +349,16 @@ def test_the_one_streamlit_internal_the_app_touches_still_exists():
     import streamlit
     from streamlit.runtime.pages_manager import PagesManager
 
-    from pages import _ui
+    from pages import _frame
 
     assert isinstance(getattr(PagesManager, "uses_pages_directory", None), (bool, type(None))), (
         f"Streamlit {streamlit.__version__}: PagesManager.uses_pages_directory is gone; "
-        "revisit pages/_ui._through_entrypoint"
+        "revisit pages/_frame._through_entrypoint"
     )
     users = [
         path.name
         for path in [*PROJECT.glob("pages/*.py"), *PROJECT.glob("rtc/*.py"), APP]
         if "uses_pages_directory" in path.read_text()
     ]
-    assert users == ["_ui.py"]
-    assert "uses_pages_directory" in inspect.getsource(_ui._through_entrypoint)
+    assert users == ["_frame.py"]
+    assert "uses_pages_directory" in inspect.getsource(_frame._through_entrypoint)

@@ -10,7 +10,7 @@ from rtc.io import roots
 from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHODS
 from tests.app.test_app import DEMO_RUN, FAST, _app
 
-CHUNK_KEY, ROLLOUTS_KEY = "rtc_open_chunk", "rtc_rollouts"  # pages.CHUNK_KEY, pages.rollout.RESULTS_KEY
+CHUNK_KEY, ROLLOUTS_KEY = "rtc_open_chunk", "rtc_rollouts"  # pages._frame.CHUNK_KEY, pages.rollout.RESULTS_KEY
 SHORT_STEPS = 16  # one 32-step segment: rollout and sweep share the compiled segment length
 
 
@@ -106,14 +106,22 @@ def test_seeds_page_draws_bands():
     assert not any(q.startswith("share of") for q in table.index)
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_rollout_page_runs_on_its_button_and_keeps_the_result():
     at = _page("pages/rollout.py", "Closed-loop rollout", {"d": "2", "s": "4"})
     assert not at.main.get("image") and any("Press Run rollout" in i.value for i in at.main.info)
     at.number_input(key="rollout_steps").set_value(SHORT_STEPS)
     at.button(key="rollout_run").click().run()
     _assert_clean(at, "Closed-loop rollout")
+    assert "Cancel" not in [b.label for b in at.main.button]  # the job ended: its Cancel button is gone
     table = at.main.dataframe[0].value
     assert list(table.columns[:2]) == ["return", "solved"] and len(table) == 1
+    # n and the Wilson 95 % interval beside the solve rate: one episode, 0 or 1 solved (worked out by hand)
+    expected = {
+        False: "solve rate 0.00 (n = 1 episode, Wilson 95 % [0.00, 0.79])",
+        True: "solve rate 1.00 (n = 1 episode, Wilson 95 % [0.21, 1.00])",
+    }[bool(table["solved"].iloc[0])]
+    assert any(expected in c.value for c in at.main.caption), [c.value for c in at.main.caption]
     assert len(at.main.get("image")) >= 3  # trace, animation, chunk figure(s)
     at.number_input(key="rollout_chunk").set_value(1).run()  # a rerun shows the kept result
     _assert_clean(at, "Closed-loop rollout")
@@ -127,6 +135,7 @@ def test_rollout_page_runs_on_its_button_and_keeps_the_result():
     assert not at.button(key="rollout_open_chunk").disabled  # guided: its chunks open in the step pages
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_sweep_page_runs_one_point():
     from rtc.experiments.settings import SWEEP_PRESETS
 
@@ -208,6 +217,7 @@ def _x_t_chart_values(at: AppTest) -> bytes:
     return proto.spec.encode() + datasets + proto.data.SerializeToString()
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_a_rollout_chunk_opens_in_the_step_pages_until_closed():
     at = _page("pages/rollout.py", "Closed-loop rollout", {"d": "2", "s": "4"})
     at.number_input(key="rollout_steps").set_value(SHORT_STEPS)

@@ -40,6 +40,7 @@ def test_tracking_doc_preset_and_flags_over_it():
     assert any("shorter than the delay" in w for w in settings.validate(8))
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 @pytest.mark.parametrize(("timing", "defined"), [((["--preset", "tracking-doc"]), False), ([], True)])
 def test_summary_boundary_jump_is_null_where_it_would_meet_padding(tmp_path, capsys, timing, defined):
     out = tmp_path / "out"
@@ -121,6 +122,7 @@ def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, capsys, extra, mess
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_example_script_on_the_paper_run_with_an_absolute_level_path(tmp_path, fixture_run, shared_worlds):
     level = shared_worlds / "hard_lunar_lander.json"
     result = subprocess.run(

@@ -145,6 +145,7 @@ def test_execute_horizons_left_out_at_some_delays_are_named():
         dataclasses.replace(settings, delays=(8,)).points(8)  # the library refuses what the command line does
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_results_store_rows_match_direct_rollouts(swept):
     _, (code, stdout, _), before, _ = swept
     assert code == 0 and "points: 4 computed, 0 reused" in stdout
@@ -189,6 +190,7 @@ def test_results_store_rows_match_direct_rollouts(swept):
     np.testing.assert_array_equal(mine.switches, direct.jump_counts)
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_results_rows_are_derivable_from_the_episodes(swept):
     folder = swept[0]
     results = sweep_store.read_results(folder / "results.parquet")
@@ -208,6 +210,7 @@ def test_results_rows_are_derivable_from_the_episodes(swept):
         assert row.mean_boundary_jump == pytest.approx(jumps.sum() / mine.switches.sum(), rel=1e-6)
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_comparisons_recompute_from_the_episodes(swept):
     """McNemar's exact p-value and the paired interval of every row, recomputed from episodes.parquet."""
     from rtc.numerics import stats
@@ -230,6 +233,7 @@ def test_comparisons_recompute_from_the_episodes(swept):
     np.testing.assert_array_equal(table.p_holm, stats.holm(table.p_value))
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_rerun_with_larger_grid_computes_only_missing_points(swept):
     folder, _, before, (code, stdout, _) = swept
     assert code == 0 and "points: 2 computed, 4 reused" in stdout
@@ -281,6 +285,7 @@ def test_interrupt_keeps_finished_points_whole(tmp_path):
     assert sweep_run.run_grid(entries, tasks, sweep_store.ResultsStore(tmp_path)) == (1, 2)
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_stored_sweeps_are_found_inside_runs_and_roots_only(tmp_path, swept):
     import shutil
 
@@ -333,6 +338,7 @@ def test_mcnemar_of_a_real_two_method_sweep_recomputes_from_its_episodes(tmp_pat
     )
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_a_store_written_before_truncated_was_recorded_still_reads(swept, tmp_path):
     from rtc.report import plots_sweep
 

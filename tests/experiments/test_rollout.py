@@ -61,6 +61,7 @@ def recorded():
     return rollout.run_rollout(policy, level, settings, record=True)
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_zero_delay_full_horizon_is_plain_chunked_execution():
     policy, level = demo_setup()
     horizon, steps = policy.action_chunk_size, 24
@@ -169,6 +170,7 @@ def test_boundary_jump_is_undefined_only_where_the_action_before_the_switch_was_
         assert result.jump_counts[e] == np.isfinite(result.jumps[e]).sum()
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_returns_and_solved_flag_match_the_environment(recorded):
     _, level = demo_setup()
     steps = recorded.settings.episode_steps

@@ -27,6 +27,7 @@ def cache_dir(tmp_path):
     export_cache._loaded.update(saved)
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_advance_from_the_exported_program_equals_the_traced_one(shared_worlds, cache_dir):
     level = levels.load_level(shared_worlds / "grasp_easy.json")
     _, state = levels.reset(level)
@@ -45,6 +46,7 @@ def test_advance_from_the_exported_program_equals_the_traced_one(shared_worlds, 
     assert saved.stat().st_size > 0
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_a_damaged_program_file_is_replaced(shared_worlds, cache_dir):
     level = levels.load_level(shared_worlds / "grasp_easy.json")
     _, state = levels.reset(level)
@@ -71,6 +73,7 @@ def test_the_key_changes_with_shapes_and_code():
     assert export_cache.program_key(f, a, [f], []) != export_cache.program_key(f, a, [g], [])
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 def test_the_same_observation_inspection_from_disk_equals_the_traced_one(shared_worlds, cache_dir, monkeypatch):
     policy = random_policy(obs_dim=levels.OBS_DIM)
     level = levels.load_level(shared_worlds / "grasp_easy.json")

@@ -211,6 +211,7 @@ def test_prepared_worlds_cover_every_project_level_and_nothing_stale():
         assert levels.is_prepared(path)
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_a_fresh_machine_shows_a_project_level_without_kinetix(tmp_path):
     """Empty cache: the observation and picture of a worlds/ level come from worlds/prepared; kinetix is not
     imported, and they equal what kinetix computes."""

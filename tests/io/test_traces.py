@@ -23,7 +23,7 @@ from rtc.commands import visualize as cli
 from rtc.errors import RTCError, SelectionError, TraceError
 from rtc.io import roots, traces
 from rtc.numerics import sampler
-from rtc.report import bundle, charts, plots
+from rtc.report import bundle, charts, page_content, plots
 from tests.app.test_app import APP
 from tests.conftest import DEMO_RUN, PROJECT_ROOT, shared_path
 
@@ -112,9 +112,9 @@ def test_lerobot_first_chunk_opens_as_a_plain_only_trace():
     np.testing.assert_allclose(plain["x_t"][0], truth["noise"][..., :real], atol=1e-5)
     np.testing.assert_allclose(plain["v_t"], -raw["v_t"][..., :real], atol=1e-7)  # unguided: only the sign flips
     np.testing.assert_allclose(plain["action"], raw["actions"][..., :real])
-    assert bundle.available_pages(trace) == ("x_t", "v_t")
+    assert page_content.available_pages(trace) == ("x_t", "v_t")
     with pytest.raises(RTCError, match="needs an RTC call"):
-        bundle.page_figure_makers("correction", trace, 0, 0, [0])
+        page_content.page_figure_makers("correction", trace, 0, 0, [0])
 
 
 def test_format_round_trip_keeps_every_array_and_the_meta(tmp_path):
@@ -423,8 +423,8 @@ def test_round_trip_cli_trace_gives_identical_figure_data(demo_trace, tmp_path):
 
 def test_bundle_of_a_trace_holds_format_1_data_and_the_notice():
     trace = traces.read_trace(_fixture(RTC_FIXTURE)[0])
-    figures, chart_specs, sections = bundle.report_content(trace, 0, 4, [0, 1])
-    assert list(sections) == list(bundle.INSPECTION_PAGES)
+    figures, chart_specs, sections = page_content.report_content(trace, 0, 4, [0, 1])
+    assert list(sections) == list(page_content.INSPECTION_PAGES)
     data = bundle.build_bundle(
         trace, bundle.BundleContent(figures, chart_specs, {"title": "trace"}, sections), formats=("png",)
     )
@@ -528,15 +528,16 @@ def test_app_refuses_a_link_outside_the_trace_roots(trace_root):
     assert at.sidebar.selectbox(key="w_trace").value == f"traces/{FIRST_FIXTURE}.npz"  # the first, sorted
 
 
-def test_the_readme_snippet_writes_the_lerobot_layout(tmp_path):
-    """The README's saving function, run on DebugStep-like objects holding the fixture's steps, gives the same trace."""
+def test_the_documented_snippet_writes_the_lerobot_layout(tmp_path):
+    """The saving function of docs/traces.md, run on DebugStep-like objects holding the fixture's steps, gives the
+    same trace."""
     from types import SimpleNamespace
 
-    text = (PROJECT_ROOT / "README.md").read_text()
+    text = (PROJECT_ROOT / "docs" / "traces.md").read_text()
     start = text.index("```python\nimport json\n\nimport numpy as np\n\nFIELDS")
     code = text[start + len("```python\n") : text.index("```", start + 10)]
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)  # the project's own documentation
+    exec(compile(code, "docs/traces.md", "exec"), namespace)  # the project's own documentation
     path, raw, _ = _fixture(RTC_FIXTURE)
     meta = json.loads(str(raw["meta"]))
     fields = ("x_t", "v_t", "x1_t", "correction", "err", "weights", "guidance_weight", "time")
@@ -601,6 +602,7 @@ def test_inspection_arrays_keep_extensions_and_an_unknown_last_action(demo_trace
     assert again.summary == inspection.summary
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_traces_module_is_numpy_only():
     import subprocess
     import sys

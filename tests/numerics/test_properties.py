@@ -162,6 +162,7 @@ def _assert_same_chunk(actual: jax.Array, expected: jax.Array) -> None:
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6 * scale)
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 @SAMPLER_SETTINGS
 @given(timing=timings(), num_steps=FLOW_STEPS, max_guidance_weight=MAX_WEIGHTS, seed=SEEDS)
 @example(timing=(0, 0), num_steps=1, max_guidance_weight=100.0, seed=0)
@@ -179,6 +180,7 @@ def test_every_tracked_array_is_finite(
             assert np.all(np.isfinite(np.asarray(value))), f"{key} holds NaN or infinity ({schedule})"
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 @EQUIVALENCE_SETTINGS
 @given(schedule=st.sampled_from(SCHEDULES), timing=timings(), num_steps=FLOW_STEPS, seed=SEEDS)
 def test_zero_guidance_weight_is_plain_sampling(
@@ -197,6 +199,7 @@ UNGUIDED = st.one_of(
 )
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 @EQUIVALENCE_SETTINGS
 @given(case=UNGUIDED, num_steps=FLOW_STEPS, max_guidance_weight=MAX_WEIGHTS, seed=SEEDS)
 def test_all_zero_prefix_weights_give_plain_sampling(
@@ -210,6 +213,7 @@ def test_all_zero_prefix_weights_give_plain_sampling(
     _assert_same_chunk(action, plain())
 
 
+@pytest.mark.slow  # over 20 s of the fast set's time (pytest --durations)
 @EQUIVALENCE_SETTINGS
 @given(timing=timings(), num_steps=FLOW_STEPS, max_guidance_weight=MAX_WEIGHTS, seed=SEEDS)
 def test_tracking_does_not_change_the_action(

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from rtc.errors import RTCError
 from rtc.experiments.pipeline import Inspection, RTCSettings
 from rtc.numerics.model import FlowPolicy, ModelConfig
-from rtc.report import bundle, render
+from rtc.report import bundle, page_content, render
 
 STEPS = 5
 SETTINGS = RTCSettings(num_flow_steps=STEPS, inference_delay=2, execute_horizon=5, prefix_attention_schedule="linear")
@@ -41,8 +41,8 @@ def inspection() -> Inspection:
 
 @pytest.fixture(scope="module")
 def page_zip(inspection: Inspection) -> zipfile.ZipFile:
-    figures = bundle.page_figures("x_t", inspection, 1, 2, [0, 3])
-    charts = bundle.page_charts("x_t", inspection, 1, 2, [0, 3])
+    figures = page_content.page_figures("x_t", inspection, 1, 2, [0, 3])
+    charts = page_content.page_charts("x_t", inspection, 1, 2, [0, 3])
     data = bundle.build_bundle(
         inspection, bundle.BundleContent(figures, charts, META, sections={"x_t": [*charts, *figures]}), now=NOW
     )
@@ -111,8 +111,8 @@ def test_report_html_is_self_contained(page_zip):
 
 
 def test_report_bundle_covers_every_page(inspection):
-    figures, charts, sections = bundle.report_content(inspection, 0, 0, [1])
-    assert list(sections) == list(bundle.INSPECTION_PAGES)
+    figures, charts, sections = page_content.report_content(inspection, 0, 0, [1])
+    assert list(sections) == list(page_content.INSPECTION_PAGES)
     assert set(figures) == {
         "rtc_chunk_overview_b0",
         "rtc_comparison_grid_b0_h0_a1",
@@ -125,7 +125,7 @@ def test_report_bundle_covers_every_page(inspection):
 
 
 def test_rendering_keeps_the_figure_usable(inspection):
-    fig = bundle.page_figures("error", inspection, 0, 0, [0])["rtc_error_b0"]
+    fig = page_content.page_figures("error", inspection, 0, 0, [0])["rtc_error_b0"]
     engine = fig.get_layout_engine()
     rendered = render.render_figure(fig, ("svg", "pdf"))
     assert set(rendered) == {"svg", "pdf"}
@@ -135,13 +135,15 @@ def test_rendering_keeps_the_figure_usable(inspection):
 
 def test_unknown_page_is_refused(inspection):
     with pytest.raises(ValueError, match="unknown page 'nope'"):
-        bundle.page_figures("nope", inspection, 0, 0, [0])
+        page_content.page_figures("nope", inspection, 0, 0, [0])
     with pytest.raises(ValueError, match="unknown page 'nope'"):
-        bundle.page_charts("nope", inspection, 0, 0, [0])
+        page_content.page_charts("nope", inspection, 0, 0, [0])
 
 
 def test_pictures_are_stored_and_shown(inspection):
-    png = render.render_figure(bundle.page_figures("error", inspection, 0, 0, [0])["rtc_error_b0"], ("png",))["png"]
+    png = render.render_figure(page_content.page_figures("error", inspection, 0, 0, [0])["rtc_error_b0"], ("png",))[
+        "png"
+    ]
     data = bundle.build_bundle(inspection, bundle.BundleContent(meta=META, pictures={"level_grasp_easy": png}), now=NOW)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.read("images/level_grasp_easy.png") == png
@@ -179,10 +181,10 @@ def test_sweep_bundle_holds_every_metric_figure_and_the_csv(inspection):
         for d in (0, 1)
     ]
     extras = {"sweep": (rows, "mean_return")}
-    figures = bundle.page_figures("sweep", inspection, 0, 0, [0], extras)
+    figures = page_content.page_figures("sweep", inspection, 0, 0, [0], extras)
     assert list(figures) == ["sweep_mean_return", "sweep_solve_rate", "sweep_mean_boundary_jump"]
-    data = bundle.extra_data(extras)
-    assert bundle.extra_data({"sweep": None}) == {} and bundle.extra_data(None) == {}
+    data = page_content.extra_data(extras)
+    assert page_content.extra_data({"sweep": None}) == {} and page_content.extra_data(None) == {}
     archive = bundle.build_bundle(
         inspection, bundle.BundleContent(figures, meta=META, data=data), formats=("png",), now=NOW
     )
@@ -198,6 +200,6 @@ def test_a_figure_failing_midway_fails_the_whole_bundle(inspection):
     def broken() -> Figure:
         raise RTCError("figure 2 of 2 failed")
 
-    good = bundle.page_figure_makers("error", inspection, 0, 0, [0])
+    good = page_content.page_figure_makers("error", inspection, 0, 0, [0])
     with pytest.raises(RTCError, match="figure 2 of 2 failed"):  # nothing is returned: no partial zip exists
         bundle.build_bundle(inspection, bundle.BundleContent({**good, "broken": broken}, meta=META), now=NOW)

@@ -389,6 +389,7 @@ def test_save_tracking_plots_with_few_action_dims(tmp_path: Path) -> None:
 # No pyplot
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_plots_never_import_pyplot(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""

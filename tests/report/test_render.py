@@ -10,6 +10,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 from matplotlib.figure import Figure
 
 from rtc.report import render
@@ -144,6 +145,7 @@ def test_errors_in_a_job_reach_the_caller():
             raise AssertionError("a bad format must fail")
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_workers_never_run_the_parents_main_script(tmp_path):
     """Like Streamlit: ``__main__`` is a script with a ``__file__`` and no ``if __name__`` guard."""
     marker = tmp_path / "marker"
@@ -173,6 +175,7 @@ def test_workers_never_run_the_parents_main_script(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_the_command_line_leaves_no_process_behind(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "rtc.commands.visualize", str(DEMO_RUN), "--output-dir", str(tmp_path / "out")],

@@ -75,4 +75,4 @@ def test_committed_evaluation_meets_the_issue_targets():
     (rtc,) = [c for c in comparisons.itertuples() if (c.method, c.delay, c.baseline) == ("rtc_exp", 3, "naive")]
     assert rtc.execute_horizon == 3 and rtc.solve_rate_diff >= 0.2 and rtc.diff_low > 0
     table = ms.markdown_table(ms.SWEEP_FOLDER)
-    assert f"| 3 (3) | {rate[('naive', 3)]:.3f}" in table  # the README's table reads these files
+    assert f"| 3 (3) | {rate[('naive', 3)]:.3f}" in table  # docs/mode_switch.md's table reads these files
