@@ -1,4 +1,6 @@
-"""Draw the README's tour pictures (docs/img/*.png) with the project's own figure builders, on the demo run.
+"""Draw the README's tour pictures (docs/img/*.png) with the project's own figure builders: the inspection pages on
+the demo run, and the mode-switch world's stored sweep (``runs/mode_switch/sweeps/paper_seed0``) as the Sweep page
+draws it.
 
     python scripts/docs_images.py
 
@@ -17,9 +19,11 @@ sys.path.insert(0, str(ROOT))
 from rtc import levels, load_policy, read_run  # noqa: E402
 from rtc.experiments import pipeline  # noqa: E402
 from rtc.io.files import write_atomic  # noqa: E402
-from rtc.report import page_content, render  # noqa: E402
+from rtc.experiments.sweep import store as sweep_store  # noqa: E402
+from rtc.report import page_content, plots_sweep, render  # noqa: E402
 
 OUT = ROOT / "docs" / "img"
+MODE_SWITCH_SWEEP = ROOT / "runs" / "mode_switch" / "sweeps" / "paper_seed0"
 DPI = 60
 PICTURES = {  # file stem: (page, horizon index, action dims)
     "overview": ("overview", 0, (0, 1)),
@@ -35,6 +39,15 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for stem, (page, h, dims) in PICTURES.items():
         (figure,) = page_content.page_figures(page, inspection, 0, h, dims).values()
+        png = render.render_figure(figure, ("png",), dpi=DPI)["png"]
+        write_atomic(OUT / f"{stem}.png", png)
+        print(f"{OUT / f'{stem}.png'}: {len(png) // 1024} KiB")
+    results = sweep_store.read_results(MODE_SWITCH_SWEEP / "results.parquet")
+    comparisons = sweep_store.read_comparisons(MODE_SWITCH_SWEEP / "comparisons.parquet")
+    for stem, figure in (
+        ("mode_switch_sweep", plots_sweep.plot_sweep_summary(results)),
+        ("mode_switch_differences", plots_sweep.plot_sweep_differences(comparisons)),
+    ):
         png = render.render_figure(figure, ("png",), dpi=DPI)["png"]
         write_atomic(OUT / f"{stem}.png", png)
         print(f"{OUT / f'{stem}.png'}: {len(png) // 1024} KiB")

@@ -41,12 +41,12 @@ METHOD_LABELS: dict[str, str] = {
     "rtc_linear": "RTC (linear schedule)",
     "rtc_ones": "RTC (ones schedule)",
     "hard_masking": "hard masking (zeros schedule)",
-    "bid": "BID, backward only (best of N plain samples; no forward contrast with a weak policy)",
-    "bid_forward": "BID, backward + forward (contrast with a weak policy's samples)",
+    "bid": "BID, backward only (best of N plain samples)",
+    "bid_forward": "BID, backward + forward (weak policy)",
     "rtc_exp_jacobian_free": "RTC Jacobian-free (exp schedule)",
     "rtc_linear_jacobian_free": "RTC Jacobian-free (linear schedule)",
     "rtc_ones_jacobian_free": "RTC Jacobian-free (ones schedule)",
-    "training_time_rtc": "training-time RTC (clean prefix at flow time 1, no guidance)",
+    "training_time_rtc": "training-time RTC (no guidance)",
 }
 JACOBIAN_FREE_NOTE = (
     "RTC Jacobian-free: RTC with correction = weighted error (the identity in place of the network's "

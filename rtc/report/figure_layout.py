@@ -185,6 +185,16 @@ def _fit_width(text: Text, available: float, renderer) -> None:
         text.set_fontsize(max(text.get_fontproperties().get_size_in_points() * available / width * 0.98, 6.0))
 
 
+def _fit_centred_title(ax: Axes, fig_width: float, renderer) -> None:
+    """Shrink the axes' centred title so it stays on the canvas: it is centred over the axes, which a legend
+    beside them (or a narrow panel) can leave far from the figure's middle."""
+    centre = (ax.get_position().x0 + ax.get_position().width / 2) * fig_width
+    available = 2 * (min(centre, fig_width - centre) - PAD_INCHES)
+    for title in _titles(ax):
+        if title.get_text() == ax.get_title("center"):
+            _fit_width(title, available, renderer)
+
+
 def _lift_titles(ax: Axes, renderer) -> None:
     """Move the titles above the y axis's offset text, where there is one (their y is in axes fractions)."""
     lift = _offset_height(ax, renderer)
@@ -258,5 +268,6 @@ class GridLayout(LayoutEngine):
             hspace=gap_h / axes_h,
         )
         for ax in axes:
+            _fit_centred_title(ax, width, renderer)
             _lift_titles(ax, renderer)
         return True

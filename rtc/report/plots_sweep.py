@@ -167,8 +167,8 @@ def plot_sweep_differences(comparisons: pd.DataFrame) -> Figure:
     ax.grid(alpha=0.3)
     legend_outside(ax)
     ax.set_title(
-        f"Solve rate minus {METHOD_LABELS.get(baseline, baseline)}, paired, over {levels} level"
-        f"{'s' if levels != 1 else ''} ({counts} episode pairs per point; 95 % intervals)",
+        f"Solve rate minus {baseline}, paired, {levels} level{'s' if levels != 1 else ''} "
+        f"({counts} episode pairs per point; 95 % intervals)",
         fontsize="medium",
     )
     return fig

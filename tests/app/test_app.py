@@ -105,7 +105,7 @@ def test_view_round_trips_through_the_url():
 
 
 def test_refused_values_in_a_link_fall_back_one_by_one():
-    query = {"schedule": "cubic", "d": "6", "s": "3", "steps": "abc", "w": "-1", "b": "4", "dims": "0,9", "h": "2"}
+    query = {"schedule": "cubic", "d": "6", "s": "3", "steps": "abc", "w": "-1", "b": "16", "dims": "0,9", "h": "2"}
     view, notices = app_state.parse_view(query, LIMITS)
     default = app_state.default_view(LIMITS)
     assert view == default.replace(horizon_index=2)

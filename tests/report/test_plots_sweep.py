@@ -181,3 +181,18 @@ def test_differences_plot_method_minus_baseline_with_paired_intervals():
     title = ax.get_title()
     assert "minus" in title and "2 levels" in title and "64 episode pairs per point" in title
     fig.canvas.draw()
+
+
+@pytest.mark.parametrize("figure", ["plot_sweep_summary", "plot_sweep_differences", "plot_sweep_levels"])
+def test_sweep_figures_of_the_committed_mode_switch_sweep_keep_their_texts_inside(figure):
+    """Six methods with their full labels (the mode-switch world's stored sweep): titles, labels and the legend
+    stay on the canvas and clear of each other."""
+    from rtc.experiments.sweep import store as sweep_store
+    from rtc.training import mode_switch
+    from tests.report.test_figure_geometry import assert_texts_fit
+
+    results = sweep_store.read_results(mode_switch.SWEEP_FOLDER / "results.parquet")
+    comparisons = sweep_store.read_comparisons(mode_switch.SWEEP_FOLDER / "comparisons.parquet")
+    data = comparisons if figure == "plot_sweep_differences" else results
+    assert data["method"].nunique() >= 5
+    assert_texts_fit(getattr(ps, figure)(data))
