@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 from rtc import levels, load_policy, read_run  # noqa: E402
 from rtc.experiments import pipeline  # noqa: E402
-from rtc.io.files import write_atomic  # noqa: E402
 from rtc.experiments.sweep import store as sweep_store  # noqa: E402
+from rtc.io.files import write_atomic  # noqa: E402
 from rtc.report import page_content, plots_sweep, render  # noqa: E402
 
 OUT = ROOT / "docs" / "img"
