@@ -86,20 +86,7 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "method_only",
     "baseline_only",
 )
-KEY_FIELDS: tuple[str, ...] = (
-    "policy_fingerprint",
-    "level_sha256",
-    "method",
-    "delay",
-    "execute_horizon",
-    "flow_steps",
-    "bid_samples",
-    "episodes",
-    "episode_steps",
-    "seed",
-    "action_noise",
-    "max_guidance_weight",
-)
+KEY_FIELDS: tuple[str, ...] = ("policy_fingerprint", "level_sha256", "method", "delay", "execute_horizon", *DEFINING_FIELDS)
 # Keyed only where set (BID with the forward term), so every other point keeps the id it had before they existed.
 FORWARD_KEY_FIELDS: tuple[str, ...] = ("bid_k", "bid_weak_fingerprint")
 COLUMNS: tuple[str, ...] = (
