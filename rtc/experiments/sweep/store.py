@@ -86,7 +86,8 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "method_only",
     "baseline_only",
 )
-KEY_FIELDS: tuple[str, ...] = ("policy_fingerprint", "level_sha256", "method", "delay", "execute_horizon", *DEFINING_FIELDS)
+COORDINATES: tuple[str, ...] = ("policy_fingerprint", "level_sha256", "method", "delay", "execute_horizon")
+KEY_FIELDS: tuple[str, ...] = (*COORDINATES, *DEFINING_FIELDS)
 # Keyed only where set (BID with the forward term), so every other point keeps the id it had before they existed.
 FORWARD_KEY_FIELDS: tuple[str, ...] = ("bid_k", "bid_weak_fingerprint")
 COLUMNS: tuple[str, ...] = (
