@@ -245,4 +245,5 @@ def enable_compilation_cache(path: str | os.PathLike[str] | None = None) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    export_cache.make_jax_cache_writes_atomic()  # a killed or concurrent process must never leave half an entry
     return folder

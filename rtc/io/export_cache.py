@@ -12,6 +12,7 @@ import functools
 import hashlib
 import importlib.metadata
 import inspect
+import os
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -117,3 +118,37 @@ def call_flat(
             write_atomic(path, bytes(exported.serialize()))
         program = _loaded[path] = jax.jit(exported.call)
     return program(*flat_args)
+
+
+def make_jax_cache_writes_atomic() -> None:
+    """Write jax's persistent compilation cache entries atomically (a temporary file, then a rename).
+
+    jax 0.9 writes an entry in place (``LRUCache.put``: ``cache_path.write_bytes(val)``), so a process killed
+    mid-write (a sweep stopped with SIGKILL) leaves a truncated executable, and a process reading an entry another
+    one is still writing sees half of it; deserialising either crashes the reader with a segfault. This touches a
+    jax internal, here only; ``tests/io/test_export_cache.py`` fails loudly when jax changes it. Entries are
+    written this way only while eviction is off (jax's default; with eviction on jax's own locked path is kept).
+    """
+    from jax._src import lru_cache
+
+    cache_class = lru_cache.LRUCache
+    if getattr(cache_class.put, "rtc_atomic", False):
+        return
+    in_place = cache_class.put
+
+    def put(self, key: str, val: bytes) -> None:
+        if self.eviction_enabled:
+            return in_place(self, key, val)
+        if not key:
+            raise ValueError("key cannot be empty")
+        target = os.path.join(str(self.path), f"{key}{lru_cache._CACHE_SUFFIX}")
+        if os.path.exists(target):
+            return None
+        partial = os.path.join(str(self.path), f".{key}.{os.getpid()}.partial")
+        with open(partial, "wb") as handle:
+            handle.write(val)
+        os.replace(partial, target)
+        return None
+
+    put.rtc_atomic = True
+    cache_class.put = put

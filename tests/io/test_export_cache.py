@@ -97,3 +97,25 @@ def test_the_same_observation_inspection_from_disk_equals_the_traced_one(shared_
     other = dataclasses.replace(settings, seed=5, inference_delay=1, execute_horizon=3, max_guidance_weight=2.0)
     pipeline.inspect(policy, level, other)
     assert list((cache_dir / "exported").glob("_same_observation_program-*.jaxexport")) == [saved]
+
+
+def test_jax_cache_entries_are_written_whole(tmp_path):
+    """jax writes its compilation cache in place; ours renames a finished file, so no reader (nor a killed writer)
+    ever leaves or sees half an entry. Fails loudly when jax's internal changes shape."""
+    import inspect
+
+    from jax._src import lru_cache
+
+    from rtc.io import export_cache
+
+    export_cache.make_jax_cache_writes_atomic()
+    assert lru_cache.LRUCache.put.rtc_atomic
+    cache = lru_cache.LRUCache(str(tmp_path), max_size=-1)
+    assert not cache.eviction_enabled
+    cache.put("k1", b"x" * 1000)
+    cache.put("k1", b"other")  # an existing entry is kept, as jax does
+    assert cache.get("k1") == b"x" * 1000
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"k1{lru_cache._CACHE_SUFFIX}"]  # no partial file left
+    # jax 0.9's own put writes in place: if this changes, revisit make_jax_cache_writes_atomic
+    original = inspect.getsource(lru_cache.LRUCache.get)
+    assert "_CACHE_SUFFIX" in original and "read_bytes" in original
