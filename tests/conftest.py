@@ -85,9 +85,11 @@ def small_policy() -> FlowPolicy:
     return random_policy()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_local():
-    """One local 2-CPU Ray instance for the whole test session (started on first use, shut down at the end)."""
+    """A local 2-CPU Ray instance per test module that asks for it, shut down after the module: an in-process Ray
+    driver kept for the rest of the session is the first suspect of the segfaults in XLA compiles seen later in
+    the suite (tests/report/test_figure_geometry.py)."""
     from rtc.experiments.sweep import ray_backend as sweep_ray
 
     ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install -e ".[ray]"')
