@@ -43,6 +43,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    global _TERMINAL
+    _TERMINAL = config.pluginmanager.get_plugin("terminalreporter")
+
+
+_TERMINAL = None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Print a failure's traceback the moment it happens, not only in the summary: a run cut off by CI's time limit
+    still shows why its tests failed."""
+    if report.failed and _TERMINAL is not None:
+        _TERMINAL.write_line(f"\n--- FAILED {report.nodeid} ({report.when}) ---\n{report.longreprtext}\n---")
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared, failing (not skipping) when the reference material is missing."""
     path = SHARED.joinpath(*parts)
