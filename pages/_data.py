@@ -17,7 +17,7 @@ from PIL import Image
 from rtc.app import jobs
 from rtc.errors import RTCError
 from rtc.experiments import analysis, pipeline
-from rtc.io import level_prep, levels, roots, traces
+from rtc.io import export_cache, level_prep, levels, roots, traces
 from rtc.io.checkpoints import RunInfo, load_policy
 from rtc.numerics import seeds
 from rtc.numerics.model import FlowPolicy
@@ -26,7 +26,10 @@ from rtc.report import render
 
 @st.cache_resource(show_spinner=False)
 def setup_process() -> Path:
-    """Once per server process: the on-disk JAX compilation cache."""
+    """At every run of the script: the on-disk JAX compilation cache (configured once per process), and the compiled
+    programs dropped when they crowd the process's memory mappings (``export_cache.release_programs_when_crowded``:
+    a server that has compiled a few dozen programs would otherwise fail at random)."""
+    export_cache.release_programs_when_crowded()
     return pipeline.enable_compilation_cache()
 
 

@@ -9,6 +9,7 @@ import jax
 import pytest
 from flax import nnx
 
+from rtc.io import export_cache
 from rtc.numerics.model import FlowPolicy, ModelConfig
 
 # The test process itself keeps no XLA executables on disk (subprocesses it starts, the command lines, the app's
@@ -57,6 +58,16 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     still shows why its tests failed."""
     if report.failed and _TERMINAL is not None:
         _TERMINAL.write_line(f"\n--- FAILED {report.nodeid} ({report.when}) ---\n{report.longreprtext}\n---")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _programs_released_when_crowded():
+    """After each test module, the compiled programs are dropped if they crowd this long-lived process's memory
+    mappings (``export_cache.release_programs_when_crowded``): the full suite compiles over a dozen closed-loop
+    programs of about 3,500 mappings each, and past ``vm.max_map_count`` (65,530) it failed at random (MemoryError,
+    segfaults in XLA's compiler, a hang in orbax) in the clean-clone runs."""
+    yield
+    export_cache.release_programs_when_crowded()
 
 
 def shared_path(*parts: str) -> Path:

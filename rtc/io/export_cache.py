@@ -9,6 +9,7 @@ compilation cache, and later processes call the deserialised program directly.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import importlib.metadata
 import inspect
@@ -118,6 +119,42 @@ def call_flat(
             write_atomic(path, bytes(exported.serialize()))
         program = _loaded[path] = jax.jit(exported.call)
     return program(*flat_args)
+
+
+def memory_mappings() -> tuple[int, int] | None:
+    """``(mappings, limit)``: the memory mappings this process holds and the most the kernel grants one process
+    (``vm.max_map_count``); None where ``/proc`` does not say (not Linux)."""
+    try:
+        with open("/proc/self/maps", "rb") as maps:
+            count = sum(1 for _ in maps)
+        limit = int(Path("/proc/sys/vm/max_map_count").read_text())
+    except (OSError, ValueError):
+        return None
+    return count, limit
+
+
+def release_programs_when_crowded(fraction: float = 0.5, limit: int | None = None) -> bool:
+    """Drop every compiled program this process holds (jax's caches and the programs loaded here) once its memory
+    mappings pass ``fraction`` of the kernel's limit (``limit`` overrides ``vm.max_map_count``); True if it did.
+
+    Each XLA executable on the CPU holds its own mappings (a few for a small program, about 3,500 for a closed-loop
+    rollout of a Kinetix level), jax keeps every program it compiled for the life of the process, and Linux refuses
+    new mappings past ``vm.max_map_count`` (65,530 by default). A long-lived process (the app's server, a sweep, the
+    test suite) that compiles a few dozen programs then fails wherever it next allocates: a ``MemoryError``, a
+    segfault inside XLA's compiler, a hang (all three seen in the test suite). Dropped programs are compiled again
+    when next used (from the persistent cache where one is configured). Called between a server's reruns, between
+    sweep points and between test modules: never while this process runs a program it would need again at once.
+    """
+    mappings = memory_mappings()
+    if mappings is None:
+        return False
+    count, kernel_limit = mappings
+    if count <= fraction * (limit or kernel_limit):
+        return False
+    _loaded.clear()
+    jax.clear_caches()
+    gc.collect()
+    return True
 
 
 def make_jax_cache_writes_atomic() -> None:

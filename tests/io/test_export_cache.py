@@ -4,6 +4,7 @@ gives."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -119,3 +120,22 @@ def test_jax_cache_entries_are_written_whole(tmp_path):
     # jax 0.9's own put writes in place: if this changes, revisit make_jax_cache_writes_atomic
     original = inspect.getsource(lru_cache.LRUCache.get)
     assert "_CACHE_SUFFIX" in original and "read_bytes" in original
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _scaled(x, k):
+    return jnp.sin(x @ x.T) * k
+
+
+def test_compiled_programs_are_dropped_when_they_crowd_the_memory_mappings():
+    """Every XLA executable holds memory mappings; past half the kernel's limit they are all dropped (the suite and the
+    app's server once failed at random after a few dozen closed-loop programs: MemoryError, segfaults, hangs)."""
+    count, limit = export_cache.memory_mappings()
+    assert 0 < count < limit
+    for k in range(60):  # 60 programs kept by jax's cache of one jitted function, as a module-level jit keeps them
+        _scaled(jnp.ones((4, 4)), k=k).block_until_ready()
+    crowded, _ = export_cache.memory_mappings()
+    assert not export_cache.release_programs_when_crowded(fraction=0.5, limit=2 * crowded + 100)
+    assert export_cache.release_programs_when_crowded(fraction=0.5, limit=crowded // 2)
+    released, _ = export_cache.memory_mappings()
+    assert released < crowded - 100  # about six mappings per small program

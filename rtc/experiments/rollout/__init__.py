@@ -35,7 +35,7 @@ from rtc.experiments.rollout.chunks import chunk_as_inspection, chunk_inspection
 from rtc.experiments.rollout.keys import action_noise, block_noise, episode_keys
 from rtc.experiments.rollout.results import Rollout, assemble
 from rtc.experiments.settings import RolloutSettings
-from rtc.io import levels
+from rtc.io import export_cache, levels
 from rtc.numerics import methods
 from rtc.numerics.model import FlowPolicy
 
@@ -108,6 +108,7 @@ def iterate_rollout(
     )
     levels.check_obs_dim(level, policy.obs_dim)
     levels.make_env()  # build (and cache) the environment outside tracing: its constructor needs concrete values
+    export_cache.release_programs_when_crowded()  # each closed-loop program holds ~3,500 memory mappings
     mesh = program.make_mesh()
     padded = padded_episode_count(settings.num_episodes, mesh.devices.size)
     sharding = NamedSharding(mesh, PartitionSpec(program.EPISODE_AXIS))
