@@ -454,7 +454,14 @@ def build_run(
 # ---------------------------------------------------------------------------------------------
 # The reported closed-loop result: rtc-sweep's output on the committed run, as a table
 
-SWEEP_METHODS: tuple[str, ...] = ("naive", "rtc_exp", "hard_masking", "bid", "rtc_exp_jacobian_free")
+SWEEP_METHODS: tuple[str, ...] = (
+    "naive",
+    "rtc_exp",
+    "hard_masking",
+    "bid",
+    "rtc_exp_jacobian_free",
+    "training_time_rtc",
+)
 SWEEP_FOLDER = RUN_PATH / "sweeps" / "paper_seed0"
 SWEEP_COMMAND = (
     "rtc-sweep runs/mode_switch --out runs/mode_switch/sweeps/paper_seed0 --methods "
