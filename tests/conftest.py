@@ -12,13 +12,6 @@ from flax import nnx
 from rtc.io import export_cache
 from rtc.numerics.model import FlowPolicy, ModelConfig
 
-# The test process itself keeps no XLA executables on disk (subprocesses it starts, the command lines, the app's
-# servers and Ray's workers, still do, through ``enable_compilation_cache``): in the full suite jax 0.9 crashed
-# (segfault) serialising an executable into its persistent cache in this long-lived process, at
-# tests/report/test_figure_geometry.py, in three clean-clone runs. The programs ``rtc.io.export_cache`` keeps are
-# not affected (their folder is still configured).
-jax.config.update("jax_enable_compilation_cache", False)
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The one place that decides where the reference material is: RTC_SHARED, else ../shared beside the project.
 # Every test and benchmark takes these paths from here (tests/test_shared_material.py keeps it so).

@@ -252,7 +252,7 @@ def test_a_rollout_chunk_opens_in_the_step_pages_until_closed():
         ("pages/compare.py", "Compare methods"),
         ("pages/diagnostics.py", "Guidance diagnostics"),
         ("pages/seeds.py", "Many seeds"),
-        ("pages/rollout.py", "Closed-loop rollout"),
+        pytest.param("pages/rollout.py", "Closed-loop rollout", marks=pytest.mark.slow),  # a closed loop: 20 s
     ],
 )
 def test_analysis_pages_run_on_the_paper_format_fixture_run(monkeypatch, path, title):
@@ -269,6 +269,7 @@ def test_analysis_pages_run_on_the_paper_format_fixture_run(monkeypatch, path, t
     assert at.main.get("image")
 
 
+@pytest.mark.slow  # runs a closed-loop rollout or steps Kinetix: over 10 s of the fast set's time (--durations)
 def test_a_rollout_failing_midway_shows_an_error_and_keeps_nothing(monkeypatch):
     from rtc.errors import RTCError
     from rtc.experiments import rollout

@@ -256,6 +256,7 @@ def test_rerun_with_larger_grid_computes_only_missing_points(swept):
     assert code == 2 and "holds a sweep of run" in stderr and "choose another --out folder" in stderr
 
 
+@pytest.mark.slow  # runs a closed-loop rollout or steps Kinetix: over 10 s of the fast set's time (--durations)
 def test_interrupt_keeps_finished_points_whole(tmp_path):
     run = open_run(DEMO_RUN)
     entries = sweep_grid.load_entries(run, 1, sweep_grid.choose_levels(run, 1, [LEVEL])[0])

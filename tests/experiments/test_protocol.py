@@ -50,6 +50,7 @@ def test_documented_defaults_are_accepted_with_a_warning():
     assert protocol.validate_timing(0, 8, 8) == []
 
 
+@pytest.mark.slow  # steps Kinetix through the protocol: over 5 s of the fast set's time (--durations)
 def test_inspection_follows_the_protocol(shared_worlds):
     policy = random_policy(obs_dim=levels.OBS_DIM, seed=4)
     level = levels.load_level(shared_worlds / "grasp_easy.json")
@@ -132,6 +133,7 @@ def test_unknown_situation_is_refused():
         RTCSettings(situation="x").validate(8)
 
 
+@pytest.mark.slow  # steps Kinetix through the protocol: over 5 s of the fast set's time (--durations)
 def test_inspection_refuses_a_policy_of_another_observation_size(shared_worlds):
     level = levels.load_level(shared_worlds / "grasp_easy.json")
     with pytest.raises(levels.LevelError, match="expects observations of 10 floats"):

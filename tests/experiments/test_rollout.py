@@ -23,6 +23,9 @@ from rtc.io.checkpoints import load_policy, read_run
 from rtc.report import animation, plots
 from tests.conftest import DEMO_RUN
 
+# Every test here runs (or shares a fixture that runs) a closed-loop rollout, compiled for 10-30 s per process.
+pytestmark = pytest.mark.slow
+
 EPISODES = 4
 BASE = rollout.RolloutSettings(num_episodes=EPISODES, num_flow_steps=5, bid_samples=4, segment_steps=16, seed=0)
 

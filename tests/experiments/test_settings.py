@@ -103,7 +103,7 @@ def test_every_rollout_setting_is_validated_by_rollout_settings(setting):
     assert "accepted" in str(caught.value) or "choose one of" in str(caught.value)
 
 
-@pytest.mark.parametrize("setting", [s for s in settings_of(SweepSettings) if s.name != "levels"], ids=str)
+@pytest.mark.parametrize("setting", [s for s in settings_of(SweepSettings) if s.name != "levels"], ids=lambda s: s.name)
 def test_every_sweep_setting_is_validated_by_sweep_settings(setting):
     bad = _outside(setting, Bounds())
     with pytest.raises(SettingsError, match=setting.message_name) as caught:

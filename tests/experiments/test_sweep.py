@@ -11,6 +11,9 @@ import pytest
 from rtc.experiments import rollout, sweep
 from tests.experiments.test_rollout import demo_setup
 
+# Every test here runs (or shares a fixture that runs) a closed-loop rollout, compiled for 10-30 s per process.
+pytestmark = pytest.mark.slow
+
 SETTINGS = sweep.SweepSettings(
     methods=("naive", "rtc_exp"),
     delays=(0, 2),

@@ -238,6 +238,7 @@ def test_time_methods_times_each_method_on_the_shared_program(demo_situation):
         methods.time_methods(policy, methods.MethodInputs(obs, prev, noise, 2, 4, 5.0, 10), chosen, repeats=0)
 
 
+@pytest.mark.slow  # runs a closed-loop rollout or steps Kinetix: over 10 s of the fast set's time (--durations)
 def test_jacobian_free_in_closed_loop_rollouts_and_sweeps():
     """The variant runs in the shared rollout program (traced method index) and as sweep points; a recorded
     chunk re-sampled with tracking reproduces the rollout's chunk and has correction == error."""

@@ -56,6 +56,7 @@ def test_scripted_behaviours_are_distinct_and_classified():
     assert np.all(actions[:, :4] <= 1) and np.all(actions[:, 4:] >= 0)
 
 
+@pytest.mark.slow  # runs a closed-loop rollout or steps Kinetix: over 10 s of the fast set's time (--durations)
 def test_demonstrations_come_from_kinetix_rollouts():
     level = levels.load_level(levels.resolve_level_path("worlds/l/grasp_easy.json"))
     config = demo.DemoConfig(episodes_per_mode=1, episode_steps=6)
