@@ -210,6 +210,7 @@ def _level_picture_in_sidebar() -> None:
 
 def main() -> None:
     _data.setup_process()
+    _data.release_crowded_programs()
     navigation = st.navigation(PAGES)
     if STARTING is not None:
         STARTING[1].write("Loading the checkpoint…")

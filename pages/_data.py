@@ -26,11 +26,15 @@ from rtc.report import render
 
 @st.cache_resource(show_spinner=False)
 def setup_process() -> Path:
-    """At every run of the script: the on-disk JAX compilation cache (configured once per process), and the compiled
-    programs dropped when they crowd the process's memory mappings (``export_cache.release_programs_when_crowded``:
-    a server that has compiled a few dozen programs would otherwise fail at random)."""
-    export_cache.release_programs_when_crowded()
+    """Once per server process: the on-disk JAX compilation cache."""
     return pipeline.enable_compilation_cache()
+
+
+def release_crowded_programs() -> None:
+    """At every run of the script (not cached): drop the compiled programs when they crowd the process's memory
+    mappings (``export_cache.release_programs_when_crowded``: a server that has compiled a few dozen programs
+    would otherwise fail at random)."""
+    export_cache.release_programs_when_crowded()
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -37,20 +37,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config: pytest.Config) -> None:
-    global _TERMINAL
-    _TERMINAL = config.pluginmanager.get_plugin("terminalreporter")
-
-
-_TERMINAL = None
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Print a failure's traceback the moment it happens, not only in the summary: a run cut off by CI's time limit
     still shows why its tests failed."""
-    if report.failed and _TERMINAL is not None:
-        _TERMINAL.write_line(f"\n--- FAILED {report.nodeid} ({report.when}) ---\n{report.longreprtext}\n---")
+    report = yield
+    terminal = item.config.pluginmanager.get_plugin("terminalreporter")
+    if report.failed and terminal is not None:
+        terminal.write_line(f"\n--- FAILED {report.nodeid} ({report.when}) ---\n{report.longreprtext}\n---")
+    return report
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -107,9 +102,8 @@ def small_policy() -> FlowPolicy:
 
 @pytest.fixture(scope="module")
 def ray_local():
-    """A local 2-CPU Ray instance per test module that asks for it, shut down after the module: an in-process Ray
-    driver kept for the rest of the session is the first suspect of the segfaults in XLA compiles seen later in
-    the suite (tests/report/test_figure_geometry.py)."""
+    """A local 2-CPU Ray instance per test module that asks for it, shut down after the module, so no Ray driver
+    (its threads and sockets) stays in the test process for the rest of the session."""
     from rtc.experiments.sweep import ray_backend as sweep_ray
 
     ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install -e ".[ray]"')

@@ -15,7 +15,7 @@ from rtc.app import state as app_state
 from rtc.app.state import Limits, SelectionError, Target, View
 from rtc.errors import PathError
 from rtc.experiments.settings import LookSettings, RTCSettings
-from rtc.io import roots
+from rtc.io import export_cache, roots
 from tests.conftest import DEMO_RUN
 from tests.conftest import PROJECT_ROOT as PROJECT
 
@@ -194,6 +194,15 @@ def test_every_page_runs_on_the_demo_run(demo_roots):
     assert at.sidebar.selectbox(key="w_run").value == "runs/demo"
     assert at.sidebar.selectbox(key="w_epoch").value == max(int(p.name) for p in DEMO_RUN.iterdir() if p.name.isdigit())
     _visit_every_page(at)
+
+
+def test_every_run_of_the_script_checks_the_compiled_programs(demo_roots, monkeypatch):
+    """The memory-mapping guard runs at every rerun, not once per process (setup_process is cached)."""
+    calls = []
+    monkeypatch.setattr(export_cache, "release_programs_when_crowded", lambda: calls.append(1))
+    at = _app(FAST)
+    at.run()
+    assert len(calls) == 2
 
 
 def test_every_page_runs_on_the_fixture_run(monkeypatch, fixture_run):

@@ -10,7 +10,7 @@ import pytest
 from rtc.io import export_cache, level_prep, levels
 
 
-@pytest.mark.slow  # steps Kinetix through the protocol: over 5 s of the fast set's time (--durations)
+@pytest.mark.slow  # resets and draws levels with Kinetix: over 5 s of the fast set's time (--durations)
 def test_preparer_stores_observation_and_picture_and_reports_a_bad_file(tmp_path, monkeypatch):
     monkeypatch.setattr(export_cache, "cache_folder", lambda: tmp_path / "cache")
     good, bad = tmp_path / "grasp_easy.json", tmp_path / "bad.json"
