@@ -4,11 +4,12 @@ and the page's declared charts and figures (``rtc.report.page_content``)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import streamlit as st
 
+from pages import _data
 from pages._selection import Context, TraceContext
 from rtc.experiments import pipeline
 from rtc.report import page_content, render
@@ -20,6 +21,28 @@ def figure(fig) -> None:
     """A matplotlib figure from ``rtc.report.plots``, rendered once as PNG (``st.pyplot`` would draw it twice at
     200 dpi)."""
     st.image(render.render_figure(fig, ("png",), dpi=SCREEN_DPI)["png"])
+
+
+def start_figure(make: Callable[[], Any]) -> Callable[[], bytes]:
+    """Start building and rendering the figure ``make`` returns; the returned function gives its PNG.
+
+    With the server's render workers up (``_data.running_render_pool``, started after the first page) the figure is
+    drawn in one of them while this thread builds the page's charts on the other core; a job no worker has taken
+    by the time the PNG is needed (all busy with a bundle), or a lost worker, is drawn here instead."""
+    pool = _data.running_render_pool()
+    if pool is None:
+        return lambda: render.build_and_render(make, ("png",), SCREEN_DPI)["png"]
+    future = pool.submit(render.build_and_render, make, ("png",), SCREEN_DPI)
+
+    def png() -> bytes:
+        if future.cancel():  # still queued: no worker was free
+            return render.build_and_render(make, ("png",), SCREEN_DPI)["png"]
+        try:
+            return future.result()["png"]
+        except render.WorkerLost:
+            return render.build_and_render(make, ("png",), SCREEN_DPI)["png"]
+
+    return png
 
 
 def chart(chart_obj, key: str) -> None:
@@ -138,26 +161,33 @@ def show_page_content(
         figure_note = spec.figure_note
     view = context.view
     look = (view.look.batch_index, view.look.horizon_index, view.look.action_dim_indices)
-    for name, chart_obj in page_content.page_charts(page_key, result, *look, extras).items():
-        chart(chart_obj, key=f"chart_{page_key}_{name}")
+    charts = st.container()  # filled once the figures are started (they are drawn meanwhile, see start_figure)
     makers = page_content.page_figure_makers(page_key, result, *look, extras)
-    if not makers:
-        return
-    st.subheader(
-        "Figure" if len(makers) == 1 else "Figures",
-        help="The matplotlib figures from rtc.report, as in the page's bundle (and the command line).",
-    )
-    if figure_note:
-        st.caption(figure_note)
-    if len(makers) == 1 or spec.section != "Inspection":
-        for make in makers.values():
-            figure(make())
-        return
-    # Only the open tab's figure is built and drawn (switching tabs reruns): several cost no more than one.
-    tabs = st.tabs(
-        [f"action dim {a}" for a in view.look.action_dim_indices], key=f"figure_tabs_{page_key}", on_change="rerun"
-    )
-    for tab, make in zip(tabs, makers.values(), strict=True):
-        if tab.open is not False:
-            with tab:
-                figure(make())
+    slots: list[tuple[Any, Callable[[], bytes]]] = []
+    if makers:
+        st.subheader(
+            "Figure" if len(makers) == 1 else "Figures",
+            help="The matplotlib figures from rtc.report, as in the page's bundle (and the command line).",
+        )
+        if figure_note:
+            st.caption(figure_note)
+        if len(makers) == 1 or spec.section != "Inspection":
+            slots = [(st.empty(), start_figure(make)) for make in makers.values()]
+        else:
+            # Only the open tab's figure is built and drawn (switching tabs reruns): several cost no more than one.
+            tabs = st.tabs(
+                [f"action dim {a}" for a in view.look.action_dim_indices],
+                key=f"figure_tabs_{page_key}",
+                on_change="rerun",
+            )
+            slots = [
+                (tab, start_figure(make))
+                for tab, make in zip(tabs, makers.values(), strict=True)
+                if tab.open is not False
+            ]
+    with charts:
+        for name, chart_obj in page_content.page_charts(page_key, result, *look, extras).items():
+            chart(chart_obj, key=f"chart_{page_key}_{name}")
+    for slot, png in slots:
+        with slot:
+            st.image(png())

@@ -333,7 +333,15 @@ def test_a_link_with_a_path_outside_the_roots_is_refused_with_a_notice(monkeypat
 
 
 # one per process
-SINGLETONS = {"setup_process", "compiled_shapes", "render_pool", "job_queue", "sweep_points", "_prepared_levels"}
+SINGLETONS = {
+    "setup_process",
+    "compiled_shapes",
+    "_start_render_pool",
+    "_render_pools",
+    "job_queue",
+    "sweep_points",
+    "_prepared_levels",
+}
 
 
 def test_every_app_cache_is_bounded():

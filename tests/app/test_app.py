@@ -371,3 +371,41 @@ def test_the_one_streamlit_internal_the_app_touches_still_exists():
     ]
     assert users == ["_frame.py"]
     assert "uses_pages_directory" in inspect.getsource(_frame._through_entrypoint)
+
+
+def test_a_pages_figure_is_drawn_by_a_render_worker_when_they_run(demo_roots, monkeypatch):
+    """``_display.start_figure``: inline before the render workers start; then in a worker (same PNG) while the
+    page builds its charts; a job still queued when the PNG is needed (every worker busy) is drawn here instead."""
+    import functools
+    import time
+
+    from pages import _data, _display
+    from rtc.experiments import pipeline
+    from rtc.io import levels
+    from rtc.io.checkpoints import load_policy, read_run
+    from rtc.report import page_content, render
+
+    policy = load_policy(read_run(DEMO_RUN).checkpoint(-1, "worlds_l_grasp_easy"))
+    level = levels.open_level(levels.resolve_level_path("worlds/l/grasp_easy.json"))
+    result = pipeline.inspect(policy, level, RTCSettings(num_flow_steps=4, batch_size=2))
+    (make,) = page_content.page_figure_makers("x_t", result, 0, 0, (0,)).values()
+    inline = render.build_and_render(make, ("png",), _display.SCREEN_DPI)["png"]
+    assert inline.startswith(b"\x89PNG")
+
+    monkeypatch.setattr(_data, "running_render_pool", lambda: None)
+    assert _display.start_figure(make)() == inline
+
+    with render.render_pool(1, preload=("rtc.report.render", "rtc.report.plots")) as pool:
+        submitted = []
+        submit = pool.submit
+        monkeypatch.setattr(pool, "submit", lambda *a, **k: submitted.append(submit(*a, **k)) or submitted[-1])
+        monkeypatch.setattr(_data, "running_render_pool", lambda: pool)
+        png = _display.start_figure(make)
+        while not (submitted[-1].running() or submitted[-1].done()):  # the page builds its charts meanwhile
+            time.sleep(0.01)
+        assert png() == inline and not submitted[-1].cancelled()  # the worker drew it
+
+        busy = submit(functools.partial(time.sleep, 3))  # the only worker is taken
+        png = _display.start_figure(make)()
+        assert png == inline and submitted[-1].cancelled()  # drawn here; the queued job withdrawn
+        busy.result()
