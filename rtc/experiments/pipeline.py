@@ -240,8 +240,11 @@ _SAMPLING_MODULES = ("rtc.numerics.model", "rtc.numerics.sampler")
 
 
 def enable_compilation_cache(path: str | os.PathLike[str] | None = None) -> Path:
-    """Keep compiled programs on disk (``RTC_JAX_CACHE`` or ``~/.cache/rtc-inspector/jax``) across processes."""
-    folder = Path(path or os.environ.get("RTC_JAX_CACHE") or Path.home() / ".cache" / "rtc-inspector" / "jax")
+    """Keep compiled programs on disk across processes, in ``<root>/<processor>`` (returned): ``root`` is ``path``,
+    ``RTC_JAX_CACHE`` or ``~/.cache/rtc-inspector/jax``; ``processor`` is ``export_cache.host_tag()``, so machines
+    with different CPUs that share the root never load each other's programs."""
+    root = Path(path or os.environ.get("RTC_JAX_CACHE") or Path.home() / ".cache" / "rtc-inspector" / "jax")
+    folder = root / export_cache.host_tag()
     folder.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

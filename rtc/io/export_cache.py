@@ -14,6 +14,7 @@ import hashlib
 import importlib.metadata
 import inspect
 import os
+import platform
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,6 +38,27 @@ def _version(package: str) -> str:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return "none"
+
+
+def host_tag(cpuinfo: str | None = None) -> str:
+    """A short name for this machine's processor: its architecture and a digest of its model and instruction-set
+    flags (``/proc/cpuinfo``'s first ``model name`` and ``flags``; ``cpuinfo`` overrides the file).
+
+    Compiled programs are kept per tag (``rtc.experiments.pipeline.enable_compilation_cache``): JAX's cache key
+    does not hold the CPU, and XLA only logs a mismatch when it loads a program compiled for other instructions,
+    which may then die of SIGILL, so a cache folder shared between machines (a home directory on a cluster) must
+    not hand one machine another's programs."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip(), " ".join(sorted(value.split())) if name.strip() == "flags" else value.strip())
+    described = "\n".join([fields.get("model name", ""), fields.get("flags", ""), platform.processor()])
+    return f"{platform.machine() or 'cpu'}-{hashlib.sha256(described.encode()).hexdigest()[:12]}"
 
 
 def loaded_programs() -> list[Callable[..., Any]]:

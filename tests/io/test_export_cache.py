@@ -139,3 +139,21 @@ def test_compiled_programs_are_dropped_when_they_crowd_the_memory_mappings():
     assert export_cache.release_programs_when_crowded(fraction=0.5, limit=crowded // 2)
     released, _ = export_cache.memory_mappings()
     assert released < crowded - 100  # about six mappings per small program
+
+
+ZEN4 = "processor\t: 0\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu sse2 avx2 avx512f\n\nprocessor\t: 1\n"
+
+
+def test_compiled_programs_are_kept_per_processor(tmp_path):
+    """A cache root shared by machines with different CPUs (a cluster's home directory) gives each its own folder:
+    XLA would only log the mismatch and run code built for another instruction set."""
+    assert export_cache.host_tag(ZEN4) == export_cache.host_tag(ZEN4.replace("avx2 avx512f", "avx512f avx2"))
+    assert export_cache.host_tag(ZEN4) != export_cache.host_tag(ZEN4.replace(" avx512f", ""))
+    assert export_cache.host_tag(ZEN4) != export_cache.host_tag(ZEN4.replace("9B14", "7B13"))
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        folder = pipeline.enable_compilation_cache(tmp_path / "root")
+        assert folder == tmp_path / "root" / export_cache.host_tag() and folder.is_dir()
+        assert export_cache.cache_folder() == folder
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
