@@ -373,6 +373,7 @@ def test_the_one_streamlit_internal_the_app_touches_still_exists():
     assert "uses_pages_directory" in inspect.getsource(_frame._through_entrypoint)
 
 
+@pytest.mark.slow  # starts a render worker process
 def test_a_pages_figure_is_drawn_by_a_render_worker_when_they_run(demo_roots, monkeypatch):
     """``_display.start_figure``: inline before the render workers start; then in a worker (same PNG) while the
     page builds its charts; a job still queued when the PNG is needed (every worker busy) is drawn here instead."""

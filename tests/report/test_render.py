@@ -56,6 +56,7 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
+@pytest.mark.slow  # starts render worker processes
 def test_pool_output_is_byte_identical_to_inline_rendering():
     figures = {"a": _figure(), "b": _figure()}
     inline = render.render_figures(figures)()
@@ -69,6 +70,7 @@ def _imported(names: list[str]) -> dict[str, bool]:
     return {name: name in sys.modules for name in names}
 
 
+@pytest.mark.slow  # starts render worker processes
 def test_workers_import_their_preload_modules_before_the_first_job_and_png_needs_no_pdf_backend():
     names = ["rtc.report.plots", "matplotlib.backends.backend_pdf", "matplotlib.backends.backend_svg"]
     with render.render_pool(1, preload=("rtc.report.plots",)) as pool:
@@ -82,6 +84,7 @@ def test_workers_import_their_preload_modules_before_the_first_job_and_png_needs
         assert not any(pool.submit(_imported, names[1:]).result(timeout=60).values())  # PNG only: no SVG/PDF
 
 
+@pytest.mark.slow  # starts render worker processes
 def test_a_worker_refuses_to_preload_modules_outside_the_report_package():
     with render.render_pool(1, preload=("os",)) as pool:
         try:
@@ -92,6 +95,7 @@ def test_a_worker_refuses_to_preload_modules_outside_the_report_package():
             raise AssertionError("a worker asked to preload 'os' must exit")
 
 
+@pytest.mark.slow  # starts render worker processes
 def test_a_caller_that_renders_too_takes_queued_jobs_and_gets_the_same_bytes():
     figures = {"a": _figure(), "b": _figure(), "c": _figure()}
     inline = render.render_figures(figures, ("png",))()
@@ -106,6 +110,7 @@ def test_a_caller_that_renders_too_takes_queued_jobs_and_gets_the_same_bytes():
         assert render.render_figures(figures, ("png",), executor=pool)() == inline
 
 
+@pytest.mark.slow  # starts render worker processes
 def test_a_killed_worker_is_replaced_and_the_pool_keeps_working():
     with render.render_pool(1) as pool:
         first = pool.submit(os.getpid).result(timeout=60)
@@ -121,6 +126,7 @@ def test_a_killed_worker_is_replaced_and_the_pool_keeps_working():
     assert not _alive(second)  # shut down with the pool
 
 
+@pytest.mark.slow  # starts render worker processes
 def test_a_worker_dying_during_a_job_fails_that_job_only():
     with render.render_pool(1) as pool:
         victim = pool.pids()[0]
@@ -134,6 +140,7 @@ def test_a_worker_dying_during_a_job_fails_that_job_only():
         assert pool.submit(os.getpid).result(timeout=60) != victim
 
 
+@pytest.mark.slow  # starts render worker processes
 def test_errors_in_a_job_reach_the_caller():
     with render.render_pool(1) as pool:
         future = pool.submit(render.render_figure, _figure(), ("gif",))
