@@ -5,6 +5,7 @@ import streamlit as st
 from pages import _data, _display, _frame, _selection, _traces
 from rtc.experiments import pipeline
 from rtc.numerics import metrics
+from rtc.report import page_content
 
 
 def body(context: _selection.Context, result: pipeline.Inspection) -> None:
@@ -41,8 +42,16 @@ def body(context: _selection.Context, result: pipeline.Inspection) -> None:
         "overview",
         context,
         result,
+        figure_note=f"{page_content.spec('overview').figure_note} {_drawn_sample(context, result)}",
     )
     picture_slot.image(_data.level_picture(str(context.level_path)), caption=context.level_note, width="stretch")
+
+
+def _drawn_sample(context: _selection.Context, result: pipeline.Inspection) -> str:
+    """Whether the batch element the figures draw is a typical one: its guidance effect against the batch's."""
+    effect = metrics.batch_guidance_effect(result.tracked, result.plain["action"])
+    placed = metrics.place_in_batch(effect, context.view.look.batch_index, "guidance effect")
+    return f"The figures draw one batch element. {placed} Batch element (sidebar) picks another."
 
 
 _frame.page("overview", body)

@@ -147,8 +147,7 @@ def summarize(
         result["final_action_difference"] = float(
             np.linalg.norm((action - plain).reshape(len(action), -1), axis=-1).mean()
         )
-        errors = weighted_prefix_error(action, prev, weights), weighted_prefix_error(plain, prev, weights)
-        result |= guidance_effect(*errors).fields("guidance_effect")
+        result |= batch_guidance_effect(tracked, plain).fields("guidance_effect")
         result |= guidance_cost(action, plain, delay).fields("guidance_cost")
     return result
 
@@ -182,6 +181,29 @@ class MedianEstimate:
             return f"— (n = {self.n})"
         interval = "" if self.low is None else f" [{self.low:.{digits}f}, {self.high:.{digits}f}]"
         return f"{self.median:.{digits}f}{interval} (n = {self.n})"
+
+
+def place_in_batch(estimate: MedianEstimate, index: int, what: str, digits: int = 3) -> str:
+    """Where sample ``index`` stands in the batch ``estimate`` summarises, as one sentence: its value, its rank
+    among the defined samples and the batch's median with its interval. A figure drawn for one sample says by
+    this whether that sample is typical (the median is what the summary reports)."""
+    values = np.asarray(estimate.samples, float)
+    defined = np.sort(values[np.isfinite(values)])
+    value = float(values[index])
+    median = "undefined" if estimate.median is None else estimate.text(digits)
+    head = f"Sample {index} of {values.size}: its {what}"
+    if not np.isfinite(value):
+        return f"{head} is undefined; the batch's median is {median}."
+    below, above = int(np.sum(defined < value)), int(np.sum(defined > value))
+    if below == 0 and above == 0:
+        where = f"the only defined one of {values.size}"
+    elif below == 0:
+        where = f"the lowest of {defined.size}"
+    elif above == 0:
+        where = f"the highest of {defined.size}"
+    else:
+        where = f"{below} of the other {defined.size - 1} are lower"
+    return f"{head} is {value:.{digits}f} ({where}); the batch's median is {median}."
 
 
 def median_ranks(count: int, confidence: float = 0.95) -> tuple[int, int] | None:
@@ -222,6 +244,15 @@ def guidance_effect(error_rtc: np.ndarray, error_plain: np.ndarray) -> MedianEst
     with np.errstate(divide="ignore", invalid="ignore"):
         effect = np.where((plain > 0) & np.isfinite(plain), 1.0 - rtc / plain, np.nan)
     return median_interval(effect)
+
+
+def batch_guidance_effect(tracked: Mapping[str, Any], plain_action: np.ndarray) -> MedianEstimate:
+    """``guidance_effect`` of an RTC call's batch (its tracked arrays) against the plain samples from the same noise."""
+    prev, weights = np.asarray(tracked["prev_action_chunk"]), np.asarray(tracked["prefix_weights"])
+    return guidance_effect(
+        weighted_prefix_error(np.asarray(tracked["action"]), prev, weights),
+        weighted_prefix_error(np.asarray(plain_action), prev, weights),
+    )
 
 
 def guidance_cost(chunk_rtc: np.ndarray, chunk_plain: np.ndarray, inference_delay: int) -> MedianEstimate:

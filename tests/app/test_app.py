@@ -234,6 +234,12 @@ def test_landing_view_is_valid_and_the_preset_is_one_click_away(demo_roots):
     low, high = (float(x) for x in effect.proto.delta.split("[")[1].split("]")[0].split(","))
     assert low <= float(effect.value) <= high and "n = 16" in effect.proto.delta
     assert any("first block" in i.value and "unshifted" in i.value for i in at.main.info)
+    # the figures draw batch element 0: the caption says where its effect stands against the batch's median
+    placed = [c.value for c in at.main.caption if "The figures draw one batch element" in c.value]
+    assert len(placed) == 1 and "Sample 0 of 16: its guidance effect is " in placed[0], placed
+    assert f"the batch's median is {float(effect.value):.3f} [{low:.3f}, {high:.3f}] (n = 16)" in placed[0]
+    at.sidebar.number_input(key="w_batch_index").set_value(5).run()
+    assert any("Sample 5 of 16" in c.value for c in at.main.caption)
     at.sidebar.button(key="w_preset_1").click().run()
     assert at.query_params["d"] == "3" and at.query_params["s"] == "6" and at.query_params["steps"] == "20"
     assert any("get no guidance" in w.value for w in at.sidebar.warning)

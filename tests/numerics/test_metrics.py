@@ -113,6 +113,25 @@ def test_guidance_effect_by_hand_with_an_undefined_sample():
     assert metrics.guidance_effect(0.25, 1.0).median == pytest.approx(0.75)  # one sample given as scalars
 
 
+def test_place_in_batch_says_where_the_drawn_sample_stands():
+    """The overview's figures draw one batch element: the sentence gives its value, its place among the defined
+    samples and the batch's median with its interval."""
+    seven = metrics.guidance_effect(np.array([0.7, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), np.ones(7))  # 0.3, 0.9, ..., 0.4
+    assert metrics.place_in_batch(seven, 0, "guidance effect") == (
+        "Sample 0 of 7: its guidance effect is 0.300 (the lowest of 7); "
+        "the batch's median is 0.600 [0.300, 0.900] (n = 7)."
+    )
+    assert "(the highest of 7)" in metrics.place_in_batch(seven, 1, "effect")
+    assert "(3 of the other 6 are lower)" in metrics.place_in_batch(seven, 4, "effect")  # 0.6, the median
+    with_undefined = metrics.guidance_effect(np.array([0.5, 0.5, 0.1]), np.array([1.0, 0.0, 1.0]))
+    assert metrics.place_in_batch(with_undefined, 1, "effect") == (
+        "Sample 1 of 3: its effect is undefined; the batch's median is 0.700 (n = 2)."
+    )
+    assert "(the lowest of 2)" in metrics.place_in_batch(with_undefined, 0, "effect")
+    single = metrics.guidance_effect(np.array([0.5]), np.array([1.0]))
+    assert "(the only defined one of 1)" in metrics.place_in_batch(single, 0, "effect")
+
+
 @pytest.mark.parametrize(("count", "ranks"), [(5, None), (6, (0, 5)), (10, (1, 8)), (16, (3, 12)), (30, (9, 20))])
 def test_median_ranks_are_the_binomial_order_statistics(count, ranks):
     """The tabulated distribution-free 95 % intervals for the median (e.g. n = 10: 2nd and 9th smallest)."""
