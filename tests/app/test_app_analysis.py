@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from rtc.io import roots
+from rtc.numerics import metrics
 from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHODS
 from tests.app.test_app import DEMO_RUN, FAST, _app
 
@@ -110,17 +111,18 @@ def test_seeds_page_draws_bands():
 def test_rollout_page_runs_on_its_button_and_keeps_the_result():
     at = _page("pages/rollout.py", "Closed-loop rollout", {"d": "2", "s": "4"})
     assert not at.main.get("image") and any("Press Run rollout" in i.value for i in at.main.info)
+    assert at.number_input(key="rollout_episodes").value == 16  # enough for a solve rate with an interval
     at.number_input(key="rollout_steps").set_value(SHORT_STEPS)
     at.button(key="rollout_run").click().run()
     _assert_clean(at, "Closed-loop rollout")
     assert "Cancel" not in [b.label for b in at.main.button]  # the job ended: its Cancel button is gone
     table = at.main.dataframe[0].value
-    assert list(table.columns[:2]) == ["return", "solved"] and len(table) == 1
-    # n and the Wilson 95 % interval beside the solve rate: one episode, 0 or 1 solved (worked out by hand)
-    expected = {
-        False: "solve rate 0.00 (n = 1 episode, Wilson 95 % [0.00, 0.79])",
-        True: "solve rate 1.00 (n = 1 episode, Wilson 95 % [0.21, 1.00])",
-    }[bool(table["solved"].iloc[0])]
+    assert list(table.columns[:2]) == ["return", "solved"] and len(table) == 16
+    # n and the Wilson 95 % interval beside the solve rate (k of 16 solved; the interval's own test works it out
+    # by hand, here 0 and 16 solved are: [0, 0.19] and [0.81, 1])
+    solved = int(table["solved"].sum())
+    low, high = metrics.wilson_interval(solved, 16)
+    expected = f"solve rate {solved / 16:.2f} (n = 16 episodes, Wilson 95 % [{low:.2f}, {high:.2f}])"
     assert any(expected in c.value for c in at.main.caption), [c.value for c in at.main.caption]
     assert len(at.main.get("image")) >= 3  # trace, animation, chunk figure(s)
     at.number_input(key="rollout_chunk").set_value(1).run()  # a rerun shows the kept result
@@ -131,7 +133,7 @@ def test_rollout_page_runs_on_its_button_and_keeps_the_result():
     at.button(key="rollout_run").click().run()
     _assert_clean(at, "Closed-loop rollout")
     assert any(c.value == JACOBIAN_FREE_NOTE for c in at.main.caption)
-    assert len(at.main.dataframe[0].value) == 1
+    assert len(at.main.dataframe[0].value) == 16
     assert not at.button(key="rollout_open_chunk").disabled  # guided: its chunks open in the step pages
 
 
@@ -265,7 +267,7 @@ def test_analysis_pages_run_on_the_paper_format_fixture_run(monkeypatch, path, t
         at.number_input(key="rollout_steps").set_value(SHORT_STEPS)
         at.button(key="rollout_run").click().run()
         _assert_clean(at, title)
-        assert len(at.main.dataframe[0].value) == 1
+        assert len(at.main.dataframe[0].value) == 16  # the page's default episodes
     assert at.main.get("image")
 
 
