@@ -51,7 +51,7 @@ def _drawn_sample(context: _selection.Context, result: pipeline.Inspection) -> s
     """Whether the batch element the figures draw is a typical one: its guidance effect against the batch's."""
     effect = metrics.batch_guidance_effect(result.tracked, result.plain["action"])
     placed = metrics.place_in_batch(effect, context.view.look.batch_index, "guidance effect")
-    return f"The figures draw one batch element. {placed} Batch element (sidebar) picks another."
+    return f"The charts and figures draw one batch element. {placed} Batch element (sidebar) picks another."
 
 
 _frame.page("overview", body)

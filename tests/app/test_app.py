@@ -235,7 +235,7 @@ def test_landing_view_is_valid_and_the_preset_is_one_click_away(demo_roots):
     assert low <= float(effect.value) <= high and "n = 16" in effect.proto.delta
     assert any("first block" in i.value and "unshifted" in i.value for i in at.main.info)
     # the figures draw batch element 0: the caption says where its effect stands against the batch's median
-    placed = [c.value for c in at.main.caption if "The figures draw one batch element" in c.value]
+    placed = [c.value for c in at.main.caption if "The charts and figures draw one batch element" in c.value]
     assert len(placed) == 1 and "Sample 0 of 16: its guidance effect is " in placed[0], placed
     assert f"the batch's median is {float(effect.value):.3f} [{low:.3f}, {high:.3f}] (n = 16)" in placed[0]
     at.sidebar.number_input(key="w_batch_index").set_value(5).run()
