@@ -131,12 +131,20 @@ def number(
 
 
 def bid_forward(context: Any, container: Any, prefix: str, samples: int) -> tuple[Path | None, int]:
-    """BID's forward term: the weak policy's epoch (an earlier checkpoint of the selected run and level; "none"
-    leaves BID backward-only) and k (``bid_k`` row, at most ``samples``). Returns ``(weak checkpoint, k)``."""
+    """BID's forward term: the weak policy's epoch (``weak_epoch``) and k (``bid_k`` row, at most ``samples``).
+    Returns ``(weak checkpoint, k)``."""
+    left, right = container.columns(2)
+    weak = weak_epoch(context, left, prefix)
+    k = number(by_name(RolloutSettings)["bid_k"], right, f"{prefix}_bid_k", min(2, samples), cap=samples)
+    return weak, int(k)
+
+
+def weak_epoch(context: Any, container: Any, prefix: str) -> Path | None:
+    """The weak policy of BID's forward term: an earlier checkpoint of the selected run and level ("none" leaves
+    BID backward-only), as its checkpoint path, or None."""
     run, level, epoch = context.run, context.target.level, context.run.resolve_epoch(context.target.epoch)
     earlier = [e for e in sorted(run.epochs) if e < epoch and level in run.epochs[e]]
-    left, right = container.columns(2)
-    weak = left.selectbox(
+    weak = container.selectbox(
         "BID weak policy (epoch)",
         [None, *earlier],
         index=0,
@@ -146,5 +154,4 @@ def bid_forward(context: Any, container: Any, prefix: str, samples: int) -> tupl
         "(method bid_forward); the policy's k samples nearest the previous chunk are the positive set, the weak "
         "policy's k nearest the negative set. " + ("" if earlier else "This run has no earlier epoch for this level."),
     )
-    k = number(by_name(RolloutSettings)["bid_k"], right, f"{prefix}_bid_k", min(2, samples), cap=samples)
-    return (None if weak is None else run.checkpoint(weak, level)), int(k)
+    return None if weak is None else run.checkpoint(weak, level)

@@ -2,6 +2,7 @@
 from batched closed-loop rollouts run through the server's job queue, and stored sweeps (rtc-sweep)."""
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -9,12 +10,14 @@ import streamlit as st
 
 from pages import _data, _display, _frame, _jobs, _selection, _widgets
 from rtc.app import jobs
+from rtc.errors import RTCError
 from rtc.experiments import pipeline, rollout, sweep
 from rtc.experiments.fields import Bounds, settings_of
 from rtc.experiments.settings import SWEEP_PRESETS, RolloutSettings, SweepSettings
 from rtc.experiments.sweep import store as sweep_store
 from rtc.io import roots
-from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS
+from rtc.numerics import methods
+from rtc.numerics.methods import JACOBIAN_FREE_NOTE, METHOD_LABELS, WEAK_POLICY_METHODS
 from rtc.report import plots_sweep
 
 PREFIX = "sweep"  # widget keys: sweep_methods, sweep_num_episodes, ...
@@ -30,7 +33,9 @@ def _store(settings: SweepSettings) -> None:
     _widgets.store(settings.template.__dict__, POINT, PREFIX)
 
 
-def _settings(context: _selection.Context) -> tuple[sweep.SweepSettings, str]:
+def _settings(context: _selection.Context) -> tuple[sweep.SweepSettings, str, Path | None]:
+    """The grid's and the points' settings, the metric to plot and, when a chosen method needs one, BID's weak
+    policy (an earlier checkpoint of the run, or None)."""
     if _widgets.key(GRID[0], PREFIX) not in st.session_state:
         _store(SweepSettings())
     columns = st.columns(len(SWEEP_PRESETS))
@@ -50,10 +55,28 @@ def _settings(context: _selection.Context) -> tuple[sweep.SweepSettings, str]:
     template = RolloutSettings(**_widgets.read(POINT, PREFIX))
     grid = _widgets.read(GRID, PREFIX)
     grid["delays"] = tuple(sorted(grid["delays"]))
-    return SweepSettings(**grid, template=template), metric
+    weak = None
+    if any(method in WEAK_POLICY_METHODS for method in grid["methods"]):
+        weak = _widgets.weak_epoch(context, st, PREFIX)
+    return SweepSettings(**grid, template=template), metric, weak
 
 
-def _work(policy, level, settings: sweep.SweepSettings):
+def _refused(context: _selection.Context, settings: sweep.SweepSettings, weak_policy) -> str | None:
+    """Why the policy cannot run one of the chosen methods (``methods.check_method`` at the largest delay), or None."""
+    policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
+    name = f"{context.target.run} epoch {context.target.epoch} {context.target.level}"
+    template = settings.template
+    try:
+        for method in settings.methods:
+            methods.check_method(
+                method, policy, name, max(settings.delays), weak_policy, template.bid_k, template.bid_samples
+            )
+    except RTCError as err:
+        return str(err)
+    return None
+
+
+def _work(policy, level, settings: sweep.SweepSettings, weak_policy=None):
     """The sweep as a job: rows, or ``None`` when cancelled (finished points stay in the shared cache)."""
 
     def work(job: jobs.JobContext):
@@ -62,7 +85,7 @@ def _work(policy, level, settings: sweep.SweepSettings):
             return job.report(progress.fraction, text)
 
         try:
-            return sweep.sweep(policy, level, settings, report, _data.sweep_points())
+            return sweep.sweep(policy, level, settings, report, _data.sweep_points(), weak_policy)
         except rollout.RolloutCancelled:
             return None
 
@@ -118,7 +141,7 @@ def _stored() -> None:
 
 
 def body(context: _selection.Context, result: pipeline.Inspection) -> Mapping[str, Any] | None:
-    settings, metric = _settings(context)
+    settings, metric, weak = _settings(context)
     template = settings.template
     st.caption(
         f"Defaults and presets are rtc-sweep's (the paper's grid); w_max = {template.max_guidance_weight:g}. "
@@ -128,13 +151,17 @@ def body(context: _selection.Context, result: pipeline.Inspection) -> Mapping[st
     if not settings.methods or not settings.delays:
         st.info("Choose at least one method and one delay.")
     else:
-        extras = _run_section(context, result, settings, metric)
+        extras = _run_section(context, result, settings, metric, weak)
     _stored()
     return extras
 
 
 def _run_section(
-    context: _selection.Context, result: pipeline.Inspection, settings: sweep.SweepSettings, metric: str
+    context: _selection.Context,
+    result: pipeline.Inspection,
+    settings: sweep.SweepSettings,
+    metric: str,
+    weak: Path | None = None,
 ) -> Mapping[str, Any] | None:
     points = settings.points(context.limits.chunk_size)
     seconds = sweep.expected_seconds(points)
@@ -145,8 +172,20 @@ def _run_section(
         "first time.",
         help=sweep.EXPECTED_SECONDS_HELP,
     )
-    rows_key = _jobs.job_key("rtc_sweep_rows", context, settings)
-    finished = _jobs.run_job(context, "sweep", settings, "Run sweep", _work, f"sweep {len(points)} points")
+    weak_policy = None if weak is None else _data.policy(str(weak), _data.mtime(weak))
+    refused = _refused(context, settings, weak_policy)
+    if refused:
+        st.error(f"Refused: {refused}. Choose other methods, or a weak policy for bid_forward.")
+        return None
+    rows_key = _jobs.job_key("rtc_sweep_rows", context, (settings, str(weak)))
+    finished = _jobs.run_job(
+        context,
+        "sweep",
+        (settings, str(weak)),  # the job's key: the settings and the weak policy's checkpoint
+        "Run sweep",
+        lambda policy, level, chosen: _work(policy, level, chosen[0], weak_policy),
+        f"sweep {len(points)} points",
+    )
     if finished is not None:
         st.session_state[rows_key] = finished
     rows = st.session_state.get(rows_key)

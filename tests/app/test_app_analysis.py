@@ -161,6 +161,38 @@ def test_sweep_page_runs_one_point():
     assert at.main.get("image") and len(at.main.get("download_button")) == 3
 
 
+@pytest.mark.slow  # runs a closed loop (BID with its forward term): over 20 s
+def test_sweep_page_runs_bid_forward_against_a_chosen_weak_policy(monkeypatch):
+    """bid_forward needs a weak policy: the page offers the run's earlier epochs, refuses before Run without one
+    (one line naming what is needed), and runs the point against the chosen epoch."""
+    from tests.conftest import shared_path
+
+    monkeypatch.setenv(roots.RUNS_ROOTS_ENV, str(shared_path("fixtures", "upstream_small_run")))
+    at = _page("pages/sweep.py", "Sweep", {"d": "2", "s": "4"})
+    assert at.sidebar.selectbox(key="w_run").value == "upstream_small_run"
+    assert "sweep_bid_weak_epoch" not in [box.key for box in at.main.selectbox]  # asked only for bid_forward
+    at.multiselect(key="sweep_methods").set_value(["bid_forward"])
+    at.multiselect(key="sweep_delays").set_value([1])
+    at.selectbox(key="sweep_execute_horizon_rule").set_value("min")
+    at.number_input(key="sweep_num_episodes").set_value(2)
+    at.number_input(key="sweep_episode_steps").set_value(SHORT_STEPS)
+    at.number_input(key="sweep_bid_samples").set_value(4).run()
+    weak = at.selectbox(key="sweep_bid_weak_epoch")
+    assert weak.options == ["none (backward only)", "epoch 0"] and weak.value is None
+    assert [e.value for e in at.main.error] == [
+        "Refused: method bid_forward needs a weak policy (an earlier checkpoint of the same run: --bid-weak-epoch); "
+        "none was given for upstream_small_run epoch 3 worlds_l_grasp_easy. Choose other methods, or a weak policy "
+        "for bid_forward."
+    ]
+    assert not [b for b in at.main.button if b.key == "sweep_run"]  # nothing to run until a weak policy is chosen
+    weak.set_value(0).run()
+    assert not at.main.error
+    at.button(key="sweep_run").click().run()
+    _assert_clean(at, "Sweep")
+    rows = at.main.dataframe[1].value
+    assert len(rows) == 1 and rows.loc[0, "method"] == "bid_forward" and rows.loc[0, "episodes"] == 2
+
+
 def test_stored_sweeps_open_with_figures_table_and_download(monkeypatch, tmp_path):
     from rtc.experiments import sweep
     from rtc.experiments.sweep import store as sweep_store

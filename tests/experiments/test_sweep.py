@@ -92,3 +92,16 @@ def test_csv_round_trip_and_metric_series(swept):
     np.testing.assert_array_equal(values, [rows[2]["mean_boundary_jump"], rows[3]["mean_boundary_jump"]])
     with pytest.raises(ValueError, match="solve rate"):
         sweep.metric_by_method(rows, "solve rate")
+
+
+def test_finished_points_of_bid_forward_are_kept_per_weak_policy():
+    """The server's cache of finished points: a bid_forward point against another weak policy is another point;
+    the weak policy does not change the key of a method that does not use it."""
+    from rtc.experiments.sweep import _cache_key
+    from rtc.io import levels
+
+    level = levels.open_level(levels.resolve_level_path("worlds/l/grasp_easy.json"))
+    forward, backward = (rollout.RolloutSettings(method=m) for m in ("bid_forward", "bid"))
+    assert _cache_key("p", level, forward, "weak-a") != _cache_key("p", level, forward, "weak-b")
+    assert _cache_key("p", level, backward, "weak-a") == _cache_key("p", level, backward, "weak-b")
+    assert _cache_key("p", level, backward, "weak-a") == _cache_key("p", level, backward)

@@ -48,6 +48,7 @@ from rtc.experiments.settings import (  # noqa: F401 (declared with the settings
 )
 from rtc.io import levels
 from rtc.numerics import metrics
+from rtc.numerics.methods import WEAK_POLICY_METHODS
 from rtc.numerics.model import FlowPolicy
 
 DEFAULT_METHODS: tuple[str, ...] = SweepSettings().methods
@@ -212,8 +213,10 @@ def policy_fingerprint(policy: FlowPolicy) -> str:
     return digest.hexdigest()[:16]
 
 
-def _cache_key(fingerprint: str, level: levels.Level, point: rollout.RolloutSettings) -> tuple:
-    return (fingerprint, str(level.path), tuple(sorted(point.to_dict().items())))
+def _cache_key(fingerprint: str, level: levels.Level, point: rollout.RolloutSettings, weak: str = "") -> tuple:
+    """A finished point's key: the policy (and, for a method that uses one, the weak policy), level and settings."""
+    used = weak if point.method in WEAK_POLICY_METHODS else ""
+    return (fingerprint, used, str(level.path), tuple(sorted(point.to_dict().items())))
 
 
 def sweep(
@@ -222,21 +225,24 @@ def sweep(
     settings: SweepSettings = SweepSettings(),
     progress_callback: Callable[[SweepProgress], bool | None] | None = None,
     cache: MutableMapping[tuple, dict[str, Any]] | None = None,
+    weak_policy: FlowPolicy | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate every point; rows as in ``CSV_COLUMNS``, in method, delay, execute horizon order.
 
     ``progress_callback`` is called after every rollout segment and every point; returning ``False``
-    cancels (``rollout.RolloutCancelled``), keeping finished points in ``cache``.
+    cancels (``rollout.RolloutCancelled``), keeping finished points in ``cache``. ``weak_policy`` is BID's weak
+    policy for ``bid_forward`` points (an earlier checkpoint of the same run; ``rollout.iterate_rollout``).
     """
     points = settings.points(policy.action_chunk_size)
     fingerprint = policy_fingerprint(policy) if cache is not None else ""
+    weak = policy_fingerprint(weak_policy) if cache is not None and weak_policy is not None else ""
     rows = []
     for index, point in enumerate(points):
-        key = _cache_key(fingerprint, level, point)
+        key = _cache_key(fingerprint, level, point, weak)
         row = cache.get(key) if cache is not None else None
         if row is None:
             result = None
-            for progress in rollout.iterate_rollout(policy, level, point, record=False):
+            for progress in rollout.iterate_rollout(policy, level, point, record=False, weak_policy=weak_policy):
                 result = progress.result
                 if result is None and progress_callback is not None:
                     update = SweepProgress(index, len(points), progress.steps_done, point.episode_steps)
