@@ -77,17 +77,20 @@ def _refused(context: _selection.Context, settings: sweep.SweepSettings, weak_po
 
 
 def _work(policy, level, settings: sweep.SweepSettings, weak_policy=None):
-    """The sweep as a job: rows, or ``None`` when cancelled (finished points stay in the shared cache)."""
+    """The sweep as a job: ``(rows, episodes)`` (``sweep.sweep``), or ``None`` when cancelled (finished points stay in
+    the shared cache)."""
 
     def work(job: jobs.JobContext):
         def report(progress: sweep.SweepProgress) -> bool:
             text = f"point {min(progress.points_done + 1, progress.total_points)}/{progress.total_points}"
             return job.report(progress.fraction, text)
 
+        episodes: list[dict] = []
         try:
-            return sweep.sweep(policy, level, settings, report, _data.sweep_points(), weak_policy)
+            rows = sweep.sweep(policy, level, settings, report, _data.sweep_points(), weak_policy, episodes)
         except rollout.RolloutCancelled:
             return None
+        return rows, episodes
 
     return work
 
@@ -188,12 +191,22 @@ def _run_section(
     )
     if finished is not None:
         st.session_state[rows_key] = finished
-    rows = st.session_state.get(rows_key)
-    if rows is None:
+    found = st.session_state.get(rows_key)
+    if found is None:
         st.info(f"Press Run sweep to evaluate {len(points)} points × {settings.template.num_episodes} episodes.")
         return None
-    extras = {"sweep": (rows, metric)}
+    rows, episodes = found
+    comparisons = _comparisons(episodes, settings)
+    extras = {"sweep": (rows, metric, comparisons)}
     _display.show_page_content("sweep", context, result, extras)
+    if comparisons is None:
+        st.caption(f"Paired differences need the baseline ({sweep_store.DEFAULT_BASELINE}) and another method.")
+    else:
+        st.caption(
+            f"Each method minus {sweep_store.DEFAULT_BASELINE}, paired by episode (the same seeds): Newcombe's "
+            "95 % interval, exact McNemar p-value, Holm-adjusted over the table."
+        )
+        st.dataframe(comparisons, key="sweep_comparisons", hide_index=True)
     st.caption(_truncated_note(pd.DataFrame(rows)))
     st.dataframe(plots_sweep.level_table(rows), key="sweep_level_table", hide_index=True)
     st.dataframe(pd.DataFrame(rows), key="sweep_table", hide_index=True)
@@ -207,6 +220,16 @@ def _run_section(
         icon=":material/download:",
     )
     return extras
+
+
+def _comparisons(episodes: list[dict], settings: sweep.SweepSettings) -> pd.DataFrame | None:
+    """Every method against the baseline (naive), paired by episode (``store.comparison_table``, as rtc-sweep's
+    comparisons.parquet); None when the baseline or any other method is missing."""
+    methods = set(settings.methods)
+    if sweep_store.DEFAULT_BASELINE not in methods or len(methods) < 2:
+        return None
+    frame = pd.concat([pd.DataFrame(records) for records in episodes], ignore_index=True)
+    return sweep_store.comparison_table(frame, sweep_store.DEFAULT_BASELINE)
 
 
 def _truncated_note(rows: pd.DataFrame) -> str:

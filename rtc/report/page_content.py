@@ -434,16 +434,29 @@ ROLLOUT = PageSpec(
 )
 
 
+def _sweep_result(result: Any) -> tuple[Any, str, Any]:
+    """``(rows, metric, comparisons)`` of the sweep page's results: ``(rows, metric)`` or ``(rows, metric,
+    comparisons)``, ``comparisons`` a ``store.comparison_table`` (None or empty: no paired comparison)."""
+    rows, metric, *rest = result
+    return rows, metric, (rest[0] if rest else None)
+
+
 def sweep_figures(a: PageArgs) -> Makers:
-    rows, metric = a.extra()
+    rows, metric, comparisons = _sweep_result(a.extra())
     order = [metric, *(m for m in sweep.METRICS if m != metric)]  # the chosen metric first, then the others
-    return _built({f"sweep_{m}": plots_sweep.plot_sweep_levels(rows, m) for m in order})
+    figures = {f"sweep_{m}": plots_sweep.plot_sweep_levels(rows, m) for m in order}
+    if comparisons is not None and not comparisons.empty:
+        figures["sweep_differences"] = plots_sweep.plot_sweep_differences(comparisons)
+    return _built(figures)
 
 
 def sweep_data(result: Any) -> dict[str, bytes]:
-    """The sweep's rows as ``sweep.csv``."""
-    rows, _ = result
-    return {"sweep.csv": sweep.to_csv(rows).encode()}
+    """The sweep's rows as ``sweep.csv``, and its paired comparisons as ``comparisons.csv`` when it has some."""
+    rows, _, comparisons = _sweep_result(result)
+    out = {"sweep.csv": sweep.to_csv(rows).encode()}
+    if comparisons is not None and not comparisons.empty:
+        out["comparisons.csv"] = comparisons.to_csv(index=False, float_format="%.17g").encode()
+    return out
 
 
 SWEEP = PageSpec(

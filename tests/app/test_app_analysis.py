@@ -147,17 +147,23 @@ def test_sweep_page_runs_one_point():
     quick = SWEEP_PRESETS["quick"].settings
     assert at.number_input(key="sweep_num_episodes").value == quick.template.num_episodes
     assert any("6 points × 64 episodes = 384 episodes: up to about" in c.value for c in at.main.caption)
-    at.multiselect(key="sweep_methods").set_value(["rtc_exp"])
+    at.multiselect(key="sweep_methods").set_value(["naive", "rtc_exp"])
     at.multiselect(key="sweep_delays").set_value([1])
     at.selectbox(key="sweep_execute_horizon_rule").set_value("min")
     at.number_input(key="sweep_num_episodes").set_value(2)
     at.number_input(key="sweep_episode_steps").set_value(SHORT_STEPS)
     at.button(key="sweep_run").click().run()
     _assert_clean(at, "Sweep")
-    table, rows = at.main.dataframe[0].value, at.main.dataframe[1].value
-    assert len(rows) == 1 and rows.loc[0, "method"] == "rtc_exp" and rows.loc[0, "inference_delay"] == 1
-    assert rows.loc[0, "solve_rate_low"] <= rows.loc[0, "solve_rate"] <= rows.loc[0, "solve_rate_high"]
-    assert table.columns.tolist() == ["level", "method", "episodes", "d=1"] and table.loc[0, "episodes"] == "2"
+    comparisons, table, rows = (frame.value for frame in at.main.dataframe[:3])
+    assert rows["method"].tolist() == ["naive", "rtc_exp"] and (rows["inference_delay"] == 1).all()
+    assert ((rows["solve_rate_low"] <= rows["solve_rate"]) & (rows["solve_rate"] <= rows["solve_rate_high"])).all()
+    assert table.columns.tolist() == ["level", "method", "episodes", "d=1"] and set(table["episodes"]) == {"2"}
+    # RTC minus naive, paired by episode: the difference of the two rows' solve rates, with its interval
+    assert comparisons[["method", "baseline", "delay", "episodes"]].values.tolist() == [["rtc_exp", "naive", 1, 2]]
+    diff = rows.loc[1, "solve_rate"] - rows.loc[0, "solve_rate"]
+    assert comparisons.loc[0, "solve_rate_diff"] == pytest.approx(diff)
+    assert comparisons.loc[0, "diff_low"] <= comparisons.loc[0, "solve_rate_diff"] <= comparisons.loc[0, "diff_high"]
+    assert any("paired by episode" in c.value for c in at.main.caption)
     assert at.main.get("image") and len(at.main.get("download_button")) == 3
 
 

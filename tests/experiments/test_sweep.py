@@ -69,7 +69,8 @@ def test_sweep_rows_equal_direct_rollouts(swept):
 def test_cached_points_are_not_recomputed_and_cancel_keeps_them(swept):
     rows, cache, _ = swept
     policy, level = demo_setup()
-    assert len(cache) == 4
+    points = [k for k in cache if k[-1] != "episodes"]
+    assert len(points) == 4 and all((*k, "episodes") in cache for k in points)  # each row with its episodes
     updates: list[sweep.SweepProgress] = []
     again = sweep.sweep(policy, level, SETTINGS, progress_callback=updates.append, cache=cache)
     assert again == rows
@@ -77,7 +78,33 @@ def test_cached_points_are_not_recomputed_and_cancel_keeps_them(swept):
     more = dataclasses.replace(SETTINGS, delays=(0, 2, 3))
     with pytest.raises(rollout.RolloutCancelled):
         sweep.sweep(policy, level, more, progress_callback=lambda u: u.row is not None, cache=cache)
-    assert len(cache) == 4  # the cancelled point is not cached, the others are kept
+    assert len(cache) == 8  # the cancelled point is not cached, the others are kept
+
+
+def test_episodes_come_with_the_rows_and_pair_the_methods(swept):
+    """``episodes`` receives every point's episode records (from the cache too): the row's solve rate is their
+    mean, and naive and RTC share episode indices, so ``store.comparison_table`` pairs them."""
+    from rtc.experiments.sweep import store
+
+    rows, cache, _ = swept
+    policy, level = demo_setup()
+    episodes: list[dict] = []
+    updates: list[sweep.SweepProgress] = []
+    again = sweep.sweep(policy, level, SETTINGS, progress_callback=updates.append, cache=cache, episodes=episodes)
+    assert again == rows and all(u.row is not None for u in updates)  # all from the cache
+    assert len(episodes) == len(rows)
+    for row, records in zip(rows, episodes, strict=True):
+        assert records["method"][0] == row["method"] and len(records["solved"]) == row["episodes"]
+        assert np.mean(records["solved"]) == pytest.approx(row["solve_rate"])
+    fresh: list[dict] = []
+    recomputed = sweep.sweep(policy, level, SETTINGS, episodes=fresh)  # no cache: computed again, the same numbers
+    pd.testing.assert_frame_equal(pd.DataFrame(recomputed), pd.DataFrame(rows))
+    for cached, computed in zip(episodes, fresh, strict=True):
+        np.testing.assert_array_equal(cached["solved"], computed["solved"])
+    frame = pd.concat([pd.DataFrame(r) for r in episodes], ignore_index=True)
+    table = store.comparison_table(frame, "naive")
+    assert set(table["method"]) == {"rtc_exp"} and sorted(table["delay"]) == [0, 2]
+    assert (table["episodes"] == SETTINGS.template.num_episodes).all()
 
 
 def test_csv_round_trip_and_metric_series(swept):

@@ -194,6 +194,36 @@ def test_sweep_bundle_holds_every_metric_figure_and_the_csv(inspection):
         assert path in listed, path
         assert hashlib.sha256(archive.read(path)).hexdigest() == listed[path]["sha256"]
     assert archive.read("data/sweep.csv").decode() == sweep.to_csv(rows)
+    assert "data/comparisons.csv" not in listed  # no comparison given
+
+    # with the paired comparisons (rtc_exp against naive, the same two episodes): a figure and comparisons.csv
+    import pandas as pd
+
+    from rtc.experiments.sweep import store
+
+    episodes = pd.DataFrame(
+        [
+            {
+                "level": "worlds_l_grasp_easy",
+                "method": m,
+                "delay": d,
+                "execute_horizon": max(1, d),
+                "episode": e,
+                "solved": m == "rtc_exp" and e == 0,
+            }
+            for m in ("naive", "rtc_exp")
+            for d in (0, 1)
+            for e in (0, 1)
+        ]
+    )
+    comparisons = store.comparison_table(episodes, "naive")
+    paired = {"sweep": (rows, "mean_return", comparisons)}
+    figures = page_content.page_figures("sweep", inspection, 0, 0, [0], paired)
+    assert list(figures)[-1] == "sweep_differences" and len(figures) == 4
+    data = page_content.extra_data(paired)
+    assert set(data) == {"sweep.csv", "comparisons.csv"}
+    shown = pd.read_csv(io.BytesIO(data["comparisons.csv"]))
+    assert shown["solve_rate_diff"].tolist() == [0.5, 0.5] and shown["method"].tolist() == ["rtc_exp", "rtc_exp"]
 
 
 def test_a_figure_failing_midway_fails_the_whole_bundle(inspection):

@@ -224,14 +224,17 @@ def sweep(
     level: levels.Level,
     settings: SweepSettings = SweepSettings(),
     progress_callback: Callable[[SweepProgress], bool | None] | None = None,
-    cache: MutableMapping[tuple, dict[str, Any]] | None = None,
+    cache: MutableMapping[tuple, Any] | None = None,
     weak_policy: FlowPolicy | None = None,
+    episodes: list[dict[str, np.ndarray]] | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate every point; rows as in ``CSV_COLUMNS``, in method, delay, execute horizon order.
 
     ``progress_callback`` is called after every rollout segment and every point; returning ``False``
-    cancels (``rollout.RolloutCancelled``), keeping finished points in ``cache``. ``weak_policy`` is BID's weak
-    policy for ``bid_forward`` points (an earlier checkpoint of the same run; ``rollout.iterate_rollout``).
+    cancels (``rollout.RolloutCancelled``), keeping finished points in ``cache`` (their rows, and their episodes
+    under the row's key plus ``"episodes"``). ``weak_policy`` is BID's weak policy for ``bid_forward`` points (an
+    earlier checkpoint of the same run; ``rollout.iterate_rollout``). ``episodes``, when a list, receives every
+    point's ``episode_records`` in row order (the input of ``store.comparison_table``: methods paired by episode).
     """
     points = settings.points(policy.action_chunk_size)
     fingerprint = policy_fingerprint(policy) if cache is not None else ""
@@ -240,7 +243,8 @@ def sweep(
     for index, point in enumerate(points):
         key = _cache_key(fingerprint, level, point, weak)
         row = cache.get(key) if cache is not None else None
-        if row is None:
+        records = cache.get((*key, "episodes")) if cache is not None and row is not None else None
+        if row is None or (episodes is not None and records is None):
             result = None
             for progress in rollout.iterate_rollout(policy, level, point, record=False, weak_policy=weak_policy):
                 result = progress.result
@@ -250,9 +254,13 @@ def sweep(
                         raise rollout.RolloutCancelled(f"sweep cancelled at point {index + 1}/{len(points)}")
             assert result is not None
             row = point_row(level.key, point, result, policy.action_chunk_size)
+            records = episode_records(level.key, point, result, policy.action_chunk_size)
             if cache is not None:
                 cache[key] = row
+                cache[(*key, "episodes")] = records
         rows.append(dict(row))
+        if episodes is not None:
+            episodes.append(dict(records))
         if progress_callback is not None:
             update = SweepProgress(index + 1, len(points), 0, point.episode_steps, row=dict(row))
             if progress_callback(update) is False and index + 1 < len(points):
