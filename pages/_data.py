@@ -152,7 +152,8 @@ def job_queue() -> jobs.JobQueue:
 
 @st.cache_resource(show_spinner=False)
 def sweep_points() -> jobs.BoundedCache:
-    """Finished sweep points of every session by point key (the 4096 most recent rows, about 2 kB each)."""
+    """Finished sweep points of every session by point key: each point's row (about 2 kB) and its episode records
+    (about 0.1 kB per episode), the 2048 most recent points (4096 entries)."""
     return jobs.BoundedCache(4096)
 
 
