@@ -59,6 +59,28 @@ def run_job(
     return follow_job(slot, key, COMPILING_NOTE)
 
 
+def run_job_with_weak_policy(
+    context: Context,
+    slot: str,
+    settings: Any,
+    weak: Any,
+    weak_policy: Any,
+    button: str,
+    work: Callable[..., Callable[[jobs.JobContext], Any]],
+    label: str,
+) -> Any:
+    """``run_job`` for work that may use BID's weak policy (``weak``, its checkpoint, or None): the job's key holds
+    the settings and that checkpoint; the job is ``work(policy, level, settings, weak_policy)``."""
+    return run_job(
+        context,
+        slot,
+        (settings, str(weak)),
+        button,
+        lambda policy, level, chosen: work(policy, level, chosen[0], weak_policy),
+        label,
+    )
+
+
 def submit_job(slot: str, key: Any, work: Callable[[jobs.JobContext], Any], label: str) -> jobs.Job:
     """Ask the server's queue for ``key`` (joining an identical queued, running or finished job); a job this
     session held in ``slot`` for another key is released (cancelled when nobody else wants it)."""

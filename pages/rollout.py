@@ -191,13 +191,9 @@ def body(context: _selection.Context, result: pipeline.Inspection) -> Mapping[st
         f"{settings.num_flow_steps} flow steps, w_max = {settings.max_guidance_weight:g} and seed {settings.seed} "
         f"(from the sidebar), action noise {settings.action_noise:g}."
     )
-    finished = _jobs.run_job(
-        context,
-        "rollout",
-        (settings, str(weak)),  # the job's key: the settings and the weak policy's checkpoint
-        "Run rollout",
-        lambda policy, level, chosen: _work(policy, level, chosen[0], weak_policy),
-        f"rollout {settings.method}",
+    label = f"rollout {settings.method}"
+    finished = _jobs.run_job_with_weak_policy(
+        context, "rollout", settings, weak, weak_policy, "Run rollout", _work, label
     )
     if finished is not None:
         results[key] = finished

@@ -181,14 +181,8 @@ def _run_section(
         st.error(f"Refused: {refused}. Choose other methods, or a weak policy for bid_forward.")
         return None
     rows_key = _jobs.job_key("rtc_sweep_rows", context, (settings, str(weak)))
-    finished = _jobs.run_job(
-        context,
-        "sweep",
-        (settings, str(weak)),  # the job's key: the settings and the weak policy's checkpoint
-        "Run sweep",
-        lambda policy, level, chosen: _work(policy, level, chosen[0], weak_policy),
-        f"sweep {len(points)} points",
-    )
+    label = f"sweep {len(points)} points"
+    finished = _jobs.run_job_with_weak_policy(context, "sweep", settings, weak, weak_policy, "Run sweep", _work, label)
     if finished is not None:
         st.session_state[rows_key] = finished
     found = st.session_state.get(rows_key)
