@@ -27,8 +27,9 @@ def start_figure(make: Callable[[], Any]) -> Callable[[], bytes]:
     """Start building and rendering the figure ``make`` returns; the returned function gives its PNG.
 
     With the server's render workers up (``_data.running_render_pool``, started after the first page) the figure is
-    drawn in one of them while this thread builds the page's charts on the other core; a job no worker has taken
-    by the time the PNG is needed (all busy with a bundle), or a lost worker, is drawn here instead."""
+    drawn in one of them while this thread builds the page's charts on the other core. A job no worker has taken by
+    the time the PNG is needed (all busy with a bundle) is drawn here instead, and so is one the pool could not do (a
+    lost worker, a figure that does not pickle): a figure that fails to build fails here, with its own error."""
     pool = _data.running_render_pool()
     if pool is None:
         return lambda: render.build_and_render(make, ("png",), SCREEN_DPI)["png"]
@@ -39,7 +40,7 @@ def start_figure(make: Callable[[], Any]) -> Callable[[], bytes]:
             return render.build_and_render(make, ("png",), SCREEN_DPI)["png"]
         try:
             return future.result()["png"]
-        except render.WorkerLost:
+        except Exception:  # drawn here instead: the figure's own error, if any, is raised by this
             return render.build_and_render(make, ("png",), SCREEN_DPI)["png"]
 
     return png

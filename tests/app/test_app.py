@@ -382,7 +382,8 @@ def test_the_one_streamlit_internal_the_app_touches_still_exists():
 @pytest.mark.slow  # starts a render worker process
 def test_a_pages_figure_is_drawn_by_a_render_worker_when_they_run(demo_roots, monkeypatch):
     """``_display.start_figure``: inline before the render workers start; then in a worker (same PNG) while the
-    page builds its charts; a job still queued when the PNG is needed (every worker busy) is drawn here instead."""
+    page builds its charts; a job the pool cannot do (a figure that does not pickle), or one still queued when the
+    PNG is needed (every worker busy), is drawn here instead."""
     import functools
     import time
 
@@ -411,6 +412,11 @@ def test_a_pages_figure_is_drawn_by_a_render_worker_when_they_run(demo_roots, mo
         while not (submitted[-1].running() or submitted[-1].done()):  # the page builds its charts meanwhile
             time.sleep(0.01)
         assert png() == inline and not submitted[-1].cancelled()  # the worker drew it
+
+        unpicklable = _display.start_figure(lambda: make())  # a lambda cannot travel to a worker: drawn here
+        while not submitted[-1].done():
+            time.sleep(0.01)
+        assert submitted[-1].exception() is not None and unpicklable() == inline
 
         busy = submit(functools.partial(time.sleep, 3))  # the only worker is taken
         png = _display.start_figure(make)()
