@@ -113,28 +113,23 @@ def level_picture_png(path: str) -> bytes:
     return buffer.getvalue()
 
 
+@st.cache_resource(show_spinner=False)
 def render_pool() -> render.RenderPool:
     """Worker processes that build and render figures in parallel: a bundle's, and a page's while its charts are
     built (started after the first page is drawn, so that page need not wait for them)."""
-    started = _render_pools()
-    if "pool" not in started:
-        started["pool"] = _start_render_pool()
-    return started["pool"]
+    pool = render.render_pool(preload=("rtc.report.render", "rtc.report.plots"))  # what pages' figure makers use
+    _started_render_pool()["pool"] = pool
+    return pool
 
 
 def running_render_pool() -> render.RenderPool | None:
     """The render workers if ``render_pool`` has started them in this process, else None (never starts them)."""
-    return _render_pools().get("pool")
+    return _started_render_pool().get("pool")
 
 
 @st.cache_resource(show_spinner=False)
-def _start_render_pool() -> render.RenderPool:
-    return render.render_pool(preload=("rtc.report.render", "rtc.report.plots"))  # what pages' figure makers use
-
-
-@st.cache_resource(show_spinner=False)
-def _render_pools() -> dict[str, render.RenderPool]:
-    """The process's render pool once started (a holder, so that asking whether it runs does not start it)."""
+def _started_render_pool() -> dict[str, render.RenderPool]:
+    """Where ``render_pool`` leaves its pool, so that asking whether it runs does not start it."""
     return {}
 
 

@@ -30,18 +30,22 @@ def start_figure(make: Callable[[], Any]) -> Callable[[], bytes]:
     drawn in one of them while this thread builds the page's charts on the other core. A job no worker has taken by
     the time the PNG is needed (all busy with a bundle) is drawn here instead, and so is one the pool could not do (a
     lost worker, a figure that does not pickle): a figure that fails to build fails here, with its own error."""
+
+    def here() -> bytes:
+        return render.build_and_render(make, ("png",), SCREEN_DPI)["png"]
+
     pool = _data.running_render_pool()
     if pool is None:
-        return lambda: render.build_and_render(make, ("png",), SCREEN_DPI)["png"]
+        return here
     future = pool.submit(render.build_and_render, make, ("png",), SCREEN_DPI)
 
     def png() -> bytes:
         if future.cancel():  # still queued: no worker was free
-            return render.build_and_render(make, ("png",), SCREEN_DPI)["png"]
+            return here()
         try:
             return future.result()["png"]
         except Exception:  # drawn here instead: the figure's own error, if any, is raised by this
-            return render.build_and_render(make, ("png",), SCREEN_DPI)["png"]
+            return here()
 
     return png
 

@@ -48,6 +48,11 @@ class Context:
     def settings(self) -> pipeline.RTCSettings:
         return self.view.rtc
 
+    @property
+    def policy_name(self) -> str:
+        """How a refusal names the selected policy: ``run epoch E level``."""
+        return f"{self.target.run} epoch {self.target.epoch} {self.target.level}"
+
     def meta(self, page: str) -> dict:
         """What a bundle's manifest says about this selection."""
         return {

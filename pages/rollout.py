@@ -176,7 +176,7 @@ def body(context: _selection.Context, result: pipeline.Inspection) -> Mapping[st
         methods.check_method(
             settings.method,
             policy,
-            f"{context.target.run} epoch {context.target.epoch} {context.target.level}",
+            context.policy_name,
             settings.inference_delay,
             weak_policy,
             settings.bid_k,

@@ -64,12 +64,11 @@ def _settings(context: _selection.Context) -> tuple[sweep.SweepSettings, str, Pa
 def _refused(context: _selection.Context, settings: sweep.SweepSettings, weak_policy) -> str | None:
     """Why the policy cannot run one of the chosen methods (``methods.check_method`` at the largest delay), or None."""
     policy = _data.policy(str(context.checkpoint), _data.mtime(context.checkpoint))
-    name = f"{context.target.run} epoch {context.target.epoch} {context.target.level}"
-    template = settings.template
+    template, delay = settings.template, max(settings.delays)
     try:
         for method in settings.methods:
             methods.check_method(
-                method, policy, name, max(settings.delays), weak_policy, template.bid_k, template.bid_samples
+                method, policy, context.policy_name, delay, weak_policy, template.bid_k, template.bid_samples
             )
     except RTCError as err:
         return str(err)
@@ -77,8 +76,8 @@ def _refused(context: _selection.Context, settings: sweep.SweepSettings, weak_po
 
 
 def _work(policy, level, settings: sweep.SweepSettings, weak_policy=None):
-    """The sweep as a job: ``(rows, episodes)`` (``sweep.sweep``), or ``None`` when cancelled (finished points stay in
-    the shared cache)."""
+    """The sweep as a job: its rows and paired comparisons (``_comparisons``), or ``None`` when cancelled (finished
+    points stay in the shared cache)."""
 
     def work(job: jobs.JobContext):
         def report(progress: sweep.SweepProgress) -> bool:
@@ -90,7 +89,7 @@ def _work(policy, level, settings: sweep.SweepSettings, weak_policy=None):
             rows = sweep.sweep(policy, level, settings, report, _data.sweep_points(), weak_policy, episodes)
         except rollout.RolloutCancelled:
             return None
-        return rows, episodes
+        return rows, _comparisons(episodes, settings)
 
     return work
 
@@ -189,8 +188,7 @@ def _run_section(
     if found is None:
         st.info(f"Press Run sweep to evaluate {len(points)} points × {settings.template.num_episodes} episodes.")
         return None
-    rows, episodes = found
-    comparisons = _comparisons(episodes, settings)
+    rows, comparisons = found
     extras = {"sweep": (rows, metric, comparisons)}
     _display.show_page_content("sweep", context, result, extras)
     if comparisons is None:

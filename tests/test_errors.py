@@ -336,8 +336,8 @@ def test_a_link_with_a_path_outside_the_roots_is_refused_with_a_notice(monkeypat
 SINGLETONS = {
     "setup_process",
     "compiled_shapes",
-    "_start_render_pool",
-    "_render_pools",
+    "render_pool",
+    "_started_render_pool",
     "job_queue",
     "sweep_points",
     "_prepared_levels",

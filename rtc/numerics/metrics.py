@@ -188,7 +188,7 @@ def place_in_batch(estimate: MedianEstimate, index: int, what: str, digits: int 
     among the defined samples and the batch's median with its interval. A figure drawn for one sample says by
     this whether that sample is typical (the median is what the summary reports)."""
     values = np.asarray(estimate.samples, float)
-    defined = np.sort(values[np.isfinite(values)])
+    defined = values[np.isfinite(values)]
     value = float(values[index])
     median = "undefined" if estimate.median is None else estimate.text(digits)
     head = f"Sample {index} of {values.size}: its {what}"
