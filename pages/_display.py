@@ -135,7 +135,15 @@ def interval_text(summary: Mapping[str, Any], key: str) -> str:
 
 
 def summary_metrics(keys: Sequence[str], summary: Mapping[str, Any]) -> None:
-    """``SUMMARY_METRICS[key]`` for each of ``keys``, side by side (an estimate with its interval and n)."""
+    """``SUMMARY_METRICS[key]`` for each of ``keys``: the estimates (each with its interval and n) side by side, then
+    the other numbers in a row of their own (five in one row cut the intervals, n and labels off below 1920 px)."""
+    estimates = [key for key in keys if f"{key}_n" in summary]
+    for row in (estimates, [key for key in keys if key not in estimates]):
+        if row:
+            _metric_row(row, summary)
+
+
+def _metric_row(keys: Sequence[str], summary: Mapping[str, Any]) -> None:
     for slot, key in zip(st.columns(len(keys)), keys, strict=True):
         metric = SUMMARY_METRICS[key]
         beside = {}

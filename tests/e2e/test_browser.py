@@ -83,12 +83,14 @@ def test_cold_start_to_first_page_drawn(browser, app_server, timings):
     assert main.get_by_text("Guidance effect").first.is_visible()
     assert main.get_by_text("first block", exact=False).first.is_visible()
     assert page.locator('[data-testid="stSidebar"] [data-testid="stAlertContentWarning"]').count() == 0
-    # every metric's label is shown whole (none cut to an ellipsis at this width)
+    # every metric's label and delta (an estimate's interval and n) is shown whole (none cut to an ellipsis)
+    shown = '[data-testid="stMetricLabel"], [data-testid="stMetricDelta"]'
     labels = page.evaluate(
-        "() => [...document.querySelectorAll('[data-testid=\"stMetricLabel\"]')].map(e => [e.innerText,"
+        f"() => [...document.querySelectorAll('{shown}')].map(e => [e.innerText,"
         " Math.max(0, ...[e, ...e.querySelectorAll('*')].map(n => n.scrollWidth - n.clientWidth))])"
     )
-    assert len(labels) >= 5 and all(label for label, _ in labels), labels
+    assert len(labels) >= 10 and all(label for label, _ in labels), labels
+    assert any("n = 16" in label for label, _ in labels), labels
     assert [label for label, overflow in labels if overflow > 0] == [], labels
     _screenshot(page, "cold_start_overview")
     page.context.close()
